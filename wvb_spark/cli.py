@@ -1,0 +1,59 @@
+"""The `wvb` command: one subcommand per stage, each defined in its own module.
+
+A stage module provides ``add_arguments(parser)`` and ``main(args) -> int``;
+this file only wires them together and turns a WvbError into one line on
+stderr and its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from wvb_spark.errors import WvbError
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("wvb_spark.synth", "write a synthetic WVS Wave 7 CSV in the official layout"),
+}
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every Spark stage takes: a config file and key=value overrides."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--conf", metavar="YAML", help="settings file, e.g. conf/local.yaml (default: built-in)")
+    parent.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one setting, e.g. --set spark.master=local[2] or --set storage.writer=offline",
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wvb", description="WorldValuesBench on Spark.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parent = common_options()
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=help_text, description=help_text, parents=[parent])
+        module.add_arguments(command)
+        command.set_defaults(run=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except WvbError as exc:
+        print(f"wvb {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"wvb {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Settings: built-in defaults, then a YAML file, then `--set key=value` overrides."""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wvb_spark.errors import WvbError
+
+
+def _merge(base: dict, overlay: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in (overlay or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def defaults() -> dict:
+    text = resources.files("wvb_spark").joinpath("resources", "defaults.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def apply_override(config: dict, assignment: str) -> dict:
+    """Apply one `a.b.c=value` (value parsed as YAML). Keys of spark.conf contain dots, so
+    everything after `spark.conf.` is one key."""
+    if "=" not in assignment:
+        raise WvbError(f"--set expects key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    if key.startswith("spark.conf."):
+        path = ["spark", "conf", key[len("spark.conf."):]]
+    else:
+        path = key.split(".")
+    value = yaml.safe_load(raw) if raw != "" else ""
+    overlay: dict[str, Any] = value
+    for part in reversed(path):
+        overlay = {part: overlay}
+    return _merge(config, overlay)
+
+
+def load(path: str | None = None, overrides: list[str] | None = None) -> dict:
+    """Defaults, overlaid with the YAML file at `path` (if given), then the overrides."""
+    config = defaults()
+    if path:
+        file = Path(path)
+        if not file.is_file():
+            raise WvbError(f"config file not found: {path}")
+        try:
+            overlay = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise WvbError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+        config = _merge(config, overlay)
+    for assignment in overrides or []:
+        config = apply_override(config, assignment)
+    return config

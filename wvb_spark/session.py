@@ -1,0 +1,35 @@
+"""The SparkSession: reuse the active one (spark-submit, Databricks), else build a local one."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+
+def get_spark(config: dict) -> SparkSession:
+    """The active session if there is one, else a new one from `config['spark']`.
+
+    Python workers must run the driver's interpreter, or pandas UDFs fail to
+    import pandas when the job runs from a virtual environment.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    spark_conf = config.get("spark", {})
+    builder = SparkSession.builder.appName(spark_conf.get("app_name", "wvb_spark"))
+    launched_by_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    if spark_conf.get("master") and not launched_by_spark_submit:
+        builder = builder.master(spark_conf["master"])
+    for key, value in (spark_conf.get("conf") or {}).items():
+        builder = builder.config(key, str(value))
+    if config.get("storage", {}).get("writer") == "native" and spark_conf.get("delta_pip", False):
+        from delta import configure_spark_with_delta_pip
+
+        builder = configure_spark_with_delta_pip(builder)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(spark_conf.get("log_level", "ERROR"))
+    return spark

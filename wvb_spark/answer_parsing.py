@@ -1,0 +1,271 @@
+"""Turning a model's raw output into a score or a distribution (pure Python, no Spark).
+
+Models rarely return exactly the JSON the prompt asks for: they wrap it in code
+fences, use single quotes, forget a closing brace, add prose after it, or answer
+in plain words. The functions here recover what can honestly be recovered and
+say how (``parse_method``), so a bad answer becomes a visible status instead of
+a silent guess. `wvb_spark.predictions` applies them to Spark columns.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from dataclasses import dataclass
+
+SCORE_KEY = "answer as a score"
+# Keys accepted for the score, best first, after normalising case, "_" and "-" to spaces.
+SCORE_KEYS = (SCORE_KEY, "answer score", "score", "answer")
+
+PARSE_METHODS = ("json", "json_repaired", "number_in_text", "none")
+
+_FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_-]*[ \t]*\n?(.*?)(?:```|$)", re.DOTALL)
+# A number not glued to a word or another number ("Q1" and "v2.5" are not numbers here).
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w])")
+_LEADING_NUMBER = re.compile(r"^\s*[-+]?\d+(?:\.\d+)?")
+# The score key followed by its value, for answers too broken to load as JSON.
+_SCORE_PAIR = re.compile(
+    r"""["']?answer[ _-]as[ _-]a[ _-]score["']?\s*:\s*(?:"([^"\n]*)"?|'([^'\n]*)'?|([^,}\n]*))""",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    """What was read from a model's text: the score as written (a string, checked later
+    against the question's scale) and how it was found. ``score_text`` is None when no
+    score could be found and "" when the model gave an explicitly empty score."""
+
+    score_text: str | None
+    parse_method: str
+
+
+def _normalise_key(key: str) -> str:
+    return re.sub(r"[\s_-]+", " ", str(key)).strip().lower()
+
+
+def _score_from_object(obj) -> tuple[bool, str | None]:
+    """(found, score_text) for a decoded JSON object: the value of the best score key."""
+    if not isinstance(obj, dict):
+        return False, None
+    keys = {_normalise_key(k): k for k in obj}
+    for wanted in SCORE_KEYS:
+        if wanted in keys:
+            return True, _score_text_from_value(obj[keys[wanted]])
+    return False, None
+
+
+def _score_text_from_value(value) -> str:
+    """A JSON value as score text: numbers as written, strings trimmed to their leading
+    number when they start with one ("3 - Somewhat important" -> "3")."""
+    if value is None or isinstance(value, bool):
+        return "" if value is None else str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    text = str(value).strip()
+    leading = _LEADING_NUMBER.match(text)
+    return leading.group(0).strip() if leading else text
+
+
+def _json_candidates(text: str) -> list[str]:
+    """Text to try as JSON: the inside of each code fence first, then the whole text."""
+    fenced = [m.group(1) for m in _FENCE.finditer(text) if "{" in m.group(1)]
+    return fenced + [text]
+
+
+def _decode_first_object(text: str):
+    """The first JSON object that decodes at some '{' of the text (prose after it is ignored)."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"\{", text):
+        try:
+            obj, _ = decoder.raw_decode(text, match.start())
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            return obj
+    return None
+
+
+def _repair(fragment: str) -> str:
+    """Common JSON slips: single quotes around keys/values, trailing commas, Python
+    literals, a missing closing brace."""
+    repaired = re.sub(r"([{,:\[]\s*)'", r'\1"', fragment)
+    repaired = re.sub(r"'(\s*[:,}\]])", r'"\1', repaired)
+    repaired = re.sub(r",\s*([}\]])", r"\1", repaired)
+    repaired = re.sub(r"\bNone\b", "null", repaired)
+    repaired = re.sub(r"\bTrue\b", "true", repaired)
+    repaired = re.sub(r"\bFalse\b", "false", repaired)
+    if repaired.count("{") > repaired.count("}"):
+        repaired = repaired.rstrip().rstrip(",") + "}" * (repaired.count("{") - repaired.count("}"))
+    return repaired
+
+
+def _repaired_object(text: str):
+    start = text.find("{")
+    if start < 0:
+        return None
+    end = text.rfind("}")
+    fragment = text[start:end + 1] if end > start else text[start:]
+    for attempt in (fragment, _repair(fragment)):
+        try:
+            obj = ast.literal_eval(attempt)
+            if isinstance(obj, dict):
+                return obj
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            pass
+        obj = _decode_first_object(attempt)
+        if obj is not None:
+            return obj
+    return None
+
+
+def first_number_on_scale(text: str, scale_min: int | None, scale_max: int | None) -> str | None:
+    """The first number in the text that lies within [scale_min, scale_max], as written."""
+    if scale_min is None or scale_max is None:
+        return None
+    for match in _NUMBER.finditer(text):
+        value = float(match.group(0))
+        if scale_min <= value <= scale_max:
+            return match.group(0).lstrip("+")
+    return None
+
+
+def parse_answer(text: str | None, scale_min: int | None, scale_max: int | None) -> ParsedAnswer:
+    """Read the score from a model's answer.
+
+    In order: a JSON object with an "answer as a score" key (inside a code fence or
+    anywhere in the text, prose around it ignored) -> ``json``; the same after repairing
+    single quotes, trailing commas or a missing brace, or a bare ``"answer as a score": x``
+    pair -> ``json_repaired``; otherwise the first number in the text within the question's
+    scale -> ``number_in_text``; otherwise nothing -> ``none``.
+    """
+    if text is None or not str(text).strip():
+        return ParsedAnswer(None, "none")
+    text = str(text)
+    candidates = _json_candidates(text)
+    for candidate in candidates:
+        found, score = _score_from_object(_decode_first_object(candidate))
+        if found:
+            return ParsedAnswer(score, "json")
+    for candidate in candidates:
+        found, score = _score_from_object(_repaired_object(candidate))
+        if found:
+            return ParsedAnswer(score, "json_repaired")
+    pair = _SCORE_PAIR.search(text)
+    if pair:
+        value = next((g for g in pair.groups() if g is not None), "")
+        return ParsedAnswer(_score_text_from_value(value), "json_repaired")
+    number = first_number_on_scale(text, scale_min, scale_max)
+    if number is not None:
+        return ParsedAnswer(number, "number_in_text")
+    return ParsedAnswer(None, "none")
+
+
+# ---------------------------------------------------------------- distributions
+
+DISTRIBUTION_KINDS = ("probabilities", "logprobs")
+
+
+@dataclass(frozen=True)
+class ParsedDistribution:
+    """A normalised distribution over scale_min..scale_max, or None with the reason."""
+
+    distribution: list[float] | None
+    status: str  # valid | missing | non_numeric | out_of_range
+
+
+def _as_number(value) -> float | None:
+    """A finite-or-infinite float from a JSON value or string; None for blanks; NaN if unreadable."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def parse_distribution(payload: str | None, kind: str, scale_min: int | None,
+                       scale_max: int | None) -> ParsedDistribution:
+    """Normalise one distribution prediction.
+
+    ``payload`` is JSON: either a list with one entry per scale point (scale_min first) or
+    an object keyed by scale value ({"1": 0.2, "2": 0.8}). ``kind`` says whether entries are
+    probabilities (any non-negative weights; divided by their sum) or log-probabilities
+    (exponentiated, then normalised). Blank / null entries and scale points absent from an
+    object count as probability 0 (log-probability -inf).
+
+    Status: ``missing`` when nothing is given; ``non_numeric`` for an unreadable entry, a
+    negative probability, a NaN, or all-zero mass; ``out_of_range`` for a list of the wrong
+    length or mass on a value outside the scale.
+    """
+    if kind not in DISTRIBUTION_KINDS:
+        raise ValueError(f"unknown distribution kind {kind!r}")
+    if scale_min is None or scale_max is None:
+        return ParsedDistribution(None, "out_of_range")
+    if payload is None or not str(payload).strip():
+        return ParsedDistribution(None, "missing")
+    try:
+        raw = json.loads(payload)
+    except ValueError:
+        return ParsedDistribution(None, "non_numeric")
+    size = scale_max - scale_min + 1
+    if isinstance(raw, list):
+        values = [_as_number(v) for v in raw]
+        if all(v is None for v in values):
+            return ParsedDistribution(None, "missing")
+        if len(values) != size:
+            return ParsedDistribution(None, "out_of_range")
+    elif isinstance(raw, dict):
+        values = [None] * size
+        given = False
+        for key, entry in raw.items():
+            number = _as_number(entry)
+            if number is None:
+                continue
+            given = True
+            try:
+                point = float(key)
+            except ValueError:
+                return ParsedDistribution(None, "non_numeric")
+            if point != int(point):
+                return ParsedDistribution(None, "out_of_range")
+            index = int(point) - scale_min
+            if not 0 <= index < size:
+                if kind == "logprobs" or number != 0:
+                    return ParsedDistribution(None, "out_of_range")
+                continue
+            values[index] = number
+        if not given:
+            return ParsedDistribution(None, "missing")
+    else:
+        return ParsedDistribution(None, "non_numeric")
+
+    if kind == "logprobs":
+        if any(v is not None and (math.isnan(v) or v > 0) for v in values):
+            return ParsedDistribution(None, "non_numeric")
+        present = [v for v in values if v is not None and v != -math.inf]
+        if not present:
+            return ParsedDistribution(None, "non_numeric")
+        top = max(present)  # subtract the max so exp() cannot underflow to all zeros
+        weights = [0.0 if v is None or v == -math.inf else math.exp(v - top) for v in values]
+    else:
+        weights = [0.0 if v is None else v for v in values]
+        if any(math.isnan(w) or math.isinf(w) or w < 0 for w in weights):
+            return ParsedDistribution(None, "non_numeric")
+    total = sum(weights)
+    if total <= 0:
+        return ParsedDistribution(None, "non_numeric")
+    return ParsedDistribution([w / total for w in weights], "valid")
+
+
+def expected_score(distribution: list[float], scale_min: int) -> float:
+    """The mean of a distribution over scale_min, scale_min + 1, ..."""
+    return sum(p * (scale_min + i) for i, p in enumerate(distribution))

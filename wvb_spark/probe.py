@@ -1,0 +1,254 @@
+"""`wvb probe`: a stratified sample of (question, respondent) pairs to ask a model.
+
+The published design: for each of the 36 probe questions, respondents of the
+`valid` split who answered it, grouped by continent x urban/rural x education
+level, k = 5 per group; a group with k or fewer eligible respondents is skipped.
+Sampling ranks respondents by a seeded hash inside each (question, group) window,
+so it runs as one Spark job, needs no per-group loop, and gives the same sample for
+the same seed on any cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from wvb_spark import config as wvb_config
+from wvb_spark.errors import WvbError
+
+RESERVED_COLUMNS = ("question_id", "d_interview", "split", "group_size", "rank", "sampled", "status")
+HASH_TIEBREAK = "d_interview"
+
+
+# --------------------------------------------------------------------------- options
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--warehouse", required=True, metavar="DIR", help="warehouse root (tables at DIR/<table>)")
+    parser.add_argument("--questions", metavar="SPEC",
+                        help="probe (the 36 published ones), all (every value question), a category name, "
+                             "or a comma list like Q1,Q2 (default: probe)")
+    parser.add_argument("--split", help="split whose respondents are sampled (default: valid)")
+    parser.add_argument("--group-by", dest="group_by", metavar="COLS",
+                        help="comma list of participants columns that define a group "
+                             "(default: continent,urban_rural,education_level)")
+    parser.add_argument("--per-group", dest="per_group", type=int, metavar="K",
+                        help="respondents sampled per question and group (default: 5)")
+    parser.add_argument("--min-group-size", dest="min_group_size", type=int, metavar="N",
+                        help="groups with fewer eligible respondents are skipped (default: per-group + 1)")
+    parser.add_argument("--seed", type=int, help="sampling seed (default: 0)")
+
+
+def split_list(value) -> list[str]:
+    """A comma string or a YAML list -> list of non-empty names."""
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def resolve_settings(args, config: dict) -> dict:
+    """Command-line options over the `probe:` block of the settings."""
+    block = dict(config.get("probe") or {})
+    for key in ("questions", "split", "group_by", "per_group", "min_group_size", "seed"):
+        value = getattr(args, key, None)
+        if value is not None:
+            block[key] = value
+    settings = {
+        "questions": str(block.get("questions") or "probe"),
+        "split": str(block.get("split") or "valid"),
+        "group_by": split_list(block.get("group_by")),
+        "per_group": int(block.get("per_group", 5)),
+        "seed": int(block.get("seed", 0)),
+    }
+    minimum = block.get("min_group_size")
+    settings["min_group_size"] = settings["per_group"] + 1 if minimum is None else int(minimum)
+    if settings["per_group"] < 1:
+        raise WvbError(f"--per-group must be at least 1, got {settings['per_group']}")
+    if settings["min_group_size"] < 1:
+        raise WvbError(f"--min-group-size must be at least 1, got {settings['min_group_size']}")
+    if not settings["group_by"]:
+        raise WvbError("--group-by needs at least one participants column")
+    if len(set(settings["group_by"])) != len(settings["group_by"]):
+        raise WvbError(f"--group-by names a column twice: {','.join(settings['group_by'])}")
+    return settings
+
+
+def check_group_columns(participants: DataFrame, group_by: list[str]) -> None:
+    reserved = [c for c in group_by if c in RESERVED_COLUMNS]
+    if reserved:
+        raise WvbError(f"--group-by cannot use {', '.join(reserved)} (a column of the probe table itself)")
+    unknown = [c for c in group_by if c not in participants.columns]
+    if unknown:
+        raise WvbError(f"--group-by: no participants column {', '.join(unknown)}; "
+                       f"choose from {', '.join(c for c in participants.columns if c not in RESERVED_COLUMNS)}")
+
+
+def resolve_questions(questions: DataFrame, spec: str) -> list[str]:
+    """The value questions a spec names: `probe`, `all`, a category (case-insensitive), or ids.
+
+    The questions table is small (a few hundred rows), so it is read on the driver.
+    """
+    rows = questions.select("question_id", "category", "use_case", "is_probe").collect()
+    value_rows = [r for r in rows if r["use_case"] == "value"]
+    order = {r["question_id"]: i for i, r in enumerate(rows)}
+    keyword = spec.strip()
+    if keyword.lower() == "probe":
+        chosen = [r["question_id"] for r in value_rows if r["is_probe"]]
+    elif keyword.lower() == "all":
+        chosen = [r["question_id"] for r in value_rows]
+    elif keyword.lower() in {r["category"].lower() for r in value_rows}:
+        chosen = [r["question_id"] for r in value_rows if r["category"].lower() == keyword.lower()]
+    else:
+        wanted = split_list(keyword)
+        value_ids = {r["question_id"] for r in value_rows}
+        unknown = [q for q in wanted if q not in order]
+        if unknown:
+            raise WvbError(f"--questions: {', '.join(unknown[:10])} is neither a question id, a category, "
+                           f"'probe' nor 'all'")
+        not_value = [q for q in wanted if q not in value_ids]
+        if not_value:
+            raise WvbError(f"--questions: {', '.join(not_value[:10])} are demographic variables, not value questions")
+        chosen = list(dict.fromkeys(wanted))
+    if not chosen:
+        raise WvbError(f"--questions {spec!r} selects no value question")
+    return sorted(chosen, key=order.__getitem__)
+
+
+# --------------------------------------------------------------------------- transforms
+
+def all_not_null(columns: list[str]) -> Column:
+    return reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in columns])
+
+
+def answers_with_groups(examples: DataFrame, participants: DataFrame, question_ids: list[str],
+                        split: str, group_by: list[str]) -> DataFrame:
+    """Every answer of the split to the chosen questions, with the respondent's group and
+    whether it may be sampled (`eligible`: a participant of the split with no null group value)."""
+    answers = (examples
+               .where((F.col("split") == split) & F.col("question_id").isin(question_ids))
+               .select("question_id", "d_interview"))
+    people = (participants.where(F.col("split") == split)
+              .select("d_interview", *group_by, F.lit(True).alias("in_split")))
+    return (answers.join(people, on="d_interview", how="left")
+            .select("question_id", "d_interview", *group_by,
+                    F.coalesce("in_split", F.lit(False)).alias("in_split"),
+                    (F.coalesce("in_split", F.lit(False)) & all_not_null(group_by)).alias("eligible")))
+
+
+def rank_in_groups(eligible: DataFrame, group_by: list[str], seed: int) -> DataFrame:
+    """Eligible answers with their group's size and a seeded rank inside (question, group)."""
+    group = Window.partitionBy("question_id", *group_by)
+    order = group.orderBy(F.xxhash64(F.lit(seed).cast("long"), "question_id", "d_interview"), HASH_TIEBREAK)
+    return eligible.select(
+        "question_id", "d_interview", *group_by,
+        F.count(F.lit(1)).over(group).alias("group_size"),
+        F.row_number().over(order).alias("rank"),
+    )
+
+
+def sample_probe(answers: DataFrame, *, split: str, group_by: list[str], per_group: int,
+                 min_group_size: int, seed: int) -> DataFrame:
+    """The probe table: the `per_group` best-ranked respondents of every group that has at
+    least `min_group_size` eligible respondents for the question."""
+    ranked = rank_in_groups(answers.where("eligible"), group_by, seed)
+    return (ranked
+            .where((F.col("group_size") >= min_group_size) & (F.col("rank") <= per_group))
+            .select("question_id", "d_interview", F.lit(split).alias("split"), *group_by,
+                    F.col("group_size").cast("long").alias("group_size"), F.col("rank").cast("int").alias("rank")))
+
+
+def group_report(answers: DataFrame, participants: DataFrame, question_ids: list[str], *, split: str,
+                 group_by: list[str], per_group: int, min_group_size: int) -> DataFrame:
+    """One row per (question, group), kept or skipped, with its eligible count.
+
+    A group is a combination of group values held by at least one participant of the
+    split, so a group where nobody answered a question shows up as skipped with size 0.
+    """
+    spark = answers.sparkSession
+    groups = (participants.where((F.col("split") == split) & all_not_null(group_by))
+              .select(*group_by).distinct())
+    chosen = spark.createDataFrame([(q,) for q in question_ids], "question_id string")
+    sizes = (answers.where("eligible").groupBy("question_id", *group_by)
+             .agg(F.count(F.lit(1)).alias("group_size")))
+    size = F.coalesce(F.col("group_size"), F.lit(0)).cast("long")
+    kept = size >= min_group_size
+    return (chosen.crossJoin(groups)
+            .join(sizes, on=["question_id", *group_by], how="left")
+            .select("question_id", *group_by,
+                    size.alias("group_size"),
+                    F.when(kept, F.least(size, F.lit(per_group).cast("long"))).otherwise(F.lit(0).cast("long"))
+                    .alias("sampled"),
+                    F.when(kept, F.lit("kept")).otherwise(F.lit("skipped")).alias("status")))
+
+
+def answer_counts(answers: DataFrame, group_by: list[str]) -> dict:
+    """How the split's answers to the chosen questions divide into eligible and not."""
+    row = answers.agg(
+        F.count(F.lit(1)).alias("answers"),
+        F.sum(F.col("eligible").cast("long")).alias("eligible"),
+        F.sum((~F.col("in_split")).cast("long")).alias("no_participant"),
+        F.sum((F.col("in_split") & ~F.col("eligible")).cast("long")).alias("null_group"),
+        F.countDistinct(F.when(F.col("in_split") & ~F.col("eligible"), F.col("d_interview"))).alias("null_group_respondents"),
+    ).first()
+    return {key: int(row[key] or 0) for key in row.asDict()}
+
+
+# --------------------------------------------------------------------------- command
+
+def main(args) -> int:
+    from wvb_spark import storage
+    from wvb_spark.session import get_spark
+
+    config = wvb_config.load(args.conf, args.overrides)
+    settings = resolve_settings(args, config)
+    warehouse = args.warehouse
+    for table in ("questions", "participants", "examples"):
+        if not storage.table_exists(warehouse, table, config):
+            raise WvbError(f"no {table} table in {warehouse}; run `wvb build` first")
+    spark = get_spark(config)
+    questions = storage.read_table(spark, warehouse, "questions", config)
+    participants = storage.read_table(spark, warehouse, "participants", config)
+    examples = storage.read_table(spark, warehouse, "examples", config)
+    group_by, split = settings["group_by"], settings["split"]
+    check_group_columns(participants, group_by)
+    question_ids = resolve_questions(questions, settings["questions"])
+    if participants.where(F.col("split") == split).limit(1).count() == 0:
+        raise WvbError(f"--split {split}: no participants in that split")
+
+    answers = answers_with_groups(examples, participants, question_ids, split, group_by).cache()
+    counts = answer_counts(answers, group_by)
+    options = {k: settings[k] for k in ("split", "per_group", "min_group_size", "seed")}
+    probe = sample_probe(answers, group_by=group_by, **options)
+    groups = group_report(answers, participants, question_ids, group_by=group_by, split=split,
+                          per_group=settings["per_group"], min_group_size=settings["min_group_size"]).cache()
+    tally = {r["status"]: (int(r["groups"]), int(r["rows"])) for r in
+             groups.groupBy("status").agg(F.count(F.lit(1)).alias("groups"), F.sum("sampled").alias("rows")).collect()}
+    kept_groups, kept_rows = tally.get("kept", (0, 0))
+    skipped_groups, _ = tally.get("skipped", (0, 0))
+    commit_info = {
+        "wvb_stage": "probe", "questions": settings["questions"], "group_by": ",".join(group_by),
+        **{k: str(v) for k, v in options.items()},
+        "kept_groups": str(kept_groups), "skipped_groups": str(skipped_groups), "rows": str(kept_rows),
+        **{f"answers_{k}": str(v) for k, v in counts.items()},
+    }
+    sort = ("question_id", *group_by, "rank")
+    version = storage.write_table(spark, probe, warehouse, "probe", config, sort_within=sort, commit_info=commit_info)
+    storage.write_table(spark, groups, warehouse, "probe_groups", config,
+                        sort_within=("question_id", *group_by), commit_info=commit_info)
+    answers.unpersist()
+    groups.unpersist()
+
+    n_groups = kept_groups + skipped_groups
+    print(f"probe: {len(question_ids)} questions, {split} split, groups by {' x '.join(group_by)}, "
+          f"{settings['per_group']} per group, seed {settings['seed']}")
+    print(f"  question x group: {n_groups} in all, {kept_groups} kept ({kept_rows} rows), "
+          f"{skipped_groups} skipped (fewer than {settings['min_group_size']} eligible respondents; "
+          f"see table probe_groups)")
+    print(f"  answers in the split: {counts['answers']}, eligible {counts['eligible']}, "
+          f"null group value {counts['null_group']} ({counts['null_group_respondents']} respondents), "
+          f"no participant row {counts['no_participant']}")
+    print(f"  wrote {warehouse}/probe (version {version}) and {warehouse}/probe_groups")
+    return 0

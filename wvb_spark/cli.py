@@ -16,6 +16,8 @@ from wvb_spark.errors import WvbError
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("wvb_spark.synth", "write a synthetic WVS Wave 7 CSV in the official layout"),
+    "probe": ("wvb_spark.probe", "stratified probe sample: questions x demographic groups x k respondents"),
+    "baselines": ("wvb_spark.baselines", "baseline models (uniform, majority-leaky, global-prior, group-prior) into predictions"),
 }
 
 

@@ -1,0 +1,162 @@
+"""Prompts: the full text for a known respondent, the JSON request shape, custom ids, order."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wvb_spark import schemas
+from wvb_spark.errors import WvbError
+from wvb_spark.prompts import (
+    custom_id, default_demographics, in_question_order, load_template, parse_custom_id, render_prompts,
+    write_single_text_file,
+)
+
+Q1_TEXT = ("On a scale of 1 to 4, 1 meaning 'Very important' and 4 meaning 'Not at all important', "
+           "how important is family in your life?")
+
+EXPECTED_WITH = """Person X provided the following demographic information in an interview:
+1. Question: In what country was the interview conducted?
+ Answer: Mexico
+2. Question: What is the type of settlement in which the interview was conducted? Urban or Rural?
+ Answer: Urban
+3. Question: What is the highest educational level that you have attained?
+ Answer: Bachelor or equivalent (ISCED 6)
+4. Question: What year was the survey conducted?
+ Answer: 2018
+5. Question: What is your sex?
+ Answer: Female
+6. Question: How old are you?
+ Answer: 47
+
+What would Person X answer to the following question and why?
+Question: On a scale of 1 to 4, 1 meaning 'Very important' and 4 meaning 'Not at all important', how important is family in your life?
+
+Your output should be in the following format:
+{
+  "thoughtful explanation": "... upto 30 words (keep their demographics in mind) ...",
+  "answer as a score": "... score ..."
+}"""
+
+EXPECTED_WITHOUT = """What would Person X answer to the following question and why?
+Question: On a scale of 1 to 4, 1 meaning 'Very important' and 4 meaning 'Not at all important', how important is family in your life?
+
+Your output should be in the following format:
+{
+  "thoughtful explanation": "... upto 30 words ...",
+  "answer as a score": "... score ..."
+}"""
+
+
+def participant(d_interview, **answers):
+    schema = schemas.participants_schema()
+    row = {f.name: None for f in schema.fields}
+    row.update(d_interview=d_interview, split="valid", country_code=484, source_row=1)
+    row.update(answers)
+    return tuple(row[f.name] for f in schema.fields)
+
+
+@pytest.fixture(scope="module")
+def warehouse_frames(spark):
+    people = spark.createDataFrame([
+        participant(484070001, B_COUNTRY="Mexico", H_URBRURAL="Urban", Q275="Bachelor or equivalent (ISCED 6)",
+                    A_YEAR="2018", Q260="Female", Q262="47", N_TOWN="MX: Mexico City", J_INTDATE="20180305",
+                    Q261="  ", Q263=""),
+        participant(36070002, B_COUNTRY="Australia"),
+        participant(36070001, B_COUNTRY="Australia"),
+    ], schemas.participants_schema())
+    questions = spark.createDataFrame([
+        ("Q1", Q1_TEXT, 1, 4), ("Q2", "How important are friends?", 1, 4), ("Q10", "Ten?", 1, 10),
+    ], "question_id string, text string, scale_min int, scale_max int")
+    return people, questions
+
+
+def test_default_demographics_order_and_exclusions():
+    names = default_demographics()
+    assert names[:4] == ["B_COUNTRY", "H_URBRURAL", "Q275", "A_YEAR"]
+    assert not {"D_INTERVIEW", "J_INTDATE", "N_TOWN"} & set(names)
+    assert len(names) == 43 - 3
+
+
+def test_prompt_for_known_respondent(spark, warehouse_frames):
+    people, questions = warehouse_frames
+    rows = spark.createDataFrame([("Q1", 484070001)], "question_id string, d_interview long")
+    out = render_prompts(rows, people, questions, template=load_template(), variant="with-demographics",
+                         demographics=default_demographics(), model="my-model").collect()
+    assert len(out) == 1
+    assert out[0]["prompt"] == EXPECTED_WITH
+    assert out[0]["custom_id"] == "wvb-Q1-484070001-wd"
+    assert json.loads(out[0]["request"]) == {
+        "custom_id": "wvb-Q1-484070001-wd", "method": "POST", "url": "/v1/chat/completions",
+        "body": {"model": "my-model", "messages": [{"role": "user", "content": EXPECTED_WITH}]},
+    }
+
+
+def test_prompt_without_demographics(spark, warehouse_frames):
+    people, questions = warehouse_frames
+    rows = spark.createDataFrame([("Q1", 484070001)], "question_id string, d_interview long")
+    out = render_prompts(rows, people, questions, template=load_template(), variant="without-demographics",
+                         demographics=default_demographics(), model="m").collect()
+    assert out[0]["prompt"] == EXPECTED_WITHOUT
+    assert out[0]["custom_id"] == "wvb-Q1-484070001-nd"
+
+
+def test_custom_template_with_system_message(spark, warehouse_frames, tmp_path):
+    people, questions = warehouse_frames
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        'system: "You answer surveys. Costs $$0."\n'
+        'demographic_item: "${variable}=${answer}"\n'
+        'demographic_separator: "; "\n'
+        'with_demographics: "[${demographics}] ${question_id} (${scale_min}-${scale_max}): ${question}"\n'
+        'without_demographics: "${question}"\n', encoding="utf-8")
+    rows = spark.createDataFrame([("Q2", 484070001)], "question_id string, d_interview long")
+    out = render_prompts(rows, people, questions, template=load_template(str(path)), variant="with-demographics",
+                         demographics=["Q260", "Q261", "B_COUNTRY"], model="m", url="/v1/responses").collect()
+    assert out[0]["prompt"] == "[Q260=Female; B_COUNTRY=Mexico] Q2 (1-4): How important are friends?"
+    request = json.loads(out[0]["request"])
+    assert request["url"] == "/v1/responses"
+    assert request["body"]["messages"] == [
+        {"role": "system", "content": "You answer surveys. Costs $0."},
+        {"role": "user", "content": "[Q260=Female; B_COUNTRY=Mexico] Q2 (1-4): How important are friends?"},
+    ]
+
+
+@pytest.mark.parametrize("text,message", [
+    ('with_demographics: "${nope}"\nwithout_demographics: "x"\ndemographic_item: "y"\n', "unknown placeholder"),
+    ('with_demographics: "x"\ndemographic_item: "y"\n', "missing text for without_demographics"),
+    ('with_demographics: "cost $ 5"\nwithout_demographics: "x"\ndemographic_item: "y"\n', "lone '[$]'"),
+])
+def test_bad_templates_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(WvbError, match=message):
+        load_template(str(path))
+
+
+def test_custom_id_round_trip():
+    assert custom_id("Q1", 156070594, "with-demographics") == "wvb-Q1-156070594-wd"
+    assert parse_custom_id("wvb-Q1-156070594-wd") == ("Q1", 156070594, "with-demographics")
+    assert parse_custom_id(custom_id("Q289CS9", 36070002, "without-demographics")) == \
+        ("Q289CS9", 36070002, "without-demographics")
+    assert parse_custom_id("wvb-Q1-x-wd") is None
+    assert parse_custom_id("request-1") is None
+
+
+def test_single_file_is_in_question_then_respondent_order(spark, warehouse_frames, tmp_path):
+    people, questions = warehouse_frames
+    pairs = [("Q10", 36070001), ("Q2", 484070001), ("Q1", 36070002), ("Q2", 36070001),
+             ("Q1", 484070001), ("Q10", 36070002), ("Q1", 36070001)]
+    rows = spark.createDataFrame(pairs, "question_id string, d_interview long").repartition(3)
+    requests = in_question_order(render_prompts(
+        rows, people, questions, template=load_template(), variant="without-demographics",
+        demographics=[], model="m"))
+    out = tmp_path / "sub" / "prompts.jsonl"
+    write_single_text_file(spark, requests.select("request"), str(out))
+    ids = [json.loads(line)["custom_id"] for line in out.read_text(encoding="utf-8").splitlines()]
+    # metadata order is Q1, Q2, ..., Q10 (not string order), then respondent ascending
+    assert ids == ["wvb-Q1-36070001-nd", "wvb-Q1-36070002-nd", "wvb-Q1-484070001-nd",
+                   "wvb-Q2-36070001-nd", "wvb-Q2-484070001-nd",
+                   "wvb-Q10-36070001-nd", "wvb-Q10-36070002-nd"]
+    assert [p.name for p in out.parent.iterdir()] == ["prompts.jsonl"]

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("wvb_spark.synth", "write a synthetic WVS Wave 7 CSV in the official layout"),
     "probe": ("wvb_spark.probe", "stratified probe sample: questions x demographic groups x k respondents"),
     "baselines": ("wvb_spark.baselines", "baseline models (uniform, majority-leaky, global-prior, group-prior) into predictions"),
+    "evaluate": ("wvb_spark.evaluate", "score models: human vs model histograms, W1/JSD/TV with bootstrap CIs, headline summary"),
 }
 
 

@@ -1,0 +1,147 @@
+"""Distances between answer histograms, their bootstrap intervals and the noise floor.
+
+Pure numpy, no Spark: `wvb evaluate` calls these inside pandas UDFs on batches of
+histograms, and tests call them directly. Every function works on the last axis
+of its arrays, so one call handles a whole batch of (question, group) rows.
+
+A histogram is a vector of counts (or weight sums) over *points*: the answer
+values it counts, ascending. Points are normalised to [0, 1] by
+(x - scale_min) / (scale_max - scale_min); a point outside the scale (possible
+under the paper protocol, which does not range-check model scores) simply maps
+outside [0, 1]. W1 is then Σ_k |P(k) - Q(k)| · (x_{k+1} - x_k), with P, Q the two
+CDFs — exactly `scipy.stats.wasserstein_distance` on the normalised samples,
+without sorting any sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+DEFAULT_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
+
+
+def normalised_steps(points, scale_min, scale_max) -> np.ndarray:
+    """Gaps between consecutive points on the [0, 1] scale: shape (..., K - 1).
+
+    `points` is (..., K); scale_min/scale_max broadcast against its leading axes.
+    """
+    points = np.asarray(points, dtype=float)
+    width = np.asarray(scale_max, dtype=float) - np.asarray(scale_min, dtype=float)
+    return np.diff(points, axis=-1) / np.expand_dims(width, -1)
+
+
+def probabilities(counts) -> np.ndarray:
+    """Counts divided by their total along the last axis; NaN rows where the total is 0."""
+    counts = np.asarray(counts, dtype=float)
+    total = counts.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, counts / np.where(total > 0, total, 1.0), np.nan)
+
+
+def wasserstein_1(p, q, steps) -> np.ndarray:
+    """W1 between histograms p and q (any scale; normalised here) over points with gaps `steps`."""
+    cdf_gap = np.abs(np.cumsum(probabilities(p), axis=-1) - np.cumsum(probabilities(q), axis=-1))
+    return np.sum(cdf_gap[..., :-1] * np.asarray(steps, dtype=float), axis=-1)
+
+
+def jensen_shannon(p, q) -> np.ndarray:
+    """Jensen–Shannon *distance* (square root of the divergence), base 2, in [0, 1]."""
+    p, q = probabilities(p), probabilities(q)
+    m = (p + q) / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        left = np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0) / np.where(p > 0, m, 1.0)), 0.0)
+        right = np.where(q > 0, q * np.log2(np.where(q > 0, q, 1.0) / np.where(q > 0, m, 1.0)), 0.0)
+    divergence = (left.sum(axis=-1) + right.sum(axis=-1)) / 2.0
+    invalid = np.isnan(p).any(axis=-1) | np.isnan(q).any(axis=-1)
+    return np.where(invalid, np.nan, np.sqrt(np.clip(divergence, 0.0, None)))
+
+
+def total_variation(p, q) -> np.ndarray:
+    """½ Σ |p - q| on the two probability vectors."""
+    return 0.5 * np.sum(np.abs(probabilities(p) - probabilities(q)), axis=-1)
+
+
+def row_seed(seed: int, *keys) -> np.random.SeedSequence:
+    """A seed for one (model, question, group) row from the run seed and the row's keys.
+
+    Seeding per row (not per batch) makes a row's replicates independent of how
+    Spark batches rows and of which other groups were requested.
+    """
+    digest = hashlib.sha256("\x1f".join(str(key) for key in keys).encode("utf-8")).digest()
+    words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
+    return np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *words])
+
+
+def resample(counts, n: int, replicates: int, rng: np.random.Generator) -> np.ndarray:
+    """`replicates` multinomial histograms of n draws from the distribution of `counts`."""
+    p = probabilities(counts)
+    return rng.multinomial(int(n), p / p.sum(), size=replicates).astype(float)
+
+
+def bootstrap_row(human_counts, human_n, model_counts, model_n, steps, replicates,
+                  noise_draws, rng) -> tuple[np.ndarray, float]:
+    """Bootstrap W1 replicates and the noise floor of one (question, group) row.
+
+    Replicate b resamples both histograms (multinomial with the observed number of
+    respondents / pairs and the observed — possibly weighted — proportions) and
+    takes their W1. The noise floor is the mean W1 between two independent samples
+    of sizes n_human and n_model drawn from the human histogram — what a perfect
+    model would score. It reuses the human replicates as the first sample (they
+    are exactly such samples); when n_model == n_human the second sample of draw
+    b is human replicate b + 1, otherwise fresh draws of size n_model.
+    Returns (W1 replicates of length `replicates`, noise floor).
+    """
+    draws = max(int(replicates), int(noise_draws))
+    humans = resample(human_counts, human_n, draws, rng)
+    if replicates > 0:
+        models = resample(model_counts, model_n, replicates, rng)
+        w1_replicates = wasserstein_1(humans[:replicates], models, steps)
+    else:
+        w1_replicates = np.empty(0)
+    if draws < 2:
+        return w1_replicates, float("nan")
+    if int(model_n) == int(human_n):
+        second = np.roll(humans, -1, axis=0)
+    else:
+        second = resample(human_counts, model_n, draws, rng)
+    noise_floor = float(np.mean(wasserstein_1(humans, second, steps)))
+    return w1_replicates, noise_floor
+
+
+def percentile_interval(replicates, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval; (nan, nan) without replicates."""
+    replicates = np.asarray(replicates, dtype=float)
+    if replicates.size == 0:
+        return float("nan"), float("nan")
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(replicates, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def threshold_bins(w1_values, thresholds=DEFAULT_THRESHOLDS) -> np.ndarray:
+    """For each W1, how many thresholds are <= it (uint8). W1 < thresholds[j] iff bin <= j.
+
+    A compact stand-in for a question's replicates in the headline-share bootstrap.
+    """
+    thresholds = np.asarray(thresholds, dtype=float)
+    if len(thresholds) > 255:
+        raise ValueError("at most 255 thresholds")
+    return np.searchsorted(thresholds, np.asarray(w1_values, dtype=float), side="right").astype(np.uint8)
+
+
+def share_below(w1_values, thresholds=DEFAULT_THRESHOLDS) -> np.ndarray:
+    """% of the W1 values strictly below each threshold (NaN when there are none)."""
+    w1_values = np.asarray(w1_values, dtype=float)
+    if w1_values.size == 0:
+        return np.full(len(thresholds), np.nan)
+    return 100.0 * (w1_values[:, None] < np.asarray(thresholds, dtype=float)[None, :]).mean(axis=0)
+
+
+def share_below_replicates(bins, n_thresholds: int) -> np.ndarray:
+    """From per-question replicate bins (questions x replicates), the % of questions
+    below each threshold in each replicate: shape (replicates, n_thresholds)."""
+    bins = np.asarray(bins)
+    below = bins[:, :, None] <= np.arange(n_thresholds)[None, None, :]
+    return 100.0 * below.mean(axis=0)

@@ -173,11 +173,14 @@ def wave7_countries() -> list[Country]:
 
 
 def country_sizes(respondents: int, n_countries: int, rng: np.random.Generator) -> np.ndarray:
-    """Per-country sample sizes: a 1,000-4,000 pattern scaled to `respondents`
-    (largest remainder, so they add up exactly)."""
+    """Per-country sample sizes adding up to `respondents`: a pattern of sizes
+    1,000 + extra (the extras adding up to the default N) scaled to `respondents`,
+    on top of a floor of MIN_PER_COUNTRY each (largest remainder rounding)."""
     low, high = SIZE_RANGE
-    base = low + (high - low) * rng.beta(0.7, 3.0, size=n_countries)
-    exact = respondents * base / base.sum()
+    extras = np.minimum(rng.dirichlet(np.ones(n_countries)) * max(DEFAULT_RESPONDENTS - low * n_countries, 0), high - low - 60)
+    pattern = low + extras
+    floor = MIN_PER_COUNTRY if respondents >= MIN_PER_COUNTRY * n_countries else respondents // n_countries
+    exact = floor + (respondents - floor * n_countries) * pattern / pattern.sum()
     sizes = np.floor(exact).astype(np.int64)
     short = respondents - int(sizes.sum())
     sizes[np.argsort(-(exact - sizes), kind="stable")[:short]] += 1
@@ -258,13 +261,13 @@ class SurveyModel:
         sign = rng.choice([-1.0, 1.0], size=n_q)
         self.loading = sign * rng.uniform(0.7, 1.3, n_q)
         # demographic effects [education, urban, age, female], coherent within a block
-        block_effects = rng.normal(0, [0.35, 0.25, 0.25, 0.2], size=(n_cat, 4))
+        block_effects = rng.normal(0, [0.45, 0.3, 0.3, 0.2], size=(n_cat, 4))
         self.demographic_effect = sign[:, None] * block_effects[self.category_of] + rng.normal(0, 0.12, (n_q, 4))
-        continent_block = rng.normal(0, 0.5, (n_cont, n_cat))
-        country_block = rng.normal(0, 0.4, (k, n_cat))
+        continent_block = rng.normal(0, 0.6, (n_cont, n_cat))
+        country_block = rng.normal(0, 0.45, (k, n_cat))
         self.offset = (sign[None, :] * (continent_block[self.continent][:, self.category_of] + country_block[:, self.category_of])
                        + rng.normal(0, 0.3, (k, n_q)))  # (country, question)
-        latent_sd = math.sqrt(1 + 1.0 + 0.5 + 0.3)
+        latent_sd = math.sqrt(1 + 1.0 + 0.65 + 0.2)  # noise + trait + country + demographics
         self.scale_min = np.array([questions[q].scale_min for q in self.value_ids])
         self.points = np.array([questions[q].scale_max - questions[q].scale_min + 1 for q in self.value_ids])
         self.thresholds = []
@@ -524,7 +527,8 @@ def generate_rows(model: SurveyModel, rows: np.ndarray, rng: np.random.Generator
         cols[variable] = _with_missing(rng, parent, [(-1, 0.04), (-2, 0.01)])
     for variable in ("Q275", "Q276", "Q277", "Q278"):
         coded = cols[variable]
-        cols[f"{variable}R"] = _keep_missing(coded, np.searchsorted([3, 5], coded, side="right") + 1)
+        recoded = _keep_missing(coded, np.searchsorted([3, 5], coded, side="right") + 1)
+        cols[f"{variable}R"] = np.where(recoded == -3, -5, recoded)  # the recodes have no "not applicable" code
         position = np.clip(coded, 0, 8) / 9 + rng.random(n) / 9
         country_specific = _pick_owned(rng, model.owned[f"{variable}A"], model.codes, cidx, position)
         cols[f"{variable}A"] = np.where(coded < 0, np.where(country_specific < 0, country_specific, coded), country_specific)

@@ -215,12 +215,16 @@ def read_table(spark: SparkSession, warehouse: str, name: str, config: dict,
     """The table as a DataFrame (latest version, or `version` by time travel)."""
     location = table_path(warehouse, name)
     if choose_writer(spark, config) == "native":
-        if _open_delta(location, without_files=True) is None and not _is_uri(location):
-            raise WvbError(f"no Delta table {name!r} at {location}")
+        from pyspark.errors import AnalysisException
+
         reader = spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", int(version))
-        return reader.load(location)
+        try:
+            return reader.load(location)
+        except AnalysisException as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise WvbError(f"cannot read Delta table {name!r} at {location}: {first_line}") from None
     _, table = _require_delta(warehouse, name, version)
     schema = T.StructType.fromJson(json.loads(table.schema().to_json()))
     files = [_join(location, unquote(path))

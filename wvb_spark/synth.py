@@ -274,7 +274,12 @@ class SurveyModel:
         self.raw_primary, self.raw_alternate = [], []  # adjusted value index -> raw code
         self.to_missing_code = np.full(n_q, -9, dtype=np.int64)  # raw code that adjusts to missing, if any
         for i, qid in enumerate(self.value_ids):
-            p = rng.dirichlet(np.full(self.points[i], 2.5))
+            # a smooth (unimodal or U-shaped) overall histogram, slightly jittered
+            centre = (np.arange(self.points[i]) + 0.5) / self.points[i]
+            a, b = rng.uniform(0.7, 3.5, 2)
+            p = centre ** (a - 1) * (1 - centre) ** (b - 1)
+            p = p / p.sum() * rng.dirichlet(np.full(self.points[i], 60.0)) * self.points[i]
+            p = 0.88 * p / p.sum() + 0.12 / self.points[i]  # every scale point is used somewhere
             self.thresholds.append(ndtri(np.cumsum(p)[:-1]) * latent_sd)
             mapping = adjustments.get(qid, {})
             primary, alternate = [], []

@@ -501,8 +501,9 @@ def _footer_stats(filesystem, path: str, partition_columns: set) -> dict:
         if chunks and all(s is not None and s.has_min_max for s in chunks):
             low = _stat_value(min(s.min for s in chunks), "min")
             high = _stat_value(max(s.max for s in chunks), "max")
-            if low is not None and high is not None:
+            if low is not None:
                 stats["minValues"][name] = low
+            if high is not None:
                 stats["maxValues"][name] = high
     return stats
 

@@ -197,3 +197,55 @@ def test_settings():
     for bad in ({"models": "oracle"}, {"targets": "valid"}, {"targets": "split:"}, {"min_group_size": 0}):
         with pytest.raises(WvbError):
             baselines.resolve_settings(argparse.Namespace(**{**vars(args), **bad}), wvb_config.load())
+
+
+# --------------------------------------------------------------------------- the command
+
+def test_command_writes_one_partition_per_model(spark, survey, tmp_path, capsys):
+    from wvb_spark import cli, storage
+
+    people, answers, participants, examples, _, _ = survey
+    warehouse = str(tmp_path / "wh")
+    offline = ["--set", "storage.writer=offline"]
+    config = wvb_config.load(None, ["storage.writer=offline"])
+    questions = spark.createDataFrame(
+        [(q, f"text {q}", "Test", "value", lo, hi, "ordinal", None, True) for q, (lo, hi) in SCALES.items()],
+        schemas.QUESTIONS)
+    storage.write_table(spark, questions, warehouse, "questions", config)
+    storage.write_table(spark, participants, warehouse, "participants", config)
+    storage.write_table(spark, examples, warehouse, "examples", config, partition_by=("split",))
+
+    assert cli.main(["baselines", "--warehouse", warehouse, *offline]) == 2
+    assert "no probe table" in capsys.readouterr().err
+
+    assert cli.main(["probe", "--warehouse", warehouse, *offline]) == 0
+    assert cli.main(["baselines", "--warehouse", warehouse, "--min-group-size", "1000", *offline]) == 0
+    out = capsys.readouterr().out
+    probe = storage.read_table(spark, warehouse, "probe", config).toPandas()
+    assert len(probe) == 3 * 8 * 5
+    got = storage.read_table(spark, warehouse, "predictions", config).toPandas()
+    assert got.groupby("model").size().to_dict() == \
+        {m: len(probe) for m in ("uniform", "majority-leaky", "global-prior", "group-prior")}
+    assert set(got["status"]) == {"valid"}
+    # no group reaches 1000 train answers: group-prior backs off to the global prior everywhere
+    group, overall = (got[got["model"] == m].set_index(["question_id", "d_interview"]).sort_index()
+                      for m in ("group-prior", "global-prior"))
+    assert all(np.allclose(a, b) for a, b in zip(group["distribution"], overall["distribution"]))
+    assert f"global {len(probe)}" in out
+    # majority is the mode of the probe sample's own answers
+    sample = probe.merge(answers, on=["question_id", "d_interview"])
+    majority = got[got["model"] == "majority-leaky"]
+    for q in SCALES:
+        mode = sample.loc[sample["question_id"] == q, "answer"].mode().min()
+        assert set(majority.loc[majority["question_id"] == q, "score"]) == {float(mode)}
+
+    # re-running one model replaces only its partition
+    assert cli.main(["baselines", "--warehouse", warehouse, "--models", "uniform", "--on", "split:valid",
+                     *offline]) == 0
+    after = storage.read_table(spark, warehouse, "predictions", config).toPandas()
+    assert (after["model"] == "uniform").sum() == int((answers["split"] == "valid").sum())
+    kept = ["majority-leaky", "global-prior", "group-prior"]
+    key = ["model", "question_id", "d_interview"]
+    before_rest = got[got["model"].isin(kept)].sort_values(key)[key + ["score", "source"]].values.tolist()
+    after_rest = after[after["model"].isin(kept)].sort_values(key)[key + ["score", "source"]].values.tolist()
+    assert before_rest == after_rest

@@ -223,3 +223,61 @@ def test_unknown_group_column_is_a_one_line_error(tables):
         probe.check_group_columns(participants, ["continent", "colour"])
     with pytest.raises(WvbError, match="rank"):
         probe.check_group_columns(participants, ["rank"])
+
+
+# --------------------------------------------------------------------------- the command
+
+def metadata_questions(spark):
+    from wvb_spark import metadata, schemas
+
+    probe_ids = set(metadata.probe_questions())
+    rows = [(q.question_id, q.text, q.category, q.use_case, q.scale_min, q.scale_max, q.data_type, None,
+             q.question_id in probe_ids) for q in metadata.questions().values()]
+    return spark.createDataFrame(rows, schemas.QUESTIONS)
+
+
+def test_command_writes_probe_and_group_report(spark, tables, tmp_path, capsys):
+    from wvb_spark import cli, storage
+
+    people, answers, participants, examples = tables
+    warehouse = str(tmp_path / "wh")
+    config = wvb_config.load(None, ["storage.writer=offline"])
+    storage.write_table(spark, metadata_questions(spark), warehouse, "questions", config)
+    storage.write_table(spark, participants, warehouse, "participants", config)
+    storage.write_table(spark, examples, warehouse, "examples", config, partition_by=("split",))
+
+    # defaults: the 36 probe questions; only Q1..Q3 have answers here
+    assert cli.main(["probe", "--warehouse", warehouse, "--set", "storage.writer=offline"]) == 0
+    out = capsys.readouterr().out
+    written = storage.read_table(spark, warehouse, "probe", config).toPandas()
+    groups = storage.read_table(spark, warehouse, "probe_groups", config).toPandas()
+    sizes = expected_eligible(people, answers).groupby(["question_id", *GROUP_BY]).size()
+    expected = {key: 5 for key, n in sizes.items() if n >= 6}
+    assert written.groupby(["question_id", *GROUP_BY]).size().to_dict() == expected
+    assert list(written.columns) == ["question_id", "d_interview", "split", *GROUP_BY, "group_size", "rank"]
+    assert len(groups) == 36 * len(VALID_GROUP_SIZES)
+    kept = len(expected)
+    assert (groups["status"] == "kept").sum() == kept
+    assert f"{36 * 8} in all, {kept} kept ({5 * kept} rows), {36 * 8 - kept} skipped" in out
+    info = storage.commit_info(warehouse, "probe", config)
+    assert info["skipped_groups"] == str(36 * 8 - kept) and info["seed"] == "0"
+
+    # the same command again gives the same table; another seed another one
+    assert cli.main(["probe", "--warehouse", warehouse, "--set", "storage.writer=offline"]) == 0
+    again = storage.read_table(spark, warehouse, "probe", config).toPandas()
+    assert again.values.tolist() == written.values.tolist()
+    assert cli.main(["probe", "--warehouse", warehouse, "--seed", "9", "--questions", "Q1,Q2",
+                     "--set", "storage.writer=offline"]) == 0
+    other = storage.read_table(spark, warehouse, "probe", config).toPandas()
+    assert set(other["question_id"]) == {"Q1", "Q2"}
+    assert set(zip(other["question_id"], other["d_interview"])) != \
+        set(zip(written.loc[written["question_id"] != "Q3", "question_id"],
+                written.loc[written["question_id"] != "Q3", "d_interview"]))
+
+
+def test_command_errors_are_one_line(spark, tables, tmp_path, capsys):
+    from wvb_spark import cli
+
+    assert cli.main(["probe", "--warehouse", str(tmp_path / "empty"), "--set", "storage.writer=offline"]) == 2
+    err = capsys.readouterr().err
+    assert "no questions table" in err and len(err.strip().splitlines()) == 1

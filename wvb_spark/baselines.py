@@ -132,7 +132,8 @@ def median_point(distribution: Column, scale_min: Column) -> Column:
 
 
 def to_predictions(rows: DataFrame, model: str) -> DataFrame:
-    """rows(question_id, d_interview, scale_min, distribution, source, status?) -> predictions schema."""
+    """rows(question_id, d_interview, scale_min, distribution, source, status?) -> the predictions
+    contract, with its exact types, so these partitions sit beside imported models'."""
     status = F.col("status") if "status" in rows.columns else F.lit(None).cast("string")
     status = (F.when(status.isNotNull(), status)
               .when(F.col("distribution").isNull(), F.lit("missing"))
@@ -148,7 +149,7 @@ def to_predictions(rows: DataFrame, model: str) -> DataFrame:
         F.col("distribution"),
         F.lit(PARSE_METHOD).alias("parse_method"),
         F.col("source"),
-    ).select(*schemas.columns(schemas.PREDICTIONS))
+    ).select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schemas.PREDICTIONS.fields])
 
 
 def with_scales(targets: DataFrame, question_scales: DataFrame) -> DataFrame:

@@ -21,6 +21,7 @@ from wvb_spark.errors import WvbError
 
 RESERVED_COLUMNS = ("question_id", "d_interview", "split", "group_size", "rank", "sampled", "status")
 HASH_TIEBREAK = "d_interview"
+SKIPPED_GROUPS_SHOWN = 10
 
 
 # --------------------------------------------------------------------------- options
@@ -238,6 +239,9 @@ def main(args) -> int:
     version = storage.write_table(spark, probe, warehouse, "probe", config, sort_within=sort, commit_info=commit_info)
     storage.write_table(spark, groups, warehouse, "probe_groups", config,
                         sort_within=("question_id", *group_by), commit_info=commit_info)
+    skipped_by_group = (groups.where(F.col("status") == "skipped").groupBy(*group_by)
+                        .agg(F.count(F.lit(1)).alias("questions"), F.max("group_size").alias("largest"))
+                        .orderBy(F.col("questions").desc(), *group_by).limit(SKIPPED_GROUPS_SHOWN + 1).collect())
     answers.unpersist()
     groups.unpersist()
 
@@ -250,5 +254,10 @@ def main(args) -> int:
     print(f"  answers in the split: {counts['answers']}, eligible {counts['eligible']}, "
           f"null group value {counts['null_group']} ({counts['null_group_respondents']} respondents), "
           f"no participant row {counts['no_participant']}")
+    for row in skipped_by_group[:SKIPPED_GROUPS_SHOWN]:
+        print(f"  skipped: {' / '.join(str(row[c]) for c in group_by)} for {row['questions']} "
+              f"question(s) (at most {row['largest']} eligible)")
+    if len(skipped_by_group) > SKIPPED_GROUPS_SHOWN:
+        print(f"  ... more skipped groups in table probe_groups (status = 'skipped')")
     print(f"  wrote {warehouse}/probe (version {version}) and {warehouse}/probe_groups")
     return 0

@@ -345,3 +345,23 @@ def test_native_replace_where_predicate_quotes_values():
     assert storage._sql_literal(7) == "7"
     assert storage._sql_literal(True) == "true"
     assert storage._sql_literal(dt.date(2024, 5, 1)) == "DATE '2024-05-01'"
+
+
+def test_timestamps_are_written_as_micros_even_when_the_session_says_int96(spark, tmp_path):
+    key = "spark.sql.parquet.outputTimestampType"
+    previous = spark.conf.get(key)
+    spark.conf.set(key, "INT96")
+    try:
+        df = spark.createDataFrame(example_rows(3), EXAMPLES_SCHEMA)
+        storage.write_table(spark, df, str(tmp_path), "examples", CONFIG)
+        assert spark.conf.get(key) == "INT96"  # the session's setting is given back
+    finally:
+        spark.conf.set(key, previous)
+
+    table = str(tmp_path / "examples")
+    for add in actions(table, 0, "add"):
+        column = pq.ParquetFile(os.path.join(table, data_file(add))).schema.column(4)
+        assert (column.name, column.physical_type) == ("recorded_at", "INT64")
+    protocol = DeltaTable(table).protocol()
+    assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2)
+    assert storage.delta_schema(str(tmp_path), "examples", CONFIG) == EXAMPLES_SCHEMA

@@ -320,11 +320,12 @@ def _write_offline(spark, df, location, partition_by, replace_partitions, user_m
         _check_same_layout(current, df.schema, partition_by, location)
     filesystem, root = pafs.FileSystem.from_uri(_absolute_for_pyarrow(location))
     before = {info.path for info in _data_files(filesystem, root)}
-    with _timestamps_as_micros(spark):
-        df.write.mode("append").partitionBy(*partition_by).parquet(location)
-    _remove_spark_leftovers(filesystem, root)
-    new_files = [info for info in _data_files(filesystem, root) if info.path not in before]
+    read_version = None if current is None else current.version()
     try:
+        with _timestamps_as_micros(spark):
+            df.write.mode("append").partitionBy(*partition_by).parquet(location)
+        _remove_spark_leftovers(filesystem, root)
+        new_files = [info for info in _data_files(filesystem, root) if info.path not in before]
         adds = [_add_action(filesystem, root, info, partition_by) for info in new_files]
         if replace_partitions is not None:
             _check_rows_in_partitions(adds, replace_partitions, location)
@@ -353,10 +354,21 @@ def _write_offline(spark, df, location, partition_by, replace_partitions, user_m
                                           partition_by=partition_by,
                                           commit_properties=properties)
     except BaseException:
-        for info in new_files:  # never committed: no reader can see them, so tidy up
-            filesystem.delete_file(info.path)
+        _delete_uncommitted(filesystem, root, before, location, read_version)
         raise
     return _open_delta(location, without_files=True).version()
+
+
+def _delete_uncommitted(filesystem, root, before, location, read_version) -> None:
+    """After a failed write: delete the files it left, unless its commit did land
+    (then they belong to the table). Uncommitted files are invisible to readers;
+    this only saves space."""
+    after = _open_delta(location, without_files=True)
+    if (None if after is None else after.version()) != read_version:
+        return
+    for info in _data_files(filesystem, root):
+        if info.path not in before:
+            filesystem.delete_file(info.path)
 
 
 def _absolute_for_pyarrow(location: str) -> str:

@@ -43,7 +43,7 @@ RESERVED_COLUMNS = ("d_interview", "split", "weight", "question_id", "model")
 
 KEYS = ["model", "question_id", "group_by", "group_value"]
 
-CELL_KINDS = ("listed", "invalid", "human", "model")
+CELL_KINDS = ("listed", "invalid", "answered", "human", "model")
 
 HISTOGRAMS = T.StructType([
     T.StructField("model", T.StringType(), False),
@@ -210,7 +210,7 @@ def contributions(predictions: DataFrame, examples: DataFrame, participants: Dat
     """One row per (prediction row, contribution), with the respondent's group columns.
 
     kind = listed (every row), invalid (reason = why the row does not count),
-    human (the respondent's answer, mass = weight or 1), model (the score, or one
+    answered (the respondent has an answer to the question, whether or not the pair counts), human (the respondent's answer, mass = weight or 1), model (the score, or one
     row per scale point of a distribution, mass = probability x weight). Under
     `--population population` the human side comes from `population_cells` instead.
     """
@@ -265,6 +265,8 @@ def contributions(predictions: DataFrame, examples: DataFrame, participants: Dat
                        F.when(i == 0, 1).otherwise(0)))).otherwise(empty)),
     ]
     if population == "paired":
+        parts.append(F.when(has_answer, F.array(_contribution("answered", F.lit(None), F.lit(None), F.lit(0.0),
+                                                               F.lit(1)))).otherwise(empty))
         parts.append(F.when(in_human, F.array(_contribution("human", F.col("human_value"), F.lit(None), weight,
                                                             F.lit(1)))).otherwise(empty))
     exploded = pairs.select("model", "question_id", *[f"group_{c}" for c in group_columns],
@@ -349,12 +351,14 @@ def comparisons(cells: DataFrame, questions: DataFrame, *, protocol: str,
 
     Points are the scale's integers; under the paper protocol they also include every
     out-of-scale (truncated) model value seen for that (model, question), so nothing is
-    clipped. Groups without any human answer are kept here with n_human = 0 (see
-    `skipped_groups`); the caller filters them out.
+    clipped. `n_answered` counts listed respondents with a human answer (the population
+    size under `population`); groups where it is 0 are not scored (see `skipped_groups`).
+    A group with answers but no usable prediction is scored with null distances.
     """
     listed = (cells.groupBy(*KEYS)
               .agg(F.sum(F.when(F.col("kind") == "listed", F.col("pairs")).otherwise(0)).alias("n_listed"),
                    F.sum(F.when(F.col("kind") == "invalid", F.col("pairs")).otherwise(0)).alias("n_invalid"),
+                   F.sum(F.when(F.col("kind") == "answered", F.col("pairs")).otherwise(0)).alias("n_answered"),
                    F.map_from_entries(F.collect_list(F.when(F.col("kind") == "invalid",
                                                             F.struct("reason", "pairs")))).alias("invalid_by_status")))
     scales = F.broadcast(questions.select("question_id", "scale_min", "scale_max"))
@@ -400,16 +404,19 @@ def comparisons(cells: DataFrame, questions: DataFrame, *, protocol: str,
                     F.when(known, F.coalesce(F.col("n_human"), F.lit(0))).otherwise(F.lit(0)).cast("long").alias("n_human"),
                     F.when(known, counts("model_by_value")).alias("model_counts"),
                     F.coalesce(F.col("n_model"), F.lit(0)).cast("long").alias("n_model"),
-                    F.col("n_listed").cast("long"), F.col("n_invalid").cast("long"), "invalid_by_status"))
+                    F.col("n_listed").cast("long"), F.col("n_invalid").cast("long"), "invalid_by_status",
+                    # a group is scored when it has human answers at all, even if no pair counts
+                    (F.coalesce(F.col("n_human"), F.lit(0)) if human_population is not None
+                     else F.col("n_answered")).cast("long").alias("n_answered")))
 
 
 def skipped_groups(comparison_rows: DataFrame) -> DataFrame:
     """Listed (model, question, group) rows without any human answer: not scored."""
-    return comparison_rows.where(F.col("n_human") == 0).select(*KEYS, "n_listed", "n_invalid")
+    return comparison_rows.where(F.col("n_answered") == 0).select(*KEYS, "n_listed", "n_invalid")
 
 
 def scored_groups(comparison_rows: DataFrame) -> DataFrame:
-    return comparison_rows.where(F.col("n_human") > 0)
+    return comparison_rows.where(F.col("n_answered") > 0)
 
 
 def histograms(comparison_rows: DataFrame) -> DataFrame:

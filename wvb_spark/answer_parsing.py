@@ -265,7 +265,3 @@ def parse_distribution(payload: str | None, kind: str, scale_min: int | None,
         return ParsedDistribution(None, "non_numeric")
     return ParsedDistribution([w / total for w in weights], "valid")
 
-
-def expected_score(distribution: list[float], scale_min: int) -> float:
-    """The mean of a distribution over scale_min, scale_min + 1, ..."""
-    return sum(p * (scale_min + i) for i, p in enumerate(distribution))

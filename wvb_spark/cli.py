@@ -17,6 +17,8 @@ from wvb_spark.errors import WvbError
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("wvb_spark.synth", "write a synthetic WVS Wave 7 CSV in the official layout"),
     "probe": ("wvb_spark.probe", "stratified probe sample: questions x demographic groups x k respondents"),
+    "prompts": ("wvb_spark.prompts", "chat requests (JSONL) for the probe or selected examples, with or without demographics"),
+    "predictions": ("wvb_spark.predictions", "import a model's predictions (TSV/CSV, JSONL answers, distributions) with a status per row"),
     "baselines": ("wvb_spark.baselines", "baseline models (uniform, majority-leaky, global-prior, group-prior) into predictions"),
     "evaluate": ("wvb_spark.evaluate", "score models: human vs model histograms, W1/JSD/TV with bootstrap CIs, headline summary"),
 }

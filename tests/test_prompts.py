@@ -160,3 +160,48 @@ def test_single_file_is_in_question_then_respondent_order(spark, warehouse_frame
                    "wvb-Q2-36070001-nd", "wvb-Q2-484070001-nd",
                    "wvb-Q10-36070001-nd", "wvb-Q10-36070002-nd"]
     assert [p.name for p in out.parent.iterdir()] == ["prompts.jsonl"]
+
+
+@pytest.fixture(scope="module")
+def warehouse(spark, warehouse_frames, tmp_path_factory):
+    from wvb_spark import storage
+
+    people, questions = warehouse_frames
+    questions = questions.selectExpr("question_id", "text", "'c' as category", "'value' as use_case", "scale_min",
+                                     "scale_max", "'ordinal' as data_type",
+                                     "cast(null as map<int,string>) as labels", "true as is_probe")
+    root = str(tmp_path_factory.mktemp("warehouse"))
+    config = {"storage": {"writer": "offline"}}
+    storage.write_table(spark, people, root, "participants", config)
+    storage.write_table(spark, questions, root, "questions", config)
+    storage.write_table(spark, spark.createDataFrame(
+        [("Q2", 484070001, "valid"), ("Q1", 36070002, "valid"), ("Q1", 484070001, "valid")],
+        "question_id string, d_interview long, split string"), root, "probe", config)
+    storage.write_table(spark, spark.createDataFrame(
+        [(36070001, "Q10", 3, "train"), (36070001, "Q1", 2, "train"), (36070002, "Q1", 1, "test"),
+         (484070001, "Q2", 4, "train")],
+        schemas.EXAMPLES), root, "examples", config, partition_by=("split",))
+    return root
+
+
+def test_cli_probe_and_examples(warehouse, tmp_path, capsys):
+    from wvb_spark import cli
+
+    out = tmp_path / "probe.jsonl"
+    assert cli.main(["prompts", "--warehouse", warehouse, "--out", str(out), "--model", "gpt-x",
+                     "--set", "storage.writer=offline"]) == 0
+    assert "wrote 3 with-demographics requests from probe" in capsys.readouterr().out
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["custom_id"] for r in lines] == ["wvb-Q1-36070002-wd", "wvb-Q1-484070001-wd", "wvb-Q2-484070001-wd"]
+    assert lines[1]["body"] == {"model": "gpt-x", "messages": [{"role": "user", "content": EXPECTED_WITH}]}
+
+    out = tmp_path / "examples.jsonl"
+    assert cli.main(["prompts", "--warehouse", warehouse, "--out", str(out), "--source", "examples",
+                     "--split", "train", "--variant", "without-demographics", "--limit", "2",
+                     "--set", "storage.writer=offline"]) == 0
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["custom_id"] for r in lines] == ["wvb-Q1-36070001-nd", "wvb-Q2-484070001-nd"]
+
+    code = cli.main(["prompts", "--warehouse", str(tmp_path / "empty"), "--out", str(out),
+                     "--set", "storage.writer=offline"])
+    assert code == 2 and "no probe table" in capsys.readouterr().err

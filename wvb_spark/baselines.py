@@ -102,14 +102,22 @@ def scales(questions: DataFrame) -> DataFrame:
                     F.col("scale_max").cast("int").alias("scale_max")))
 
 
-def answer_distributions(answers: DataFrame, question_scales: DataFrame, keys: list[str]) -> DataFrame:
-    """Empirical answer distribution per (question, keys...): probabilities over
-    scale_min..scale_max and the number of on-scale answers `n` they come from."""
-    counted = (answers.join(F.broadcast(question_scales), on="question_id", how="inner")
-               .where(F.col("answer").between(F.col("scale_min"), F.col("scale_max")))
-               .groupBy("question_id", *keys, "scale_min", "scale_max", "answer")
-               .agg(F.count(F.lit(1)).alias("count")))
-    per_group = counted.groupBy("question_id", *keys, "scale_min", "scale_max").agg(
+def answer_counts(answers: DataFrame, question_scales: DataFrame, keys: list[str]) -> DataFrame:
+    """On-scale answers counted per (question, keys..., answer); null key values form their own row."""
+    return (answers.join(F.broadcast(question_scales), on="question_id", how="inner")
+            .where(F.col("answer").between(F.col("scale_min"), F.col("scale_max")))
+            .groupBy("question_id", *keys, "scale_min", "scale_max", "answer")
+            .agg(F.count(F.lit(1)).alias("count")))
+
+
+def distributions_from_counts(counts: DataFrame, keys: list[str]) -> DataFrame:
+    """Counts (possibly by finer keys) -> per (question, keys...): probabilities over
+    scale_min..scale_max and the number of answers `n` they come from. Rows with a null
+    key are not a group and are left out."""
+    rolled_up = (counts.where(all_not_null(keys))
+                 .groupBy("question_id", *keys, "scale_min", "scale_max", "answer")
+                 .agg(F.sum("count").alias("count")))
+    per_group = rolled_up.groupBy("question_id", *keys, "scale_min", "scale_max").agg(
         F.map_from_entries(F.collect_list(F.struct("answer", "count"))).alias("counts"),
         F.sum("count").alias("n"))
     probabilities = F.transform(
@@ -117,6 +125,15 @@ def answer_distributions(answers: DataFrame, question_scales: DataFrame, keys: l
         lambda k: F.coalesce(F.col("counts")[k], F.lit(0)).cast("double") / F.col("n"))
     return per_group.select("question_id", *keys, F.col("n").cast("long").alias("n"),
                             probabilities.alias("distribution"))
+
+
+def answer_distributions(answers: DataFrame, question_scales: DataFrame, keys: list[str]) -> DataFrame:
+    """Empirical answer distribution per (question, keys...) of on-scale answers."""
+    return distributions_from_counts(answer_counts(answers, question_scales, keys), keys)
+
+
+def all_not_null(columns: list[str]) -> Column:
+    return reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in columns], F.lit(True))
 
 
 def median_point(distribution: Column, scale_min: Column) -> Column:
@@ -227,14 +244,13 @@ def group_prior(targets: DataFrame, train_answers: DataFrame, participants: Data
     question_scales = scales(questions)
     people = participants.select("d_interview", *group_by)
     train = train_answers.select("question_id", "d_interview", "answer").join(people, on="d_interview", how="inner")
+    # one pass over the train answers at the finest level; coarser levels roll these counts up
+    finest = answer_counts(train.select("question_id", *group_by, "answer"), question_scales, group_by)
     rows = with_scales(targets, question_scales).join(people, on="d_interview", how="left")
     levels = list(range(len(group_by), -1, -1))
     for level in levels:
         keys = group_by[:level]
-        fitted = answer_distributions(
-            train.where(reduce(lambda a, b: a & b, [F.col(k).isNotNull() for k in keys], F.lit(True)))
-            .select("question_id", *keys, "answer"),
-            question_scales, keys)
+        fitted = distributions_from_counts(finest, keys)
         if level > 0:
             fitted = fitted.where(F.col("n") >= min_group_size)
         fitted = fitted.select("question_id", *keys, F.col("distribution").alias(f"distribution_{level}"),

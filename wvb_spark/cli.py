@@ -16,6 +16,7 @@ from wvb_spark.errors import WvbError
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("wvb_spark.synth", "write a synthetic WVS Wave 7 CSV in the official layout"),
+    "build": ("wvb_spark.build", "raw WVS Wave 7 CSV -> questions, participants, examples, quarantine Delta tables"),
     "probe": ("wvb_spark.probe", "stratified probe sample: questions x demographic groups x k respondents"),
     "prompts": ("wvb_spark.prompts", "chat requests (JSONL) for the probe or selected examples, with or without demographics"),
     "predictions": ("wvb_spark.predictions", "import a model's predictions (TSV/CSV, JSONL answers, distributions) with a status per row"),

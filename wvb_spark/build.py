@@ -1,0 +1,349 @@
+"""Build: raw WVS Wave 7 file -> questions, participants, examples, quarantine, build_runs.
+
+Transforms here are pure DataFrame functions; `run_build` is the edge that reads
+the file, writes the Delta tables and reconciles the counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from wvb_spark import __version__, config as wvb_config, ingest, metadata, schemas, splits, storage
+from wvb_spark.errors import WvbError
+from wvb_spark.session import get_spark
+
+MISSING_CODES = (-1, -2, -3, -4, -5)
+
+
+# ---------------------------------------------------------------- metadata tables
+
+def adjusted_labels(question_id: str) -> dict[int, str]:
+    """Codebook labels keyed by the *adjusted* code, so labels match `examples.answer`."""
+    adjustments = metadata.answer_adjustments().get(question_id, {})
+    labels: dict[int, str] = {}
+    for code, label in metadata.choices(question_id).items():
+        raw = int(code)
+        if raw < 0:
+            continue
+        new = adjustments.get(raw, raw)
+        if new is not None:
+            labels[new] = label
+    return dict(sorted(labels.items()))
+
+
+def questions_rows() -> list[tuple]:
+    """One row per benchmark variable (small: built on the driver from the metadata)."""
+    probe = set(metadata.probe_questions())
+    rows = []
+    for q in metadata.questions().values():
+        labels = adjusted_labels(q.question_id) if q.is_value else {
+            int(code): label for code, label in metadata.choices(q.question_id).items()
+            if code.lstrip("-").isdigit() and int(code) >= 0
+        }
+        rows.append((q.question_id, q.text, q.category, q.use_case, q.scale_min, q.scale_max,
+                     q.data_type, labels, q.question_id in probe))
+    return rows
+
+
+def label_maps_frame(spark: SparkSession) -> DataFrame:
+    """One row holding, per demographic variable, its code -> label map (broadcast to label
+    participants without a join per variable)."""
+    variables = schemas.demographic_text_columns()
+    maps = [{int(code): label for code, label in metadata.choices(v).items() if code.lstrip("-").isdigit()}
+            for v in variables]
+    schema = ", ".join(f"`_labels_{v}` map<int,string>" for v in variables)
+    return spark.createDataFrame([tuple(maps)], schema)
+
+
+# ---------------------------------------------------------------- transforms
+
+def participants_table(respondents: DataFrame, label_maps: DataFrame, groupings: str = "project") -> DataFrame:
+    """One row per accepted respondent: group keys, weights and one text column per
+    demographic variable (the codebook label of its code, or the number itself for
+    numeric variables such as age)."""
+    published = groupings == "published"
+    continents = metadata.country_continents(published=published)
+    levels = metadata.education_levels(published=published)
+    continent_map = F.create_map(*[F.lit(x) for kv in continents.items() for x in kv])
+    level_map = F.create_map(*[F.lit(x) for kv in levels.items() for x in kv])
+    texts = {
+        v: F.coalesce(F.try_element_at(F.col(f"_labels_{v}"), F.col(v)), F.col(v).cast("string"))
+        for v in schemas.demographic_text_columns()
+    }
+    labelled = respondents.crossJoin(F.broadcast(label_maps))
+    return labelled.select(
+        "d_interview",
+        "split",
+        F.col("B_COUNTRY").alias("country_code"),
+        texts["B_COUNTRY"].alias("country"),
+        F.try_element_at(continent_map, texts["B_COUNTRY"]).alias("continent"),
+        F.when(F.col("H_URBRURAL") == 1, "Urban").when(F.col("H_URBRURAL") == 2, "Rural").alias("urban_rural"),
+        F.try_element_at(level_map, texts["Q275"]).alias("education_level"),
+        F.when(F.col("Q260") == 1, "Male").when(F.col("Q260") == 2, "Female").alias("sex"),
+        F.when(F.col("Q262") >= 0, F.col("Q262")).alias("age"),
+        F.col("W_WEIGHT").alias("weight"),
+        F.col("S018").alias("equilibrated_weight"),
+        "source_row",
+        *[texts[v].alias(v) for v in schemas.demographic_text_columns()],
+    ).select(*schemas.columns(schemas.participants_schema()))
+
+
+ADJUSTED_TO_MISSING = -99  # marks a code the adjustment turns into "no answer"
+
+
+def _question_arrays():
+    """Literal arrays aligned with `value_codes`: question ids, scale bounds, and the
+    answer adjustments as a map keyed by position * 1000 + raw code."""
+    questions = [metadata.questions()[q] for q in metadata.value_question_ids()]
+    ids = F.array(*[F.lit(q.question_id) for q in questions])
+    lows = F.array(*[F.lit(q.scale_min) for q in questions])
+    highs = F.array(*[F.lit(q.scale_max) for q in questions])
+    entries = []
+    for position, q in enumerate(questions):
+        for old, new in metadata.answer_adjustments().get(q.question_id, {}).items():
+            entries += [F.lit(position * 1000 + old), F.lit(ADJUSTED_TO_MISSING if new is None else new)]
+    return ids, lows, highs, F.create_map(*entries)
+
+
+def with_answers(respondents: DataFrame) -> DataFrame:
+    """Add `adjusted_codes` (raw code after adjustment; negative codes kept; -99 = adjusted
+    to missing) and `answers` (the adjusted code when it is on the question's scale, else
+    null), both aligned with `value_codes`."""
+    _, lows, highs, adjustments = _question_arrays()
+    adjusted = F.transform(
+        "value_codes",
+        lambda code, i: F.when(code >= 0, F.coalesce(F.try_element_at(adjustments, i * 1000 + code), code))
+        .otherwise(code),
+    )
+    in_scale = lambda code, i: (code >= F.try_element_at(lows, i + 1)) & (code <= F.try_element_at(highs, i + 1))  # noqa: E731
+    return respondents.withColumn("adjusted_codes", adjusted).withColumn(
+        "answers", F.transform("adjusted_codes", lambda code, i: F.when((code >= 0) & in_scale(code, i), code))
+    ).withColumn(
+        "out_of_range", F.transform("adjusted_codes", lambda code, i: (code >= 0) & ~in_scale(code, i))
+    )
+
+
+def examples_table(respondents: DataFrame) -> DataFrame:
+    """Explode respondents x value questions into one row per answered cell: a non-negative
+    code that the adjustment keeps and that lies on the question's scale."""
+    ids, _, _, _ = _question_arrays()
+    exploded = respondents.select("d_interview", "split", F.posexplode("answers").alias("position", "answer"))
+    return exploded.where(F.col("answer").isNotNull()).select(
+        "d_interview",
+        F.try_element_at(ids, F.col("position") + 1).alias("question_id"),
+        F.col("answer").cast("int").alias("answer"),
+        "split",
+    )
+
+
+def out_of_range_cells(respondents: DataFrame) -> DataFrame:
+    """Quarantine rows for codes that are not missing codes but fall off the question's
+    scale after adjustment: a code the codebook does not know for that question."""
+    ids, _, _, _ = _question_arrays()
+    flagged = respondents.where(F.exists("out_of_range", lambda flag: flag))
+    return (
+        flagged.select("source", "source_row", "d_interview", "value_codes",
+                       F.posexplode("out_of_range").alias("position", "flag"))
+        .where("flag")
+        .select(
+            F.lit("build").alias("stage"), "source", "source_row", "d_interview",
+            F.try_element_at(ids, F.col("position") + 1).alias("question_id"),
+            F.try_element_at("value_codes", F.col("position") + 1).cast("string").alias("raw_value"),
+            F.lit("out_of_range").alias("reason"),
+        )
+    )
+
+
+def rejected_rows(parsed: DataFrame) -> DataFrame:
+    """Quarantine rows for whole lines that could not become respondents."""
+    return parsed.where(F.col("reject_reason").isNotNull()).select(
+        F.lit("build").alias("stage"),
+        "source",
+        "source_row",
+        "d_interview",
+        F.lit(None).cast("string").alias("question_id"),
+        F.col("reject_value").alias("raw_value"),
+        F.col("reject_reason").alias("reason"),
+    )
+
+
+def cell_counts(respondents: DataFrame) -> DataFrame:
+    """Per split: respondents and value-question cells by outcome (answered, each missing
+    code, adjusted to missing, out of range). Computed from the arrays, independently of
+    the explode, so the two can be reconciled."""
+    count = lambda column, predicate: F.size(F.filter(column, predicate))  # noqa: E731
+    outcomes = {
+        "answered": count("answers", lambda a: a.isNotNull()),
+        "adjusted_to_missing": count("adjusted_codes", lambda c: c == ADJUSTED_TO_MISSING),
+        "out_of_range": count("out_of_range", lambda flag: flag),
+        **{f"code_{code}": count("value_codes", lambda c, code=code: c == code) for code in MISSING_CODES},
+        "other_negative": count("adjusted_codes", lambda c: (c < min(MISSING_CODES)) & (c != ADJUSTED_TO_MISSING)),
+    }
+    per_row = respondents.select("split", *[expr.alias(name) for name, expr in outcomes.items()])
+    return per_row.groupBy("split").agg(
+        F.count(F.lit(1)).alias("respondents"), *[F.sum(name).cast("long").alias(name) for name in outcomes]
+    )
+
+
+# ---------------------------------------------------------------- the job
+
+@dataclass
+class BuildReport:
+    """What a build read, accepted, refused and wrote: printed and stored in build_runs."""
+
+    raw_file: str
+    split_method: str
+    rows_read: int = 0
+    participants: int = 0
+    quarantined_rows: dict[str, int] = field(default_factory=dict)
+    quarantined_cells: int = 0
+    missing_cells: dict[str, int] = field(default_factory=dict)
+    examples_by_split: dict[str, int] = field(default_factory=dict)
+    table_versions: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def examples(self) -> int:
+        return sum(self.examples_by_split.values())
+
+    def reconciles(self) -> bool:
+        return self.rows_read == self.participants + sum(self.quarantined_rows.values())
+
+    def lines(self) -> list[str]:
+        out = [
+            f"rows read            {self.rows_read:>12,}",
+            f"participants         {self.participants:>12,}",
+            f"quarantined rows     {sum(self.quarantined_rows.values()):>12,}"
+            + "".join(f"\n  {reason:<18} {n:>12,}" for reason, n in sorted(self.quarantined_rows.items())),
+            f"quarantined cells    {self.quarantined_cells:>12,}  (out_of_range)",
+            "missing cells" + "".join(f"\n  {code:<18} {n:>12,}" for code, n in sorted(self.missing_cells.items())),
+            f"examples             {self.examples:>12,}"
+            + "".join(f"\n  {split:<18} {self.examples_by_split.get(split, 0):>12,}" for split in splits.SPLITS),
+            "reconciled: rows read = participants + quarantined rows"
+            if self.reconciles() else "NOT RECONCILED: rows read != participants + quarantined rows",
+        ]
+        return out
+
+
+def _with_split(spark: SparkSession, respondents: DataFrame, n: int, build_conf: dict) -> DataFrame:
+    method = build_conf.get("split_method", "paper")
+    ratios = build_conf.get("split_ratios", [0.7, 0.15, 0.15])
+    if method == "paper":
+        return splits.assign_paper_split(spark, respondents, n, int(build_conf.get("split_seed", 0)), ratios)
+    if method == "hash":
+        return splits.assign_hash_split(respondents, str(build_conf.get("hash_salt", "wvb")), ratios)
+    raise WvbError(f"unknown split method {method!r}: use paper or hash")
+
+
+def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) -> BuildReport:
+    """Read the raw file, write every build table as a new Delta version, reconcile."""
+    started = time.time()
+    build_conf = config.get("build", {})
+    header, separator = ingest.read_header(raw_path)
+    ingest.check_columns(header)
+    report = BuildReport(raw_file=str(raw_path), split_method=build_conf.get("split_method", "paper"))
+
+    lines = ingest.read_lines(spark, raw_path)
+    # Cached right after parsing: a filter on the parsed rows would otherwise be pushed
+    # below the parse and redo the split of each line once per column.
+    parsed_lines = ingest.parse_lines(lines, header, separator, Path(raw_path).name).persist()
+    parsed = ingest.flag_duplicate_ids(parsed_lines).persist()
+    by_reason = {r["reject_reason"]: r["count"] for r in parsed.groupBy("reject_reason").count().collect()}
+    report.participants = by_reason.pop(None, 0)
+    report.quarantined_rows = by_reason
+    report.rows_read = report.participants + sum(by_reason.values())
+    if report.participants == 0:
+        parsed.unpersist()
+        parsed_lines.unpersist()
+        raise WvbError(f"no usable respondent rows in {raw_path} ({report.rows_read} rows read, all refused)")
+
+    accepted = parsed.where(F.col("reject_reason").isNull()).drop("reject_reason", "reject_value")
+    respondents = with_answers(_with_split(spark, accepted, report.participants, build_conf)).persist()
+
+    counts = {row["split"]: row.asDict() for row in cell_counts(respondents).collect()}
+    report.examples_by_split = {s: int(c["answered"]) for s, c in counts.items()}
+    report.quarantined_cells = sum(int(c["out_of_range"]) for c in counts.values())
+    for name in ["adjusted_to_missing", "other_negative", *[f"code_{code}" for code in MISSING_CODES]]:
+        report.missing_cells[name] = sum(int(c[name]) for c in counts.values())
+
+    quarantine = rejected_rows(parsed).unionByName(out_of_range_cells(respondents))
+    groupings = build_conf.get("groupings", "project")
+    commit_info = {"wvb.stage": "build", "wvb.raw_file": Path(raw_path).name}
+    write = lambda df, name, **kw: storage.write_table(spark, df, warehouse, name, config, commit_info=commit_info, **kw)  # noqa: E731
+    report.table_versions["questions"] = write(
+        spark.createDataFrame(questions_rows(), schemas.QUESTIONS), "questions")
+    report.table_versions["participants"] = write(
+        participants_table(respondents, label_maps_frame(spark), groupings), "participants",
+        sort_within=("d_interview",))
+    report.table_versions["examples"] = write(
+        examples_table(respondents), "examples", partition_by=("split",), sort_within=("question_id", "d_interview"))
+    report.table_versions["quarantine"] = write(quarantine.select(*schemas.columns(schemas.QUARANTINE)), "quarantine")
+    for cached in (respondents, parsed, parsed_lines):
+        cached.unpersist()
+    report.seconds = time.time() - started
+    report.table_versions["build_runs"] = write(_build_runs(spark, config, warehouse, report), "build_runs")
+    if not report.reconciles():
+        raise WvbError("build counts do not reconcile: " + "; ".join(report.lines()[-1:]), exit_code=1)
+    return report
+
+
+BUILD_RUNS = (
+    "run_number long, finished_at timestamp, raw_file string, split_method string, rows_read long, "
+    "participants long, quarantined_rows long, quarantined_rows_by_reason map<string,long>, "
+    "quarantined_cells long, missing_cells_by_code map<string,long>, examples long, "
+    "examples_by_split map<string,long>, table_versions map<string,long>, seconds double, "
+    "wvb_version string, spark_version string"
+)
+
+
+def _build_runs(spark: SparkSession, config: dict, warehouse: str, report: BuildReport) -> DataFrame:
+    """The previous runs plus this one: the warehouse keeps its build history as a table."""
+    import datetime
+
+    previous = (storage.read_table(spark, warehouse, "build_runs", config)
+                if storage.table_exists(warehouse, "build_runs", config) else None)
+    run_number = (previous.count() + 1) if previous is not None else 1
+    row = (
+        run_number, datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None), report.raw_file,
+        report.split_method, report.rows_read, report.participants, sum(report.quarantined_rows.values()),
+        report.quarantined_rows, report.quarantined_cells, report.missing_cells, report.examples,
+        report.examples_by_split, report.table_versions, round(report.seconds, 3), __version__, spark.version,
+    )
+    current = spark.createDataFrame([row], BUILD_RUNS)
+    return current if previous is None else previous.unionByName(current)
+
+
+# ---------------------------------------------------------------- CLI
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--raw", required=True, help="WVS Wave 7 CSV (official v5.0/v6.0 download or `wvb synth` output)")
+    parser.add_argument("--warehouse", required=True, help="directory holding the Delta tables")
+    parser.add_argument("--split-method", choices=("paper", "hash"), help="train/test/valid assignment (default: paper)")
+    parser.add_argument("--split-seed", type=int, help="seed of the paper split's shuffle (default 0)")
+    parser.add_argument("--groupings", choices=("project", "published"),
+                        help="continent/education mappings: the project's complete ones (default) or the release's")
+
+
+def main(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if args.split_method:
+        overrides.append(f"build.split_method={args.split_method}")
+    if args.split_seed is not None:
+        overrides.append(f"build.split_seed={args.split_seed}")
+    if args.groupings:
+        overrides.append(f"build.groupings={args.groupings}")
+    config = wvb_config.load(args.conf, overrides)
+    ingest.check_columns(ingest.read_header(args.raw)[0])  # fail fast, before Spark starts
+    spark = get_spark(config)
+    report = run_build(spark, config, args.raw, args.warehouse)
+    print("\n".join(report.lines()))
+    for name, version in report.table_versions.items():
+        print(f"{name:<13} {storage.table_path(args.warehouse, name)}  (Delta version {version})")
+    print(f"built in {report.seconds:.1f} s")
+    return 0

@@ -96,6 +96,19 @@ def test_counts_reconcile_with_the_file(spark, warehouse, config, raw_file):
     assert runs.rows_read.iloc[-1] == data_lines and runs.participants.iloc[-1] == participants
 
 
+def test_missing_cells_by_code_equal_a_pandas_count(warehouse, raw_file, faults):
+    _, report = warehouse
+    frame, _ = _raw_frame(raw_file, faults)
+    frame = frame[~frame["D_INTERVIEW"].duplicated(keep=False)]
+    codes = frame[list(metadata.value_question_ids())].astype(int).to_numpy()
+    for code in (-1, -2, -3, -4, -5):
+        assert report.missing_cells[f"code_{code}"] == int((codes == code).sum()), code
+    adjusted_away = sum(int((frame[q].astype(int) == old).sum())
+                        for q, mapping in metadata.answer_adjustments().items()
+                        for old, new in mapping.items() if new is None)
+    assert report.missing_cells["adjusted_to_missing"] == adjusted_away > 0
+
+
 def _expected_examples(frame: pd.DataFrame) -> pd.DataFrame:
     """Answered cells after adjustment, computed independently of the Spark job."""
     parts = []

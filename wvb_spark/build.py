@@ -173,6 +173,11 @@ def rejected_rows(parsed: DataFrame) -> DataFrame:
     )
 
 
+def _equals(value: int):
+    """A one-argument predicate (PySpark passes an index to two-argument lambdas)."""
+    return lambda element: element == value
+
+
 def cell_counts(respondents: DataFrame) -> DataFrame:
     """Per split: respondents and value-question cells by outcome (answered, each missing
     code, adjusted to missing, out of range). Computed from the arrays, independently of
@@ -182,7 +187,7 @@ def cell_counts(respondents: DataFrame) -> DataFrame:
         "answered": count("answers", lambda a: a.isNotNull()),
         "adjusted_to_missing": count("adjusted_codes", lambda c: c == ADJUSTED_TO_MISSING),
         "out_of_range": count("out_of_range", lambda flag: flag),
-        **{f"code_{code}": count("value_codes", lambda c, code=code: c == code) for code in MISSING_CODES},
+        **{f"code_{code}": count("value_codes", _equals(code)) for code in MISSING_CODES},
         "other_negative": count("adjusted_codes", lambda c: (c < min(MISSING_CODES)) & (c != ADJUSTED_TO_MISSING)),
     }
     per_row = respondents.select("split", *[expr.alias(name) for name, expr in outcomes.items()])
@@ -213,7 +218,11 @@ class BuildReport:
         return sum(self.examples_by_split.values())
 
     def reconciles(self) -> bool:
-        return self.rows_read == self.participants + sum(self.quarantined_rows.values())
+        """Rows read = participants + quarantined rows, and every value-question cell of
+        every participant is an example, a missing cell or an out-of-range cell."""
+        cells = self.participants * len(metadata.value_question_ids())
+        return (self.rows_read == self.participants + sum(self.quarantined_rows.values())
+                and cells == self.examples + sum(self.missing_cells.values()) + self.quarantined_cells)
 
     def lines(self) -> list[str]:
         out = [
@@ -225,8 +234,9 @@ class BuildReport:
             "missing cells" + "".join(f"\n  {code:<18} {n:>12,}" for code, n in sorted(self.missing_cells.items())),
             f"examples             {self.examples:>12,}"
             + "".join(f"\n  {split:<18} {self.examples_by_split.get(split, 0):>12,}" for split in splits.SPLITS),
-            "reconciled: rows read = participants + quarantined rows"
-            if self.reconciles() else "NOT RECONCILED: rows read != participants + quarantined rows",
+            "reconciled: rows read = participants + quarantined rows; "
+            "participants x 239 = examples + missing cells + out-of-range cells"
+            if self.reconciles() else "NOT RECONCILED: see the counts above",
         ]
         return out
 
@@ -289,7 +299,11 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
     report.seconds = time.time() - started
     report.table_versions["build_runs"] = write(_build_runs(spark, config, warehouse, report), "build_runs")
     if not report.reconciles():
-        raise WvbError("build counts do not reconcile: " + "; ".join(report.lines()[-1:]), exit_code=1)
+        raise WvbError(
+            f"build counts do not reconcile: {report.rows_read} rows read, {report.participants} participants, "
+            f"{sum(report.quarantined_rows.values())} quarantined rows, {report.examples} examples, "
+            f"{sum(report.missing_cells.values())} missing and {report.quarantined_cells} out-of-range cells",
+            exit_code=1)
     return report
 
 

@@ -350,3 +350,45 @@ def test_summary_shares_equal_an_independent_count(default):
                 assert 0 <= row.ci_low <= row.ci_high <= 100
     alpha = summary[(summary.model == "alpha") & (summary.group_by == "overall")]
     assert len(alpha) == len(THRESHOLDS)
+
+
+# --------------------------------------------------------------------------- the command
+
+def test_wvb_evaluate_writes_three_tables_with_settings_and_prints_the_headline(spark, tables, tmp_path, capsys):
+    from pyspark.sql import functions as F
+
+    from wvb_spark import cli, storage
+    from wvb_spark import config as wvb_config
+
+    config = wvb_config.load()
+    warehouse = str(tmp_path / "warehouse")
+    for name, frame in tables.items():
+        storage.write_table(spark, frame, warehouse, name, config)
+
+    code = cli.main(["evaluate", "--warehouse", warehouse, "--models", "alpha,broken", "--bootstrap", "30",
+                     "--seed", "3", "--group-by", "overall,continent", "--protocol", "paper"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "2 skipped" in out  # alpha's unknown question Q9, overall and Africa
+    headline = [line for line in out.splitlines() if line.startswith(("alpha", "broken"))]
+    assert len(headline) == 2 and headline[1].split()[1] == "-"
+
+    distances = storage.read_table(spark, warehouse, "distances", config)
+    summary = storage.read_table(spark, warehouse, "summary", config)
+    histograms = storage.read_table(spark, warehouse, "histograms", config)
+    assert distances.columns == [f.name for f in ev.DISTANCES.fields]
+    assert summary.columns == [f.name for f in ev.SUMMARY.fields]
+    assert {r.model for r in distances.select("model").distinct().collect()} == {"alpha", "broken"}
+    # nulls, not NaN, for the model without a usable prediction
+    broken = distances.where(F.col("model") == "broken")
+    assert broken.where(F.col("w1").isNull()).count() == broken.count() > 0
+    assert histograms.count() == 2 * distances.count()
+    info = storage.commit_info(warehouse, "distances", config)
+    assert info["protocol"] == "paper" and info["bootstrap"] == 30 and info["seed"] == 3
+    assert info["group_by"] == ["overall", "continent"] and info["models"] == ["alpha", "broken"]
+    assert storage.commit_info(warehouse, "summary", config)["population"] == "paired"
+
+    assert cli.main(["evaluate", "--warehouse", warehouse, "--models", "nope"]) == 2
+    assert "unknown model(s) nope" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--warehouse", warehouse, "--group-by", "shoe_size"]) == 2
+    assert cli.main(["evaluate", "--warehouse", warehouse, "--protocol", "paper", "--weights"]) == 2

@@ -43,7 +43,7 @@ RESERVED_COLUMNS = ("d_interview", "split", "weight", "question_id", "model")
 
 KEYS = ["model", "question_id", "group_by", "group_value"]
 
-CELL_KINDS = ("listed", "invalid", "answered", "human", "model")
+CELL_KINDS = ("listed", "human", "model")
 
 HISTOGRAMS = T.StructType([
     T.StructField("model", T.StringType(), False),
@@ -209,8 +209,8 @@ def contributions(predictions: DataFrame, examples: DataFrame, participants: Dat
                   group_columns: list[str]) -> DataFrame:
     """One row per (prediction row, contribution), with the respondent's group columns.
 
-    kind = listed (every row), invalid (reason = why the row does not count),
-    answered (the respondent has an answer to the question, whether or not the pair counts), human (the respondent's answer, mass = weight or 1), model (the score, or one
+    kind = listed (every row; reason = why the row does not count, null if it counts; mass =
+    1 when the respondent has an answer to the question, whether or not the pair counts), human (the respondent's answer, mass = weight or 1), model (the score, or one
     row per scale point of a distribution, mass = probability x weight). Under
     `--population population` the human side comes from `population_cells` instead.
     """
@@ -255,9 +255,8 @@ def contributions(predictions: DataFrame, examples: DataFrame, participants: Dat
     empty = F.array().cast(T.ArrayType(_CONTRIBUTION_TYPE))
     distribution_total = F.aggregate(F.col("distribution"), F.lit(0.0), lambda acc, x: acc + x)
     parts = [
-        F.array(_contribution("listed", F.lit(None), F.lit(None), F.lit(0.0), F.lit(1))),
-        F.when(drop_reason.isNotNull(),
-               F.array(_contribution("invalid", F.lit(None), drop_reason, F.lit(0.0), F.lit(1)))).otherwise(empty),
+        # one 'listed' row per prediction row: reason = why it does not count, mass = 1 if answered
+        F.array(_contribution("listed", F.lit(None), drop_reason, F.when(has_answer, 1.0).otherwise(0.0), F.lit(1))),
         F.when(use_point, F.array(_contribution("model", point_value, F.lit(None), weight, F.lit(1)))).otherwise(
             F.when(use_distribution,
                    F.transform(F.col("distribution"), lambda p, i: _contribution(
@@ -265,8 +264,6 @@ def contributions(predictions: DataFrame, examples: DataFrame, participants: Dat
                        F.when(i == 0, 1).otherwise(0)))).otherwise(empty)),
     ]
     if population == "paired":
-        parts.append(F.when(has_answer, F.array(_contribution("answered", F.lit(None), F.lit(None), F.lit(0.0),
-                                                               F.lit(1)))).otherwise(empty))
         parts.append(F.when(in_human, F.array(_contribution("human", F.col("human_value"), F.lit(None), weight,
                                                             F.lit(1)))).otherwise(empty))
     exploded = pairs.select("model", "question_id", *[f"group_{c}" for c in group_columns],
@@ -355,11 +352,13 @@ def comparisons(cells: DataFrame, questions: DataFrame, *, protocol: str,
     size under `population`); groups where it is 0 are not scored (see `skipped_groups`).
     A group with answers but no usable prediction is scored with null distances.
     """
+    listing = F.col("kind") == "listed"
+    invalid = listing & F.col("reason").isNotNull()
     listed = (cells.groupBy(*KEYS)
-              .agg(F.sum(F.when(F.col("kind") == "listed", F.col("pairs")).otherwise(0)).alias("n_listed"),
-                   F.sum(F.when(F.col("kind") == "invalid", F.col("pairs")).otherwise(0)).alias("n_invalid"),
-                   F.sum(F.when(F.col("kind") == "answered", F.col("pairs")).otherwise(0)).alias("n_answered"),
-                   F.map_from_entries(F.collect_list(F.when(F.col("kind") == "invalid",
+              .agg(F.sum(F.when(listing, F.col("pairs")).otherwise(0)).alias("n_listed"),
+                   F.sum(F.when(invalid, F.col("pairs")).otherwise(0)).alias("n_invalid"),
+                   F.sum(F.when(listing, F.col("mass")).otherwise(0)).alias("n_answered"),
+                   F.map_from_entries(F.collect_list(F.when(invalid,
                                                             F.struct("reason", "pairs")))).alias("invalid_by_status")))
     scales = F.broadcast(questions.select("question_id", "scale_min", "scale_max"))
     model_cells = cells.where(F.col("kind") == "model")

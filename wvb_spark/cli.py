@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predictions": ("wvb_spark.predictions", "import a model's predictions (TSV/CSV, JSONL answers, distributions) with a status per row"),
     "baselines": ("wvb_spark.baselines", "baseline models (uniform, majority-leaky, global-prior, group-prior) into predictions"),
     "evaluate": ("wvb_spark.evaluate", "score models: human vs model histograms, W1/JSD/TV with bootstrap CIs, headline summary"),
+    "report": ("wvb_spark.report", "report.md, self-contained report.html and PNG figures from summary and distances"),
 }
 
 

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pyspark
 import pytest
 from PIL import Image
@@ -18,6 +19,7 @@ from PIL import Image
 from wvb_spark import cli, schemas, storage
 from wvb_spark.build import BUILD_RUNS
 from wvb_spark.evaluate import DISTANCES, SUMMARY
+from wvb_spark.report import order_models, order_values, question_order
 
 CONFIG = {"storage": {"writer": "offline"}}
 NAN = float("nan")
@@ -26,7 +28,8 @@ MODELS = ["sim-biased", "group-prior", "uniform"]
 REPORT_ORDER = ["sim-biased", "uniform", "group-prior"]   # models, then baselines in their fixed order
 QUESTIONS = [("Q1", "Ethical Values"), ("Q2", "Ethical Values"), ("Q10", "Ethical Values"),
              ("Q3", "Religious Values"), ("Q4", "Religious Values"), ("Q5", "Happiness and Wellbeing")]
-GROUPS = [("overall", "all"), ("continent", "Europe"), ("continent", "Asia"), ("urban_rural", "Urban"),
+GROUPS = [("overall", "all"), ("continent", "Europe"), ("continent", "Asia"), ("continent", "(missing)"),
+          ("urban_rural", "Urban"),
           ("urban_rural", "Rural"), ("education_level", "Tertiary"), ("education_level", "Lower Secondary"),
           ("education_level", "Primary or No Education"), ("education_level", "(missing)"),
           ("country", "Germany"), ("country", "Japan"), ("country", "Nigeria")]
@@ -174,9 +177,9 @@ def test_data_card(report):
 
 PNG_SIZES = {  # documented in README: report (figure size in inches x 100 dpi)
     "headline_curve.png": (900, 600),
-    "curve_by_continent.png": (1020, 410),          # 2 panels in a row
+    "curve_by_continent.png": (1420, 410),          # 3 panels in a row
     "curve_by_urban_rural.png": (1020, 410),
-    "curve_by_education_level.png": (1420, 730),    # 4 panels: 3 columns, 2 rows
+    "curve_by_education_level.png": (1020, 730),    # 4 panels: 2 x 2
     "w1_heatmap.png": (1400, 700),
     "w1_by_country.png": (1400, 400),               # one panel: sim-biased, the only non-baseline model
 }
@@ -230,6 +233,18 @@ def test_models_option_and_errors(warehouse, tmp_path, capsys):
     empty.mkdir()
     assert cli.main(["report", "--warehouse", str(empty), "--out", str(out)]) == 2
     assert "no summary table" in capsys.readouterr().err
+
+
+def test_display_orders():
+    assert order_models(["uniform", "zeta", "group-prior", "alpha", "majority-leaky"]) == [
+        "alpha", "zeta", "uniform", "majority-leaky", "group-prior"]
+    assert order_values("continent", ["(missing)", "Oceania", "Asia", "Atlantis"]) == [
+        "Asia", "Oceania", "Atlantis", "(missing)"]
+    assert order_values("urban_rural", ["Rural", "Urban"]) == ["Urban", "Rural"]
+    questions = pd.DataFrame({"question_id": ["Q10", "Q2", "Q1", "Q7"], "category": ["B", "B", "B", "A"]})
+    order = question_order(["Q10", "Q2", "Q1", "Q7", "Q99"], questions)
+    assert list(order["question_id"]) == ["Q7", "Q1", "Q2", "Q10", "Q99"]
+    assert list(order["category"]) == ["A", "B", "B", "B", "(unknown category)"]
 
 
 # --------------------------------------------------------------------------- browser

@@ -25,7 +25,7 @@ HEADLINE_SIZE = (9.0, 6.0)              # 900 x 600 px
 HEATMAP_SIZE = (14.0, 7.0)              # 1400 x 700 px
 FACET_PANEL = (4.0, 3.2)                # per panel; plus FACET_EXTRA for legend and title
 FACET_EXTRA = (2.2, 0.9)
-FACET_COLUMNS = 3
+FACET_COLUMNS = 3                       # (2 x 2 for four panels)
 COUNTRY_WIDTH = 14.0                    # 1400 px wide, 60 + 340 px per model panel high
 COUNTRY_PANEL_HEIGHT = 3.4
 COUNTRY_EXTRA_HEIGHT = 0.6
@@ -39,7 +39,7 @@ _BASELINE_STYLES = {
     "uniform": {"color": "#7f7f7f", "linestyle": ":", "marker": "x"},
     "majority-leaky": {"color": "#8c564b", "linestyle": "--", "marker": "v"},
     "global-prior": {"color": "#555555", "linestyle": "--", "marker": "s"},
-    "group-prior": {"color": "#222222", "linestyle": "-.", "marker": "D"},
+    "group-prior": {"color": "#222222", "linestyle": "-", "marker": "D"},
 }
 _CONTINENT_COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
 
@@ -55,7 +55,8 @@ def country_size(n_panels: int) -> tuple[float, float]:
 
 
 def _grid(n_panels: int) -> tuple[int, int]:
-    columns = max(1, min(n_panels, FACET_COLUMNS))
+    """(columns, rows): up to FACET_COLUMNS per row, but 4 panels as 2 x 2."""
+    columns = 2 if n_panels == 4 else max(1, min(n_panels, FACET_COLUMNS))
     return columns, max(1, math.ceil(n_panels / columns))
 
 
@@ -100,15 +101,16 @@ def headline_curve(curves: pd.DataFrame, models: list[str], noise_floor_curve: p
     for model in models:
         _curve(axes, curves[curves["model"] == model], styles[model], model, band=True)
     if noise_floor_curve is not None and len(noise_floor_curve):
-        axes.plot(noise_floor_curve["threshold"], noise_floor_curve["pct_below"], color="black", linewidth=1.2,
-                  linestyle=(0, (4, 2, 1, 2)), label="noise floor (humans vs resampled humans)")
+        # a wide pale band behind the models: the ceiling, not a competitor
+        axes.plot(noise_floor_curve["threshold"], noise_floor_curve["pct_below"], color="#9ecae1", linewidth=7,
+                  alpha=0.7, solid_capstyle="round", zorder=1, label="noise floor (humans vs resampled humans)")
     axes.axvline(threshold, color="#999999", linewidth=0.8, linestyle=":")
     axes.text(threshold, 98, f" τ = {threshold:g}", va="top", ha="left", fontsize=8, color="#555555")
     _share_axes(axes, curves["threshold"].to_numpy(dtype=float))
     axes.set_xlabel(THRESHOLD_LABEL)
     axes.set_ylabel(SHARE_LABEL)
     axes.set_title(f"Share of questions whose answer distribution is within τ of the humans' ({group_label})")
-    axes.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    axes.legend(loc="lower right", fontsize=8, framealpha=0.9)
     figure.tight_layout()
     return figure
 
@@ -181,8 +183,8 @@ def w1_heatmap(matrix: pd.DataFrame, categories: pd.Series) -> Figure:
     top_axis.set_xticks(centres, names, rotation=35, ha="left", fontsize=7)
     colourbar = figure.colorbar(image, ax=axes, fraction=0.03, pad=0.01)
     colourbar.set_label(W1_LABEL)
-    axes.set_title("W1 per question, everyone (lower is closer to the humans; grey = not scored)", pad=4,
-                   loc="left", fontsize=10, y=-0.32 if len(questions) <= 80 else -0.12)
+    figure.suptitle("W1 per model and question, everyone (darker is closer to the humans; grey = not scored)",
+                    fontsize=11)
     figure.tight_layout()
     return figure
 
@@ -202,12 +204,15 @@ def w1_by_country(by_country: pd.DataFrame, models: list[str], continent_of: dic
         axes.set_xticks(range(len(rows)), list(rows["group_value"]), rotation=90, fontsize=7)
         axes.set_xlim(-0.6, max(len(rows), 1) - 0.4)
         mean = overall_mean.get(model)
+        everyone = ""
         if mean is not None and np.isfinite(mean):
             axes.axhline(mean, color="black", linestyle="--", linewidth=0.8)
-            axes.text(len(rows) - 0.5, mean, f"everyone: {mean:.3f} ", ha="right", va="bottom", fontsize=7)
+            everyone = f"; dashed line: everyone together, {mean:.3f}"
+        top = float(rows["mean_w1"].max()) if len(rows) else 0.0
+        axes.set_ylim(0, max(top, mean if mean is not None and np.isfinite(mean) else 0.0, 0.05) * 1.3)
         axes.set_ylabel("mean W1 over questions", fontsize=8)
-        axes.set_title(f"{model}: mean W1 per country (sorted, lower is closer to the humans)", fontsize=10,
-                       loc="left")
+        axes.set_title(f"{model}: mean W1 per country (sorted, lower is closer to the humans{everyone})",
+                       fontsize=10, loc="left")
         axes.grid(True, axis="y", color="#dddddd", linewidth=0.6)
         axes.set_axisbelow(True)
     handles = [Patch(color=colour_of[name], label=name) for name in continents]

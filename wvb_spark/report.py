@@ -40,6 +40,7 @@ GROUPING_LABELS = {"continent": "continent", "urban_rural": "urban / rural", "ed
 KNOWN_ORDER = {"continent": metadata.CONTINENTS, "education_level": metadata.EDUCATION_LEVELS,
                "urban_rural": ("Urban", "Rural")}
 MISSING_VALUE = "(missing)"
+UNKNOWN_CATEGORY = "(unknown category)"   # a scored question the questions table lacks
 HEADLINE_COLUMNS = ["model", "kind", "threshold", "pct_questions_below", "ci_low", "ci_high", "mean_w1",
                     "invalid_rate", "n_questions", "mean_noise_floor", "pct_noise_floor_below"]
 
@@ -86,12 +87,14 @@ def order_values(grouping: str, values) -> list[str]:
 
 
 def question_order(question_ids, questions: pd.DataFrame) -> pd.DataFrame:
-    """question_id, category in display order: by category, then Q-number."""
+    """question_id, category in display order: by category (unknown last), then Q-number."""
     category = dict(zip(questions["question_id"], questions["category"]))
     frame = pd.DataFrame({"question_id": sorted(set(question_ids))})
-    frame["category"] = [category.get(q) or "(unknown category)" for q in frame["question_id"]]
+    frame["category"] = [category.get(q) or UNKNOWN_CATEGORY for q in frame["question_id"]]
+    frame["unknown"] = frame["category"] == UNKNOWN_CATEGORY
     frame["number"] = [int(m.group()) if (m := re.search(r"\d+", q)) else 0 for q in frame["question_id"]]
-    return frame.sort_values(["category", "number", "question_id"])[["question_id", "category"]].reset_index(drop=True)
+    ordered = frame.sort_values(["unknown", "category", "number", "question_id"])
+    return ordered[["question_id", "category"]].reset_index(drop=True)
 
 
 def _matches(values: pd.Series, threshold: float) -> pd.Series:
@@ -401,7 +404,7 @@ def _document(inputs: ReportInputs, table: pd.DataFrame, shown: list[str], thres
         ("h2", "Share of questions under a distance threshold"),
         ("img", "headline_curve.png", "Share of questions with W1 below tau for each model"),
         ("p", "Each line is a model: the higher the line, the more questions whose answers the model reproduces "
-              f"within a distance τ. Bands: {level} bootstrap intervals. The dash-dot line is the noise floor "
+              f"within a distance τ. Bands: {level} bootstrap intervals. The wide pale blue line is the noise floor "
               "(humans against resampled humans): no model can be expected to rise much above it."),
     ]
     facet_files = [f"curve_by_{g}.png" for g in groupings]

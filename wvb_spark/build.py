@@ -14,11 +14,10 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from wvb_spark import __version__, config as wvb_config, ingest, metadata, schemas, splits, storage
+from wvb_spark import __version__, config as wvb_config, ingest, metadata, recode, schemas, splits, storage
 from wvb_spark.errors import WvbError
 from wvb_spark.session import get_spark
 
-MISSING_CODES = (-1, -2, -3, -4, -5)
 
 
 # ---------------------------------------------------------------- metadata tables
@@ -94,49 +93,18 @@ def participants_table(respondents: DataFrame, label_maps: DataFrame, groupings:
     ).select(*schemas.columns(schemas.participants_schema()))
 
 
-ADJUSTED_TO_MISSING = -99  # marks a code the adjustment turns into "no answer"
-
-
-def _question_arrays():
-    """Literal arrays aligned with `value_codes`: question ids, scale bounds, and the
-    answer adjustments as a map keyed by position * 1000 + raw code."""
-    questions = [metadata.questions()[q] for q in metadata.value_question_ids()]
-    ids = F.array(*[F.lit(q.question_id) for q in questions])
-    lows = F.array(*[F.lit(q.scale_min) for q in questions])
-    highs = F.array(*[F.lit(q.scale_max) for q in questions])
-    entries = []
-    for position, q in enumerate(questions):
-        for old, new in metadata.answer_adjustments().get(q.question_id, {}).items():
-            entries += [F.lit(position * 1000 + old), F.lit(ADJUSTED_TO_MISSING if new is None else new)]
-    return ids, lows, highs, F.create_map(*entries)
-
-
-def with_answers(respondents: DataFrame) -> DataFrame:
-    """Add `adjusted_codes` (raw code after adjustment; negative codes kept; -99 = adjusted
-    to missing) and `answers` (the adjusted code when it is on the question's scale, else
-    null), both aligned with `value_codes`."""
-    _, lows, highs, adjustments = _question_arrays()
-    adjusted = F.transform(
-        "value_codes",
-        lambda code, i: F.when(code >= 0, F.coalesce(F.try_element_at(adjustments, i * 1000 + code), code))
-        .otherwise(code),
-    )
-    in_scale = lambda code, i: (code >= F.try_element_at(lows, i + 1)) & (code <= F.try_element_at(highs, i + 1))  # noqa: E731
-    return respondents.withColumn("adjusted_codes", adjusted).withColumn(
-        "answers", F.transform("adjusted_codes", lambda code, i: F.when((code >= 0) & in_scale(code, i), code))
-    ).withColumn(
-        "out_of_range", F.transform("adjusted_codes", lambda code, i: (code >= 0) & ~in_scale(code, i))
-    )
+def _question_ids():
+    """Literal array of the value question ids, aligned with `answers`."""
+    return F.array(*[F.lit(q) for q in metadata.value_question_ids()])
 
 
 def examples_table(respondents: DataFrame) -> DataFrame:
-    """Explode respondents x value questions into one row per answered cell: a non-negative
-    code that the adjustment keeps and that lies on the question's scale."""
-    ids, _, _, _ = _question_arrays()
+    """Explode respondents x value questions into one row per answered cell (the recode
+    left a null in `answers` for every other cell)."""
     exploded = respondents.select("d_interview", "split", F.posexplode("answers").alias("position", "answer"))
     return exploded.where(F.col("answer").isNotNull()).select(
         "d_interview",
-        F.try_element_at(ids, F.col("position") + 1).alias("question_id"),
+        F.try_element_at(_question_ids(), F.col("position") + 1).alias("question_id"),
         F.col("answer").cast("int").alias("answer"),
         "split",
     )
@@ -145,16 +113,14 @@ def examples_table(respondents: DataFrame) -> DataFrame:
 def out_of_range_cells(respondents: DataFrame) -> DataFrame:
     """Quarantine rows for codes that are not missing codes but fall off the question's
     scale after adjustment: a code the codebook does not know for that question."""
-    ids, _, _, _ = _question_arrays()
-    flagged = respondents.where(F.exists("out_of_range", lambda flag: flag))
+    cells = F.arrays_zip(F.col("out_of_range_positions").alias("position"), F.col("out_of_range_codes").alias("code"))
     return (
-        flagged.select("source", "source_row", "d_interview", "value_codes",
-                       F.posexplode("out_of_range").alias("position", "flag"))
-        .where("flag")
+        respondents.where(F.size("out_of_range_positions") > 0)
+        .select("source", "source_row", "d_interview", F.inline(cells))
         .select(
             F.lit("build").alias("stage"), "source", "source_row", "d_interview",
-            F.try_element_at(ids, F.col("position") + 1).alias("question_id"),
-            F.try_element_at("value_codes", F.col("position") + 1).cast("string").alias("raw_value"),
+            F.try_element_at(_question_ids(), F.col("position") + 1).alias("question_id"),
+            F.col("code").cast("string").alias("raw_value"),
             F.lit("out_of_range").alias("reason"),
         )
     )
@@ -173,26 +139,14 @@ def rejected_rows(parsed: DataFrame) -> DataFrame:
     )
 
 
-def _equals(value: int):
-    """A one-argument predicate (PySpark passes an index to two-argument lambdas)."""
-    return lambda element: element == value
-
-
 def cell_counts(respondents: DataFrame) -> DataFrame:
     """Per split: respondents and value-question cells by outcome (answered, each missing
-    code, adjusted to missing, out of range). Computed from the arrays, independently of
-    the explode, so the two can be reconciled."""
-    count = lambda column, predicate: F.size(F.filter(column, predicate))  # noqa: E731
-    outcomes = {
-        "answered": count("answers", lambda a: a.isNotNull()),
-        "adjusted_to_missing": count("adjusted_codes", lambda c: c == ADJUSTED_TO_MISSING),
-        "out_of_range": count("out_of_range", lambda flag: flag),
-        **{f"code_{code}": count("value_codes", _equals(code)) for code in MISSING_CODES},
-        "other_negative": count("adjusted_codes", lambda c: (c < min(MISSING_CODES)) & (c != ADJUSTED_TO_MISSING)),
-    }
-    per_row = respondents.select("split", *[expr.alias(name) for name, expr in outcomes.items()])
-    return per_row.groupBy("split").agg(
-        F.count(F.lit(1)).alias("respondents"), *[F.sum(name).cast("long").alias(name) for name in outcomes]
+    code, adjusted to missing, out of range), summed from the per-row counts of the
+    recode, independently of the explode, so the two can be reconciled."""
+    return respondents.groupBy("split").agg(
+        F.count(F.lit(1)).alias("respondents"),
+        *[F.sum(column).cast("long").alias(outcome)
+          for column, outcome in zip(ingest.COUNT_COLUMNS, recode.CELL_OUTCOMES)],
     )
 
 
@@ -212,6 +166,13 @@ class BuildReport:
     examples_by_split: dict[str, int] = field(default_factory=dict)
     table_versions: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    def lap(self, phase: str, since: float) -> float:
+        """Record how long `phase` took (for `wvb bench`); returns now."""
+        now = time.time()
+        self.phase_seconds[phase] = round(now - since, 3)
+        return now
 
     @property
     def examples(self) -> int:
@@ -260,41 +221,47 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
     report = BuildReport(raw_file=str(raw_path), split_method=build_conf.get("split_method", "paper"))
 
     lines = ingest.read_lines(spark, raw_path)
-    # Cached right after parsing: a filter on the parsed rows would otherwise be pushed
-    # below the parse and redo the split of each line once per column.
     parsed_lines = ingest.parse_lines(lines, header, separator, Path(raw_path).name).persist()
-    parsed = ingest.flag_duplicate_ids(parsed_lines).persist()
+    parsed = ingest.flag_duplicate_ids(parsed_lines)
     by_reason = {r["reject_reason"]: r["count"] for r in parsed.groupBy("reject_reason").count().collect()}
     report.participants = by_reason.pop(None, 0)
     report.quarantined_rows = by_reason
     report.rows_read = report.participants + sum(by_reason.values())
+    mark = report.lap("parse", started)
     if report.participants == 0:
-        parsed.unpersist()
         parsed_lines.unpersist()
         raise WvbError(f"no usable respondent rows in {raw_path} ({report.rows_read} rows read, all refused)")
 
     accepted = parsed.where(F.col("reject_reason").isNull()).drop("reject_reason", "reject_value")
-    respondents = with_answers(_with_split(spark, accepted, report.participants, build_conf)).persist()
+    respondents = _with_split(spark, accepted, report.participants, build_conf).persist()
 
     counts = {row["split"]: row.asDict() for row in cell_counts(respondents).collect()}
     report.examples_by_split = {s: int(c["answered"]) for s, c in counts.items()}
     report.quarantined_cells = sum(int(c["out_of_range"]) for c in counts.values())
-    for name in ["adjusted_to_missing", "other_negative", *[f"code_{code}" for code in MISSING_CODES]]:
+    for name in (outcome for outcome in recode.CELL_OUTCOMES if outcome not in ("answered", "out_of_range")):
         report.missing_cells[name] = sum(int(c[name]) for c in counts.values())
+    mark = report.lap("split_and_count", mark)
 
     quarantine = rejected_rows(parsed).unionByName(out_of_range_cells(respondents))
     groupings = build_conf.get("groupings", "project")
     commit_info = {"wvb.stage": "build", "wvb.raw_file": Path(raw_path).name}
-    write = lambda df, name, **kw: storage.write_table(spark, df, warehouse, name, config, commit_info=commit_info, **kw)  # noqa: E731
+
+    def write(df: DataFrame, name: str, **options) -> int:
+        nonlocal mark
+        version = storage.write_table(spark, df, warehouse, name, config, commit_info=commit_info, **options)
+        mark = report.lap(f"write_{name}", mark)
+        return version
+
     report.table_versions["questions"] = write(
         spark.createDataFrame(questions_rows(), schemas.QUESTIONS), "questions")
     report.table_versions["participants"] = write(
         participants_table(respondents, label_maps_frame(spark), groupings), "participants",
         sort_within=("d_interview",))
     report.table_versions["examples"] = write(
-        examples_table(respondents), "examples", partition_by=("split",), sort_within=("question_id", "d_interview"))
+        examples_table(respondents), "examples", partition_by=("split",), sort_within=("question_id", "d_interview"),
+        range_files=int(build_conf.get("examples_files", 0)) or 2 * spark.sparkContext.defaultParallelism)
     report.table_versions["quarantine"] = write(quarantine.select(*schemas.columns(schemas.QUARANTINE)), "quarantine")
-    for cached in (respondents, parsed, parsed_lines):
+    for cached in (respondents, parsed_lines):
         cached.unpersist()
     report.seconds = time.time() - started
     report.table_versions["build_runs"] = write(_build_runs(spark, config, warehouse, report), "build_runs")

@@ -41,15 +41,14 @@ def paper_split_labels(n: int, seed: int = 0, ratios=(0.7, 0.15, 0.15)) -> list[
 
 def assign_paper_split(spark: SparkSession, participants: DataFrame, n: int, seed: int, ratios) -> DataFrame:
     """Add `split` by file position (order of source_row) among the accepted respondents.
-    The position -> label lookup is n small rows, broadcast."""
-    labels = paper_split_labels(n, seed, ratios)
-    lookup = spark.createDataFrame(list(enumerate(labels)), "position long, split string")
-    positioned = participants.withColumn(
-        "_position", F.row_number().over(Window.orderBy("source_row")).cast("long") - 1
+    Positions are numbered on the narrow (source_row) column alone, then joined back with
+    the position -> label lookup (n small rows, broadcast)."""
+    labels = spark.createDataFrame(list(enumerate(paper_split_labels(n, seed, ratios))), "position long, split string")
+    positions = participants.select("source_row").withColumn(
+        "position", F.row_number().over(Window.orderBy("source_row")).cast("long") - 1
     )
-    return positioned.join(F.broadcast(lookup), F.col("_position") == lookup["position"], how="inner").drop(
-        "_position", "position"
-    )
+    by_row = positions.join(F.broadcast(labels), on="position", how="inner").select("source_row", "split")
+    return participants.join(F.broadcast(by_row), on="source_row", how="inner")
 
 
 def assign_hash_split(participants: DataFrame, salt: str, ratios) -> DataFrame:

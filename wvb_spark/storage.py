@@ -187,7 +187,7 @@ def choose_writer(spark: SparkSession, config: dict) -> str:
 
 def write_table(spark: SparkSession, df: DataFrame, warehouse: str, name: str, config: dict,
                 *, partition_by=(), sort_within=(), replace_partitions: dict | None = None,
-                commit_info: dict | None = None) -> int:
+                commit_info: dict | None = None, range_files: int | None = None) -> int:
     """Overwrite table `name` with `df` as one Delta commit; return the new version.
 
     partition_by: partition columns (few values each: split, model).
@@ -195,6 +195,10 @@ def write_table(spark: SparkSession, df: DataFrame, warehouse: str, name: str, c
     replace_partitions: e.g. {"model": "x"} replaces only that partition; `df` must hold
         only rows of it, and the schema and partitioning must match the table's.
     commit_info: a JSON-serialisable dict stored with the commit (see `commit_info()`).
+    range_files: spread the rows over this many write tasks by ranges of
+        (partition_by, sort_within): a large partition value (the train split) is then
+        written by several tasks in parallel, each file holding a contiguous range of
+        the sort columns, which keeps per-file min/max statistics useful for skipping.
     """
     partition_by = list(partition_by)
     sort_within = list(sort_within)
@@ -202,7 +206,7 @@ def write_table(spark: SparkSession, df: DataFrame, warehouse: str, name: str, c
     location = table_path(warehouse, name)
     user_metadata = None if commit_info is None else json.dumps(commit_info, sort_keys=True,
                                                                 default=str)
-    laid_out = _lay_out(df, partition_by, sort_within)
+    laid_out = _lay_out(df, partition_by, sort_within, range_files)
     if choose_writer(spark, config) == "native":
         return _write_native(spark, laid_out, location, partition_by, replace_partitions,
                              user_metadata)
@@ -254,11 +258,14 @@ def _check_write_arguments(df, partition_by, sort_within, replace_partitions):
                            f"({', '.join(partition_by) or 'none'}), got {sorted(replace_partitions)}")
 
 
-def _lay_out(df: DataFrame, partition_by: list, sort_within: list) -> DataFrame:
-    """Few, large files: all rows of one partition value go to one task (one file),
-    sorted by the partition columns first - the order Spark's partitioned writer
-    needs, so it keeps ours instead of re-sorting - then by `sort_within`."""
-    if partition_by:
+def _lay_out(df: DataFrame, partition_by: list, sort_within: list, range_files: int | None = None) -> DataFrame:
+    """Few, large files: all rows of one partition value go to one task (one file), or
+    with `range_files` to that many tasks by ranges of (partition_by, sort_within);
+    sorted by the partition columns first - the order Spark's partitioned writer needs,
+    so it keeps ours instead of re-sorting - then by `sort_within`."""
+    if range_files:
+        df = df.repartitionByRange(int(range_files), *partition_by, *sort_within)
+    elif partition_by:
         df = df.repartition(*partition_by)
     if partition_by or sort_within:
         df = df.sortWithinPartitions(*partition_by, *sort_within)

@@ -284,7 +284,9 @@ def _build_rows(run: dict) -> list[list[str]]:
     quarantined = run.get("quarantined_rows_by_reason") or {}
     missing = run.get("missing_cells_by_code") or {}
     by_split = run.get("examples_by_split") or {}
-    rows = [["build run", f"#{run.get('run_number')} finished {run.get('finished_at')} UTC"],
+    finished = run.get("finished_at")
+    finished = finished.strftime("%Y-%m-%d %H:%M:%S") if hasattr(finished, "strftime") else str(finished)
+    rows = [["build run", f"#{run.get('run_number')} finished {finished} UTC"],
             ["raw file", str(run.get("raw_file"))], ["split method", str(run.get("split_method"))],
             ["rows read", count(run.get("rows_read"))], ["participants", count(run.get("participants"))],
             ["quarantined rows", count(run.get("quarantined_rows"))]]
@@ -366,7 +368,8 @@ def build_report(inputs: ReportInputs, out_dir, threshold: float = 0.2, models: 
         if stale.name not in files:
             stale.unlink()
 
-    blocks = _document(inputs, table, shown, threshold, confidence, groupings, files, country_models, settings)
+    blocks = _document(inputs, table, shown if models else [], threshold, confidence, groupings, files,
+                       country_models, settings, shown)
     markdown_path, html_path = out / "report.md", out / "report.html"
     markdown_path.write_text(render_markdown(blocks), encoding="utf-8")
     html_path.write_text(render_html(blocks, out, "WorldValuesBench report"), encoding="utf-8")
@@ -374,8 +377,9 @@ def build_report(inputs: ReportInputs, out_dir, threshold: float = 0.2, models: 
             "header": headline_header(threshold, confidence)}
 
 
-def _document(inputs: ReportInputs, table: pd.DataFrame, shown: list[str], threshold: float, confidence: float,
-              groupings: list[str], files: list[str], country_models: list[str], settings: dict) -> list[tuple]:
+def _document(inputs: ReportInputs, table: pd.DataFrame, chosen: list[str], threshold: float, confidence: float,
+              groupings: list[str], files: list[str], country_models: list[str], settings: dict,
+              shown: list[str]) -> list[tuple]:
     tau = format(threshold, "g")
     level = f"{round(100 * confidence):g}%"
     blocks: list[tuple] = [
@@ -447,7 +451,7 @@ def _document(inputs: ReportInputs, table: pd.DataFrame, shown: list[str], thres
     blocks.append(("h3", "Tables read"))
     blocks.append(("table", ["table", "Delta version"],
                    [[name, str(version)] for name, version in sorted(inputs.table_versions.items())], "tables"))
-    models_option = f" --models {','.join(shown)}" if shown else ""
+    models_option = f" --models {','.join(chosen)}" if chosen else ""
     blocks.append(("p", "Every table was read at the version above; `storage.read_table(spark, warehouse, name, "
                         "config, version=N)` reads the same snapshot again (Delta time travel). To regenerate:"))
     blocks.append(("code", f"wvb report --warehouse {inputs.warehouse} --out OUT{models_option} --threshold {tau}"))

@@ -9,7 +9,6 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pyspark
@@ -155,7 +154,7 @@ def test_headline_csv_has_the_summary_values_at_full_precision(report):
 
 def test_data_card(report):
     text = (report / "report.md").read_text()
-    build_header, build = markdown_table(text, "### Build reconciliation")
+    _, build = markdown_table(text, "### Build reconciliation")
     build = dict((k, v) for k, v in build)
     assert build["rows read"] == "1,000" and build["participants"] == "990"
     assert build["quarantined: duplicate_id"] == "4" and build["quarantined: unknown_country"] == "6"

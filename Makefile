@@ -19,8 +19,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+OUT ?= out
 demo: setup
 	$(BIN)/wvb synth --respondents $(RESPONDENTS) --seed $(SEED) --out $(DATA)/wvs.csv
+	$(BIN)/wvb build --raw $(DATA)/wvs.csv --warehouse $(WAREHOUSE)
+	$(BIN)/wvb probe --warehouse $(WAREHOUSE)
+	$(BIN)/wvb prompts --warehouse $(WAREHOUSE) --out $(OUT)/prompts.jsonl
+	$(BIN)/wvb baselines --warehouse $(WAREHOUSE)
+	$(BIN)/wvb simulate-model --warehouse $(WAREHOUSE) --out $(DATA)/biased-model.tsv --shift 1 --seed $(SEED)
+	$(BIN)/wvb predictions import --warehouse $(WAREHOUSE) --model biased-model --file $(DATA)/biased-model.tsv
+	$(BIN)/wvb evaluate --warehouse $(WAREHOUSE)
+	$(BIN)/wvb report --warehouse $(WAREHOUSE) --out $(OUT)/report
+	@echo
+	@echo "Demo done. Tables: $(WAREHOUSE)/  prompts: $(OUT)/prompts.jsonl  report: $(OUT)/report/report.html"
 
 test: setup
 	$(BIN)/python -m pytest

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "baselines": ("wvb_spark.baselines", "baseline models (uniform, majority-leaky, global-prior, group-prior) into predictions"),
     "evaluate": ("wvb_spark.evaluate", "score models: human vs model histograms, W1/JSD/TV with bootstrap CIs, headline summary"),
     "report": ("wvb_spark.report", "report.md, self-contained report.html and PNG figures from summary and distances"),
+    "simulate-model": ("wvb_spark.simulate", "a model-output TSV from a predictor with a known bias (for demos and tests)"),
+    "bench": ("wvb_spark.bench", "time whole stages (median of repeats, peak memory)"),
 }
 
 

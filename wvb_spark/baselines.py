@@ -18,12 +18,13 @@ levels, never the number of groups.
 from __future__ import annotations
 
 import argparse
-from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from wvb_spark import config as wvb_config
+from wvb_spark.config import split_list, stage_block
+from wvb_spark.probe import all_not_null
 from wvb_spark import schemas
 from wvb_spark.errors import WvbError
 
@@ -56,20 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="split the priors are fitted on (default: train)")
 
 
-def split_list(value) -> list[str]:
-    if value is None:
-        return []
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    return [str(item).strip() for item in items if str(item).strip()]
-
-
 def resolve_settings(args, config: dict) -> dict:
     """Command-line options over the `baselines:` block of the settings."""
-    block = dict(config.get("baselines") or {})
-    for key in ("targets", "models", "group_by", "min_group_size", "train_split"):
-        value = getattr(args, key, None)
-        if value is not None:
-            block[key] = value
+    block = stage_block(config, "baselines", args, ("targets", "models", "group_by", "min_group_size", "train_split"))
     targets = str(block.get("targets") or "probe").strip()
     if targets != "probe" and not (targets.startswith("split:") and targets[len("split:"):].strip()):
         raise WvbError(f"--on must be 'probe' or 'split:<name>', got {targets!r}")
@@ -130,10 +120,6 @@ def distributions_from_counts(counts: DataFrame, keys: list[str]) -> DataFrame:
 def answer_distributions(answers: DataFrame, question_scales: DataFrame, keys: list[str]) -> DataFrame:
     """Empirical answer distribution per (question, keys...) of on-scale answers."""
     return distributions_from_counts(answer_counts(answers, question_scales, keys), keys)
-
-
-def all_not_null(columns: list[str]) -> Column:
-    return reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in columns], F.lit(True))
 
 
 def median_point(distribution: Column, scale_min: Column) -> Column:

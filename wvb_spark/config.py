@@ -59,3 +59,22 @@ def load(path: str | None = None, overrides: list[str] | None = None) -> dict:
     for assignment in overrides or []:
         config = apply_override(config, assignment)
     return config
+
+
+def split_list(value) -> list[str]:
+    """A comma string or a YAML list -> list of non-empty names."""
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def stage_block(config: dict, stage: str, args, keys) -> dict:
+    """The `stage:` block of the settings with the command-line options that were given
+    (not None) laid over it: one precedence rule for every stage."""
+    block = dict(config.get(stage) or {})
+    for key in keys:
+        value = getattr(args, key, None)
+        if value is not None:
+            block[key] = value
+    return block

@@ -17,6 +17,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from wvb_spark import config as wvb_config
+from wvb_spark.config import split_list, stage_block
 from wvb_spark.errors import WvbError
 
 RESERVED_COLUMNS = ("question_id", "d_interview", "split", "group_size", "rank", "sampled", "status")
@@ -42,21 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="sampling seed (default: 0)")
 
 
-def split_list(value) -> list[str]:
-    """A comma string or a YAML list -> list of non-empty names."""
-    if value is None:
-        return []
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    return [str(item).strip() for item in items if str(item).strip()]
-
-
 def resolve_settings(args, config: dict) -> dict:
     """Command-line options over the `probe:` block of the settings."""
-    block = dict(config.get("probe") or {})
-    for key in ("questions", "split", "group_by", "per_group", "min_group_size", "seed"):
-        value = getattr(args, key, None)
-        if value is not None:
-            block[key] = value
+    block = stage_block(config, "probe", args, ("questions", "split", "group_by", "per_group", "min_group_size", "seed"))
     settings = {
         "questions": str(block.get("questions") or "probe"),
         "split": str(block.get("split") or "valid"),
@@ -121,7 +110,8 @@ def resolve_questions(questions: DataFrame, spec: str) -> list[str]:
 # --------------------------------------------------------------------------- transforms
 
 def all_not_null(columns: list[str]) -> Column:
-    return reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in columns])
+    """True where every one of `columns` has a value (a row with a null group key is in no group)."""
+    return reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in columns], F.lit(True))
 
 
 def answers_with_groups(examples: DataFrame, participants: DataFrame, question_ids: list[str],

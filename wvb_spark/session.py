@@ -26,10 +26,15 @@ def get_spark(config: dict) -> SparkSession:
         builder = builder.master(spark_conf["master"])
     for key, value in (spark_conf.get("conf") or {}).items():
         builder = builder.config(key, str(value))
-    if config.get("storage", {}).get("writer") == "native" and spark_conf.get("delta_pip", False):
+    if spark_conf.get("delta_pip", False):
+        # Delta's jars from Maven (needs network); the extension and catalog make
+        # format("delta") and the native writer available.
         from delta import configure_spark_with_delta_pip
 
-        builder = configure_spark_with_delta_pip(builder)
+        builder = configure_spark_with_delta_pip(
+            builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+            .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(spark_conf.get("log_level", "ERROR"))
     return spark

@@ -427,14 +427,19 @@ def histograms(comparison_rows: DataFrame) -> DataFrame:
     return side("human").unionByName(side("model")).select(*_names(HISTOGRAMS))
 
 
+def _stack(column: pd.Series) -> np.ndarray:
+    return np.stack([np.asarray(value, dtype=float) for value in column])
+
+
 def _distance_batch(pdf: pd.DataFrame, *, bootstrap: int, seed: int, noise_draws: int,
                     thresholds: list[float], confidence: float) -> pd.DataFrame:
-    """All groups of one (model, question): vectorised point estimates, per-row seeded bootstrap."""
+    """All groups of one (model, question), vectorised: point estimates for every row, and
+    one bootstrap call per grouping (seeded by model, question and grouping)."""
     pdf = pdf.sort_values(["group_by", "group_value"]).reset_index(drop=True)
-    human = np.stack([np.asarray(c, dtype=float) for c in pdf["human_counts"]])
-    model = np.stack([np.asarray(c, dtype=float) for c in pdf["model_counts"]])
-    points = np.stack([np.asarray(c, dtype=float) for c in pdf["points"]])
-    steps = metrics.normalised_steps(points, pdf["scale_min"].to_numpy(), pdf["scale_max"].to_numpy())
+    human = _stack(pdf["human_counts"])
+    model = _stack(pdf["model_counts"])
+    steps = metrics.normalised_steps(_stack(pdf["points"]), pdf["scale_min"].to_numpy(),
+                                     pdf["scale_max"].to_numpy())
     n_human = pdf["n_human"].to_numpy()
     n_model = pdf["n_model"].to_numpy()
     scored = (n_human > 0) & (n_model > 0) & (human.sum(axis=1) > 0) & (model.sum(axis=1) > 0)
@@ -445,16 +450,18 @@ def _distance_batch(pdf: pd.DataFrame, *, bootstrap: int, seed: int, noise_draws
     ci_low = np.full(len(pdf), np.nan)
     ci_high = np.full(len(pdf), np.nan)
     noise_floor = np.full(len(pdf), np.nan)
-    bins: list[bytes | None] = [None] * len(pdf)
-    for i in np.flatnonzero(scored):
-        row = pdf.iloc[i]
-        rng = np.random.default_rng(metrics.row_seed(seed, row["model"], row["question_id"],
-                                                     row["group_by"], row["group_value"]))
-        replicates, noise_floor[i] = metrics.bootstrap_row(human[i], n_human[i], model[i], n_model[i], steps[i],
-                                                           bootstrap, noise_draws, rng)
+    bins = np.full(len(pdf), None, dtype=object)
+    group_by = pdf["group_by"].to_numpy()
+    first = pdf.iloc[0]
+    for grouping in dict.fromkeys(group_by[scored]):
+        rows = np.flatnonzero(scored & (group_by == grouping))
+        rng = np.random.default_rng(metrics.row_seed(seed, first["model"], first["question_id"], grouping))
+        replicates, noise_floor[rows] = metrics.bootstrap_batch(
+            human[rows], n_human[rows], model[rows], n_model[rows], steps[rows], bootstrap, noise_draws, rng)
         if bootstrap > 0:
-            ci_low[i], ci_high[i] = metrics.percentile_interval(replicates, confidence)
-            bins[i] = metrics.threshold_bins(replicates, thresholds).tobytes()
+            ci_low[rows], ci_high[rows] = metrics.percentile_intervals(replicates, confidence)
+            row_bins = metrics.threshold_bins(replicates, thresholds)
+            bins[rows] = [row.tobytes() for row in row_bins]
     out = pdf[["model", "question_id", "group_by", "group_value", "n_human", "n_model", "n_listed", "n_invalid"]].copy()
     out["w1"], out["w1_ci_low"], out["w1_ci_high"] = w1, ci_low, ci_high
     out["jsd"], out["tv"], out["noise_floor"] = jsd, tv, noise_floor

@@ -64,26 +64,49 @@ def total_variation(p, q) -> np.ndarray:
 
 
 def row_seed(seed: int, *keys) -> np.random.SeedSequence:
-    """A seed for one (model, question, group) row from the run seed and the row's keys.
+    """A seed from the run seed and keys, e.g. (model, question, grouping).
 
-    Seeding per row (not per batch) makes a row's replicates independent of how
-    Spark batches rows and of which other groups were requested.
+    `wvb evaluate` seeds each (model, question, grouping) batch of rows this way, so its
+    replicates do not depend on how Spark batches rows or on which other groupings
+    were requested.
     """
     digest = hashlib.sha256("\x1f".join(str(key) for key in keys).encode("utf-8")).digest()
     words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
     return np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *words])
 
 
-def resample(counts, n: int, replicates: int, rng: np.random.Generator) -> np.ndarray:
-    """`replicates` multinomial histograms of n draws from the distribution of `counts`."""
-    p = probabilities(counts)
-    return rng.multinomial(int(n), p / p.sum(), size=replicates).astype(float)
+def resample_cdfs(counts, n, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Empirical CDFs of `draws` multinomial samples per row: shape (R, draws, K).
+
+    Row r draws n[r] times from the proportions of counts[r] (R x K). Instead of a
+    multinomial per row, the cumulative counts are drawn top-down for all rows and
+    replicates at once: C_K = n and C_k ~ Binomial(C_{k+1}, F_k / F_{k+1}) — the same
+    joint law as a multinomial's cumulative counts, in K - 1 vectorised calls.
+    """
+    counts = np.atleast_2d(np.asarray(counts, dtype=float))
+    n = np.broadcast_to(np.asarray(n, dtype=np.int64), counts.shape[:1])
+    rows, points = counts.shape
+    total = counts.sum(axis=1, keepdims=True)
+    cdf = np.cumsum(counts, axis=1) / np.where(total > 0, total, 1.0)
+    cumulative = np.empty((rows, int(draws), points), dtype=np.int64)
+    cumulative[:, :, points - 1] = n[:, None]
+    for k in range(points - 2, -1, -1):
+        upper = cdf[:, k + 1]
+        ratio = np.clip(np.where(upper > 0, cdf[:, k] / np.where(upper > 0, upper, 1.0), 0.0), 0.0, 1.0)
+        cumulative[:, :, k] = rng.binomial(cumulative[:, :, k + 1], ratio[:, None])
+    return cumulative / np.maximum(n, 1)[:, None, None].astype(float)
 
 
-def bootstrap_row(human_counts, human_n, model_counts, model_n, steps, replicates,
-                  noise_draws, rng) -> tuple[np.ndarray, float]:
-    """Bootstrap W1 replicates and the noise floor of one (question, group) row.
+def _w1_of_cdfs(first, second, steps) -> np.ndarray:
+    """W1 between CDF arrays (R, D, K) over gaps `steps` (R, K - 1): shape (R, D)."""
+    return np.einsum("rdk,rk->rd", np.abs(first[..., :-1] - second[..., :-1]), np.asarray(steps, dtype=float))
 
+
+def bootstrap_batch(human_counts, human_n, model_counts, model_n, steps, replicates: int,
+                    noise_draws: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap W1 replicates and the noise floor of a batch of (question, group) rows.
+
+    All rows share one set of points (K); arrays are (R, K), sizes (R,), steps (R, K - 1).
     Replicate b resamples both histograms (multinomial with the observed number of
     respondents / pairs and the observed — possibly weighted — proportions) and
     takes their W1. The noise floor is the mean W1 between two independent samples
@@ -91,23 +114,49 @@ def bootstrap_row(human_counts, human_n, model_counts, model_n, steps, replicate
     model would score. It reuses the human replicates as the first sample (they
     are exactly such samples); when n_model == n_human the second sample of draw
     b is human replicate b + 1, otherwise fresh draws of size n_model.
-    Returns (W1 replicates of length `replicates`, noise floor).
+    Returns (W1 replicates (R, replicates), noise floors (R,)).
     """
+    human_counts = np.atleast_2d(np.asarray(human_counts, dtype=float))
+    model_counts = np.atleast_2d(np.asarray(model_counts, dtype=float))
+    rows = human_counts.shape[0]
+    human_n = np.broadcast_to(np.asarray(human_n, dtype=np.int64), (rows,))
+    model_n = np.broadcast_to(np.asarray(model_n, dtype=np.int64), (rows,))
+    steps = np.atleast_2d(np.asarray(steps, dtype=float))
     draws = max(int(replicates), int(noise_draws))
-    humans = resample(human_counts, human_n, draws, rng)
+    humans = resample_cdfs(human_counts, human_n, draws, rng)
     if replicates > 0:
-        models = resample(model_counts, model_n, replicates, rng)
-        w1_replicates = wasserstein_1(humans[:replicates], models, steps)
+        models = resample_cdfs(model_counts, model_n, replicates, rng)
+        w1_replicates = _w1_of_cdfs(humans[:, :replicates], models, steps)
     else:
-        w1_replicates = np.empty(0)
+        w1_replicates = np.empty((rows, 0))
     if draws < 2:
-        return w1_replicates, float("nan")
-    if int(model_n) == int(human_n):
-        second = np.roll(humans, -1, axis=0)
-    else:
-        second = resample(human_counts, model_n, draws, rng)
-    noise_floor = float(np.mean(wasserstein_1(humans, second, steps)))
+        return w1_replicates, np.full(rows, np.nan)
+    second = np.roll(humans, -1, axis=1)
+    fresh = np.flatnonzero(model_n != human_n)
+    if fresh.size:
+        second[fresh] = resample_cdfs(human_counts[fresh], model_n[fresh], draws, rng)
+    noise_floor = _w1_of_cdfs(humans, second, steps).mean(axis=1)
     return w1_replicates, noise_floor
+
+
+def bootstrap_row(human_counts, human_n, model_counts, model_n, steps, replicates,
+                  noise_draws, rng) -> tuple[np.ndarray, float]:
+    """`bootstrap_batch` for one row: (W1 replicates of length `replicates`, noise floor)."""
+    w1_replicates, noise_floor = bootstrap_batch(
+        np.asarray(human_counts, dtype=float)[None, :], [int(human_n)],
+        np.asarray(model_counts, dtype=float)[None, :], [int(model_n)],
+        np.asarray(steps, dtype=float)[None, :], replicates, noise_draws, rng)
+    return w1_replicates[0], float(noise_floor[0])
+
+
+def percentile_intervals(replicates, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap intervals of each row of `replicates` (R, B): (low (R,), high (R,))."""
+    replicates = np.atleast_2d(np.asarray(replicates, dtype=float))
+    if replicates.shape[1] == 0:
+        return np.full(replicates.shape[0], np.nan), np.full(replicates.shape[0], np.nan)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(replicates, [tail, 1.0 - tail], axis=1)
+    return low, high
 
 
 def percentile_interval(replicates, confidence: float = 0.95) -> tuple[float, float]:

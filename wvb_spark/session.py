@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib import resources
 
 from pyspark.sql import SparkSession
 
@@ -24,7 +25,12 @@ def get_spark(config: dict) -> SparkSession:
     launched_by_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     if spark_conf.get("master") and not launched_by_spark_submit:
         builder = builder.master(spark_conf["master"])
-    for key, value in (spark_conf.get("conf") or {}).items():
+    conf = dict(spark_conf.get("conf") or {})
+    if spark_conf.get("quiet_logs", True) and "spark.driver.extraJavaOptions" not in conf:
+        # Spark's INFO/WARN chatter would bury the job's own report on the console.
+        log_config = resources.files("wvb_spark").joinpath("resources", "log4j2.properties")
+        conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log_config}"
+    for key, value in conf.items():
         builder = builder.config(key, str(value))
     if spark_conf.get("delta_pip", False):
         # Delta's jars from Maven (needs network); the extension and catalog make

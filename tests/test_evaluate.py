@@ -94,10 +94,11 @@ def tables(spark, frames):
 
 
 def _evaluate(tables, *, protocol, population="paired", weights=False, bootstrap=40, seed=0):
+    cell_table = ev.cell_groups(tables["participants"], GROUP_COLUMNS)
     rows = ev.contributions(tables["predictions"], tables["examples"], tables["participants"],
                             tables["questions"], protocol=protocol, population=population, weights=weights,
-                            group_columns=GROUP_COLUMNS)
-    cells = ev.group_cells(rows, GROUP_COLUMNS, GROUP_BY)
+                            group_columns=GROUP_COLUMNS, cells=cell_table)
+    cells = ev.group_cells(rows, cell_table, GROUP_COLUMNS, GROUP_BY)
     human_population = None
     if population == "population":
         human_population = ev.population_cells(
@@ -268,9 +269,12 @@ def test_unknown_respondent_group_is_skipped(spark, tables):
 
     ghost = (tables["predictions"].where(F.col("model") == "alpha")
              .withColumn("model", F.lit("ghost")).withColumn("d_interview", F.col("d_interview") + 10_000))
+    cell_table = ev.cell_groups(tables["participants"], GROUP_COLUMNS)
     rows = ev.contributions(ghost, tables["examples"], tables["participants"], tables["questions"],
-                            protocol="paper", population="paired", weights=False, group_columns=GROUP_COLUMNS)
-    comparison = ev.comparisons(ev.group_cells(rows, GROUP_COLUMNS, GROUP_BY), tables["questions"], protocol="paper")
+                            protocol="paper", population="paired", weights=False, group_columns=GROUP_COLUMNS,
+                            cells=cell_table)
+    comparison = ev.comparisons(ev.group_cells(rows, cell_table, GROUP_COLUMNS, GROUP_BY), tables["questions"],
+                                protocol="paper")
     skipped = ev.skipped_groups(comparison).toPandas()
     # 4 questions (Q1-Q3 and the unknown Q9) x (overall + the (missing) continent)
     assert len(skipped) == 8

@@ -28,6 +28,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.window import Window
 
 from wvb_spark import config as wvb_config
 from wvb_spark import metrics
@@ -204,10 +205,21 @@ def _contribution(kind: str, value: Column, reason: Column, mass: Column, pairs:
                     pairs.cast("long").alias("pairs"))
 
 
+def cell_groups(participants: DataFrame, group_columns: list[str]) -> DataFrame:
+    """(cell, group_<column>...): one integer id per combination of group values present in
+    participants (nulls included). The big aggregation keys on this one integer instead of
+    several strings; the group values are joined back on the (small) aggregated cells."""
+    combos = participants.select(*[F.col(c).alias(f"group_{c}") for c in group_columns]).distinct()
+    order = [F.col(f"group_{c}").asc_nulls_first() for c in group_columns] or [F.lit(1)]
+    return combos.select(F.row_number().over(Window.orderBy(*order)).cast("int").alias("cell"),
+                         *[f"group_{c}" for c in group_columns])
+
+
 def contributions(predictions: DataFrame, examples: DataFrame, participants: DataFrame,
                   questions: DataFrame, *, protocol: str, population: str, weights: bool,
-                  group_columns: list[str]) -> DataFrame:
-    """One row per (prediction row, contribution), with the respondent's group columns.
+                  group_columns: list[str], cells: DataFrame | None = None) -> DataFrame:
+    """One row per (prediction row, contribution), with the respondent's `cell` (see
+    `cell_groups`; pass the same `cells` frame to `group_cells`).
 
     kind = listed (every row; reason = why the row does not count, null if it counts; mass =
     1 when the respondent has an answer to the question, whether or not the pair counts), human (the respondent's answer, mass = weight or 1), model (the score, or one
@@ -216,8 +228,12 @@ def contributions(predictions: DataFrame, examples: DataFrame, participants: Dat
     """
     preds = predictions.select("model", "question_id", "d_interview", "score", "status", "distribution")
     answers = examples.select("question_id", "d_interview", F.col("answer").cast("double").alias("human_value"))
-    people = participants.select("d_interview", F.col("weight").alias("respondent_weight"),
-                                 *[F.col(c).alias(f"group_{c}") for c in group_columns])
+    cells = cell_groups(participants, group_columns) if cells is None else cells
+    same_cell = [F.col(f"p.{c}").eqNullSafe(F.col(f"c.group_{c}")) for c in group_columns]
+    people = (participants.alias("p")
+              .join(F.broadcast(cells.alias("c")), on=same_cell or F.lit(True), how="left")
+              .select(F.col("p.d_interview").alias("d_interview"), F.col("p.weight").alias("respondent_weight"),
+                      F.col("c.cell").alias("cell")))
     scales = F.broadcast(questions.select("question_id", "scale_min", "scale_max"))
     pairs = (preds.join(scales, on="question_id", how="left")
              .join(answers, on=["question_id", "d_interview"], how="left")
@@ -266,10 +282,8 @@ def contributions(predictions: DataFrame, examples: DataFrame, participants: Dat
     if population == "paired":
         parts.append(F.when(in_human, F.array(_contribution("human", F.col("human_value"), F.lit(None), weight,
                                                             F.lit(1)))).otherwise(empty))
-    exploded = pairs.select("model", "question_id", *[f"group_{c}" for c in group_columns],
-                            F.explode(F.concat(*parts)).alias("c"))
-    return exploded.select("model", "question_id", *[f"group_{c}" for c in group_columns],
-                           "c.kind", "c.value", "c.reason", "c.mass", "c.pairs")
+    exploded = pairs.select("model", "question_id", "cell", F.explode(F.concat(*parts)).alias("c"))
+    return exploded.select("model", "question_id", "cell", "c.kind", "c.value", "c.reason", "c.mass", "c.pairs")
 
 
 _CONTRIBUTION_TYPE = T.StructType([
@@ -292,14 +306,20 @@ def _group_value(column: str) -> Column:
 
 
 def expand_groups(fine: DataFrame, keys: list[str], group_columns: list[str], group_by: list[str],
-                  measures: list[str]) -> DataFrame:
+                  measures: list[str], cells_table: DataFrame | None = None) -> DataFrame:
     """Sum `measures` of fine cells into every grouping of `group_by`.
 
     The fine cells are first aggregated over all group columns at once (native, and far
     fewer rows than the input); each is then repeated once per grouping and summed again.
+    With `cells_table`, `fine` carries a `cell` id instead of the group columns, which are
+    joined back after the first aggregation.
     """
-    fine_keys = keys + [f"group_{c}" for c in group_columns]
-    cells = fine.groupBy(*fine_keys).agg(*[F.sum(m).alias(m) for m in measures])
+    if cells_table is None:
+        fine_keys = keys + [f"group_{c}" for c in group_columns]
+        cells = fine.groupBy(*fine_keys).agg(*[F.sum(m).alias(m) for m in measures])
+    else:
+        cells = (fine.groupBy(*keys, "cell").agg(*[F.sum(m).alias(m) for m in measures])
+                 .join(F.broadcast(cells_table), on="cell", how="left"))
     groupings = F.array(*[F.struct(F.lit(name).alias("group_by"), _group_value(name).alias("group_value"))
                           for name in group_by])
     expanded = cells.select(*keys, *measures, F.explode(groupings).alias("g"))
@@ -307,10 +327,13 @@ def expand_groups(fine: DataFrame, keys: list[str], group_columns: list[str], gr
             .agg(*[F.sum(m).alias(m) for m in measures]))
 
 
-def group_cells(contribution_rows: DataFrame, group_columns: list[str], group_by: list[str]) -> DataFrame:
-    """(model, question_id, group_by, group_value, kind, value, reason, mass, pairs)."""
+def group_cells(contribution_rows: DataFrame, cells_table: DataFrame, group_columns: list[str],
+                group_by: list[str]) -> DataFrame:
+    """(model, question_id, group_by, group_value, kind, value, reason, mass, pairs).
+
+    `cells_table` is the `cell_groups` frame `contribution_rows` was built with."""
     cells = expand_groups(contribution_rows, ["model", "question_id", "kind", "value", "reason"],
-                          group_columns, group_by, ["mass", "pairs"])
+                          group_columns, group_by, ["mass", "pairs"], cells_table)
     return cells.select("model", "question_id", "group_by", "group_value", "kind", "value", "reason",
                         "mass", "pairs")
 
@@ -571,7 +594,11 @@ def main(args) -> int:
     participants = storage.read_table(spark, warehouse, "participants", config)
     questions = storage.read_table(spark, warehouse, "questions", config)
 
-    available = sorted(row["model"] for row in predictions.select("model").distinct().collect())
+    # the models are the table's partition values: read from the Delta log, not the data
+    partitions = storage.partition_values(warehouse, "predictions", "model", config)
+    if partitions is None:  # not partitioned by model: scan
+        partitions = [row["model"] for row in predictions.select("model").distinct().collect()]
+    available = sorted(m for m in partitions if m is not None)
     if not available:
         raise WvbError(f"the predictions table in {warehouse} is empty")
     models = settings["models"] or available
@@ -608,10 +635,11 @@ def main(args) -> int:
           f"weights {'on' if settings['weights'] else 'off'}, bootstrap {settings['bootstrap']}, "
           f"seed {settings['seed']}, group-by {','.join(group_by)}")
 
+    cell_table = cell_groups(participants, group_columns).cache()
     rows = contributions(predictions, examples, participants, questions, protocol=settings["protocol"],
                          population=settings["population"], weights=settings["weights"],
-                         group_columns=group_columns)
-    cells = group_cells(rows, group_columns, group_by).persist(StorageLevel.MEMORY_AND_DISK)
+                         group_columns=group_columns, cells=cell_table)
+    cells = group_cells(rows, cell_table, group_columns, group_by).persist(StorageLevel.MEMORY_AND_DISK)
     human_population = None
     if settings["population"] == "population":
         human_population = population_cells(

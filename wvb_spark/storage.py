@@ -120,6 +120,22 @@ def table_version(warehouse: str, name: str, config: dict | None = None) -> int:
     return _require_delta(warehouse, name, without_files=True)[1].version()
 
 
+def partition_values(warehouse: str, name: str, column: str, config: dict | None = None) -> list | None:
+    """Distinct values (as strings; None for null) of partition column `column` over the
+    table's live, non-empty files — read from the Delta log, without scanning data.
+    None when the table is not partitioned by `column`."""
+    _, table = _require_delta(warehouse, name)
+    import pyarrow as pa
+
+    actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
+    values = actions.get(f"partition.{column}")
+    if values is None:
+        return None
+    records = actions.get("num_records") or [None] * len(values)
+    present = {value for value, rows in zip(values, records) if rows is None or rows > 0}
+    return sorted(present, key=lambda value: (value is None, str(value)))
+
+
 def history(warehouse: str, name: str, config: dict | None = None,
             limit: int | None = None) -> list[dict]:
     """The commitInfo of each version, newest first (each dict has a `version` key).

@@ -70,7 +70,53 @@ def bench_build(args, workdir: Path) -> list[str]:
                     f"{examples} examples, peak memory {_peak_children_mb():,.0f} MB (incl. Spark start-up)")]
 
 
-STAGES = {"synth": bench_synth, "build": bench_build}
+def _prediction_rows(warehouse: Path) -> dict[str, int]:
+    """Rows per model of the predictions table, from the Delta log (no Spark)."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    actions = pa.table(DeltaTable(str((warehouse / "predictions").resolve())).get_add_actions(flatten=True)).to_pydict()
+    rows: dict[str, int] = {}
+    for model, records in zip(actions["partition.model"], actions["num_records"]):
+        rows[model] = rows.get(model, 0) + int(records or 0)
+    return rows
+
+
+def _ensure_evaluate_warehouse(args, workdir: Path) -> Path:
+    """A warehouse with 8 probe-size and 10 test-split-size generated models (built once)."""
+    from wvb_spark import storage
+
+    warehouse = workdir / "warehouse-evaluate"
+    if not storage.table_exists(str(warehouse), "examples"):
+        _run(_wvb("build", "--raw", str(_ensure_raw(args, workdir)), "--warehouse", str(warehouse), *args.spark_args))
+    if not storage.table_exists(str(warehouse), "probe"):
+        _run(_wvb("probe", "--warehouse", str(warehouse), *args.spark_args))
+    if not storage.table_exists(str(warehouse), "predictions"):
+        _run([sys.executable, "-m", "wvb_spark.bench_data", "--warehouse", str(warehouse), "--probe-models", "8",
+              "--full-models", str(max(args.evaluate_full_models)), *args.spark_args])
+    return warehouse
+
+
+def bench_evaluate(args, workdir: Path) -> list[str]:
+    warehouse = _ensure_evaluate_warehouse(args, workdir)
+    rows = _prediction_rows(warehouse)
+    cases = [("8 models x probe", [f"probe-{i:02d}" for i in range(8)])]
+    cases += [(f"{k} x test split", [f"full-{i:02d}" for i in range(k)]) for k in args.evaluate_full_models]
+    lines = []
+    for name, models in cases:
+        missing = [m for m in models if m not in rows]
+        if missing:
+            raise WvbError(f"bench warehouse {warehouse} lacks model(s) {', '.join(missing)}; delete it to regenerate")
+        n = sum(rows[m] for m in models)
+        times = [_run(_wvb("evaluate", "--warehouse", str(warehouse), "--models", ",".join(models),
+                           *args.spark_args))[0] for _ in range(args.repeats)]
+        lines.append(_report(f"evaluate {name}", times,
+                             f"{n:,} predictions, {n / statistics.median(times):,.0f} rows/s (incl. Spark start-up)"))
+        print(lines[-1], flush=True)
+    return []
+
+
+STAGES = {"synth": bench_synth, "build": bench_build, "evaluate": bench_evaluate}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +125,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per stage; the median is reported (default 3)")
     parser.add_argument("--respondents", type=int, default=94_728, help="synthetic file size (default 94,728)")
     parser.add_argument("--workdir", default="data/bench", help="where inputs and warehouses go (default data/bench)")
+    parser.add_argument("--evaluate-full-models", default="1,2,4,10", type=lambda v: [int(x) for x in v.split(",")],
+                        help="evaluate stage: numbers of test-split-size models to time (default 1,2,4,10)")
 
 
 def main(args: argparse.Namespace) -> int:

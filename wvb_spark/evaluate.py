@@ -31,6 +31,7 @@ from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
 from wvb_spark import config as wvb_config
+from wvb_spark.config import split_list, stage_block
 from wvb_spark import metrics
 from wvb_spark.errors import WvbError
 
@@ -126,20 +127,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: overall,continent,urban_rural,education_level,country)")
 
 
-def split_list(value) -> list[str]:
-    if value is None:
-        return []
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    return [str(item).strip() for item in items if str(item).strip()]
-
-
 def resolve_settings(args, config: dict) -> dict:
     """Command-line options over the `evaluate:` block of the settings."""
-    block = dict(config.get("evaluate") or {})
-    for key in ("models", "protocol", "population", "split", "weights", "bootstrap", "seed", "group_by"):
-        value = getattr(args, key, None)
-        if value is not None:
-            block[key] = value
+    block = stage_block(config, "evaluate", args,
+                        ("models", "protocol", "population", "split", "weights", "bootstrap", "seed", "group_by"))
     settings = {
         "models": split_list(block.get("models")),
         "protocol": str(block.get("protocol") or "default"),

@@ -504,7 +504,7 @@ def read_inputs(spark, warehouse: str, config: dict) -> ReportInputs:
 
 
 def main(args) -> int:
-    from wvb_spark.evaluate import split_list
+    from wvb_spark.config import split_list
     from wvb_spark.session import get_spark
 
     config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))

@@ -10,33 +10,65 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
+import tempfile
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from wvb_spark.errors import WvbError
 
 
-def _run(command: list[str]) -> tuple[float, str]:
+class Run(NamedTuple):
+    seconds: float
+    stdout: str
+    peak_mb: float  # peak resident memory of the whole process tree (Spark's JVM included)
+
+
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of `root` and all its descendants, from /proc (Linux; 0 elsewhere)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        pid, ppid = int(entry.name), int(fields.get("PPid", "0").strip() or 0)
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total / 1024
+
+
+def _run(command: list[str]) -> Run:
+    """Run a command, polling its process tree's memory twice a second."""
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise WvbError(f"benchmark step failed ({' '.join(command[:3])} ...): {tail[0]}", exit_code=1)
-    return seconds, done.stdout
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        peak = 0.0
+        while process.poll() is None:
+            peak = max(peak, _tree_rss_mb(process.pid))
+            time.sleep(0.5)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        tail = (stderr or stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise WvbError(f"benchmark step failed ({' '.join(command[3:5])} ...): {tail[0]}", exit_code=1)
+    return Run(seconds, stdout, peak)
 
 
 def _wvb(*args: str) -> list[str]:
     return [sys.executable, "-m", "wvb_spark.cli", *args]
-
-
-def _peak_children_mb() -> float:
-    """Peak resident set of the largest finished child process so far (MB)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def _report(name: str, seconds: list[float], extra: str = "") -> str:
@@ -61,13 +93,11 @@ def _ensure_raw(args, workdir: Path) -> Path:
 def bench_build(args, workdir: Path) -> list[str]:
     raw = _ensure_raw(args, workdir)
     warehouse = workdir / "warehouse-build"
-    times, examples = [], ""
-    for _ in range(args.repeats):
-        seconds, out = _run(_wvb("build", "--raw", str(raw), "--warehouse", str(warehouse), *args.spark_args))
-        times.append(seconds)
-        examples = next((line.split()[-1] for line in out.splitlines() if line.startswith("examples ")), "?")
-    return [_report(f"build {args.respondents:,} respondents", times,
-                    f"{examples} examples, peak memory {_peak_children_mb():,.0f} MB (incl. Spark start-up)")]
+    runs = [_run(_wvb("build", "--raw", str(raw), "--warehouse", str(warehouse), *args.spark_args))
+            for _ in range(args.repeats)]
+    examples = next((line.split()[-1] for line in runs[-1].stdout.splitlines() if line.startswith("examples ")), "?")
+    return [_report(f"build {args.respondents:,} respondents", [r.seconds for r in runs],
+                    f"{examples} examples; peak memory (driver JVM + Python) {max(r.peak_mb for r in runs):,.0f} MB")]
 
 
 def _prediction_rows(warehouse: Path) -> dict[str, int]:
@@ -108,10 +138,12 @@ def bench_evaluate(args, workdir: Path) -> list[str]:
         if missing:
             raise WvbError(f"bench warehouse {warehouse} lacks model(s) {', '.join(missing)}; delete it to regenerate")
         n = sum(rows[m] for m in models)
-        times = [_run(_wvb("evaluate", "--warehouse", str(warehouse), "--models", ",".join(models),
-                           *args.spark_args))[0] for _ in range(args.repeats)]
+        runs = [_run(_wvb("evaluate", "--warehouse", str(warehouse), "--models", ",".join(models), *args.spark_args))
+                for _ in range(args.repeats)]
+        times = [r.seconds for r in runs]
         lines.append(_report(f"evaluate {name}", times,
-                             f"{n:,} predictions, {n / statistics.median(times):,.0f} rows/s (incl. Spark start-up)"))
+                             f"{n:,} predictions, {n / statistics.median(times):,.0f} rows/s (incl. Spark start-up); "
+                             f"peak memory {max(r.peak_mb for r in runs):,.0f} MB"))
         print(lines[-1], flush=True)
     return []
 

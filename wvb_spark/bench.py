@@ -102,14 +102,9 @@ def bench_build(args, workdir: Path) -> list[str]:
 
 def _prediction_rows(warehouse: Path) -> dict[str, int]:
     """Rows per model of the predictions table, from the Delta log (no Spark)."""
-    import pyarrow as pa
-    from deltalake import DeltaTable
+    from wvb_spark import storage
 
-    actions = pa.table(DeltaTable(str((warehouse / "predictions").resolve())).get_add_actions(flatten=True)).to_pydict()
-    rows: dict[str, int] = {}
-    for model, records in zip(actions["partition.model"], actions["num_records"]):
-        rows[model] = rows.get(model, 0) + int(records or 0)
-    return rows
+    return storage.partition_rows(str(warehouse), "predictions", "model") or {}
 
 
 def _ensure_evaluate_warehouse(args, workdir: Path) -> Path:

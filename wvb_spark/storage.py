@@ -120,10 +120,8 @@ def table_version(warehouse: str, name: str, config: dict | None = None) -> int:
     return _require_delta(warehouse, name, without_files=True)[1].version()
 
 
-def partition_values(warehouse: str, name: str, column: str, config: dict | None = None) -> list | None:
-    """Distinct values (as strings; None for null) of partition column `column` over the
-    table's live, non-empty files — read from the Delta log, without scanning data.
-    None when the table is not partitioned by `column`."""
+def _partition_files(warehouse: str, name: str, column: str) -> list[tuple] | None:
+    """(partition value, numRecords or None) per live file, from the Delta log."""
     _, table = _require_delta(warehouse, name)
     import pyarrow as pa
 
@@ -131,8 +129,30 @@ def partition_values(warehouse: str, name: str, column: str, config: dict | None
     values = actions.get(f"partition.{column}")
     if values is None:
         return None
-    records = actions.get("num_records") or [None] * len(values)
-    present = {value for value, rows in zip(values, records) if rows is None or rows > 0}
+    return list(zip(values, actions.get("num_records") or [None] * len(values)))
+
+
+def partition_rows(warehouse: str, name: str, column: str, config: dict | None = None) -> dict | None:
+    """Rows per value (as strings; None for null) of partition column `column`, summed from
+    the Delta log's file statistics without scanning data (a file without statistics
+    counts 0). None when the table is not partitioned by `column`."""
+    files = _partition_files(warehouse, name, column)
+    if files is None:
+        return None
+    rows: dict = {}
+    for value, count in files:
+        rows[value] = rows.get(value, 0) + (count or 0)
+    return rows
+
+
+def partition_values(warehouse: str, name: str, column: str, config: dict | None = None) -> list | None:
+    """Distinct values (as strings; None for null) of partition column `column` over the
+    table's live, non-empty files — read from the Delta log, without scanning data.
+    None when the table is not partitioned by `column`."""
+    files = _partition_files(warehouse, name, column)
+    if files is None:
+        return None
+    present = {value for value, count in files if count is None or count > 0}
     return sorted(present, key=lambda value: (value is None, str(value)))
 
 

@@ -58,7 +58,7 @@ def _raw_frame(raw_file, faults):
         n_lines = sum(1 for line in handle if line.strip()) - 1
     frame["_row"] = np.arange(1, len(frame) + 1)
     if len(frame) != n_lines:  # pandas skipped the short line: renumber from the file itself
-        rows, kept = [], 0
+        rows = []
         with open(raw_file, encoding="utf-8") as handle:
             header = handle.readline().rstrip("\n").split(",")
             for number, line in enumerate(handle, start=1):

@@ -266,10 +266,8 @@ def main(args) -> int:
     settings = resolve_settings(args, config)
     warehouse = args.warehouse
     needed = ["questions", "participants", "examples"] + (["probe"] if settings["targets"] == "probe" else [])
-    for table in needed:
-        if not storage.table_exists(warehouse, table, config):
-            hint = "run `wvb probe` first or use --on split:valid" if table == "probe" else "run `wvb build` first"
-            raise WvbError(f"no {table} table in {warehouse}; {hint}")
+    storage.require_tables(warehouse, needed[:3], config)
+    storage.require_tables(warehouse, needed[3:], config, hint="run wvb probe first, or use --on split:valid")
     spark = get_spark(config)
     questions = storage.read_table(spark, warehouse, "questions", config)
     participants = storage.read_table(spark, warehouse, "participants", config)

@@ -256,7 +256,6 @@ def contributions(predictions: DataFrame, examples: DataFrame, participants: Dat
         in_human = drop_reason.isNull()
         use_point = use_point & in_human
         use_distribution = use_distribution & in_human
-    in_model = use_point | use_distribution
 
     point_value = F.col("score") - (F.col("score") % 1)  # truncation toward zero, kept as double
     empty = F.array().cast(T.ArrayType(_CONTRIBUTION_TYPE))
@@ -575,10 +574,7 @@ def main(args) -> int:
     config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
     settings = resolve_settings(args, config)
     warehouse = args.warehouse
-    for name in ("predictions", "examples", "participants", "questions"):
-        if not storage.table_exists(warehouse, name, config):
-            hint = "wvb predictions import" if name == "predictions" else "wvb build"
-            raise WvbError(f"no {name} table in {warehouse} (run {hint} first)")
+    storage.require_tables(warehouse, ("predictions", "examples", "participants", "questions"), config)
     spark = get_spark(config)
     predictions = storage.read_table(spark, warehouse, "predictions", config)
     examples = storage.read_table(spark, warehouse, "examples", config)

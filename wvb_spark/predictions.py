@@ -385,9 +385,7 @@ def main(args) -> int:
         raise WvbError("--model must not be empty")
     config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
     spark = get_spark(config)
-    for name in ("questions", "participants"):
-        if not storage.table_exists(args.warehouse, name, config):
-            raise WvbError(f"no {name} table in {args.warehouse} (run wvb build first)")
+    storage.require_tables(args.warehouse, ("questions", "participants"), config)
     questions = storage.read_table(spark, args.warehouse, "questions", config)
     participants = storage.read_table(spark, args.warehouse, "participants", config)
 

@@ -196,9 +196,7 @@ def main(args) -> int:
     config = wvb_config.load(args.conf, args.overrides)
     settings = resolve_settings(args, config)
     warehouse = args.warehouse
-    for table in ("questions", "participants", "examples"):
-        if not storage.table_exists(warehouse, table, config):
-            raise WvbError(f"no {table} table in {warehouse}; run `wvb build` first")
+    storage.require_tables(warehouse, ("questions", "participants", "examples"), config)
     spark = get_spark(config)
     questions = storage.read_table(spark, warehouse, "questions", config)
     participants = storage.read_table(spark, warehouse, "participants", config)
@@ -248,6 +246,6 @@ def main(args) -> int:
         print(f"  skipped: {' / '.join(str(row[c]) for c in group_by)} for {row['questions']} "
               f"question(s) (at most {row['largest']} eligible)")
     if len(skipped_by_group) > SKIPPED_GROUPS_SHOWN:
-        print(f"  ... more skipped groups in table probe_groups (status = 'skipped')")
+        print("  ... more skipped groups in table probe_groups (status = 'skipped')")
     print(f"  wrote {warehouse}/probe (version {version}) and {warehouse}/probe_groups")
     return 0

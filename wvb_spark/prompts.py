@@ -321,10 +321,7 @@ def main(args) -> int:
     template = load_template(args.template)
     demographics = resolve_demographics(args.demographics)
     spark = get_spark(config)
-    for name in (args.source, "participants", "questions"):
-        if not storage.table_exists(args.warehouse, name, config):
-            hint = "wvb probe" if name == "probe" else "wvb build"
-            raise WvbError(f"no {name} table in {args.warehouse} (run {hint} first)")
+    storage.require_tables(args.warehouse, (args.source, "participants", "questions"), config)
     rows = storage.read_table(spark, args.warehouse, args.source, config)
     participants = storage.read_table(spark, args.warehouse, "participants", config)
     questions = storage.read_table(spark, args.warehouse, "questions", config)

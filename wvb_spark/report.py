@@ -477,10 +477,7 @@ def read_inputs(spark, warehouse: str, config: dict) -> ReportInputs:
 
     from wvb_spark import storage
 
-    for name in REQUIRED_TABLES:
-        if not storage.table_exists(warehouse, name, config):
-            hint = "wvb build" if name == "questions" else "wvb evaluate"
-            raise WvbError(f"no {name} table in {warehouse} (run {hint} first)")
+    storage.require_tables(warehouse, REQUIRED_TABLES, config)
     versions = {name: storage.table_version(warehouse, name, config)
                 for name in (*REQUIRED_TABLES, *OPTIONAL_TABLES) if storage.table_exists(warehouse, name, config)}
 

@@ -115,6 +115,23 @@ def table_exists(warehouse: str, name: str, config: dict | None = None) -> bool:
     return DeltaTable.is_deltatable(_delta_rs_uri(table_path(warehouse, name)))
 
 
+# The command that writes each table, for "run ... first" hints.
+WRITTEN_BY = {
+    **{name: "wvb build" for name in ("questions", "participants", "examples", "quarantine", "build_runs")},
+    "probe": "wvb probe", "probe_groups": "wvb probe",
+    "predictions": "wvb predictions import or wvb baselines",
+    **{name: "wvb evaluate" for name in ("histograms", "distances", "summary")},
+}
+
+
+def require_tables(warehouse: str, names, config: dict | None = None, hint: str | None = None) -> None:
+    """One-line error naming the first missing table and the command that writes it."""
+    for name in names:
+        if not table_exists(warehouse, name, config):
+            advice = hint or f"run {WRITTEN_BY.get(name, 'the stage that writes it')} first"
+            raise WvbError(f"no {name} table in {warehouse} ({advice})")
+
+
 def table_version(warehouse: str, name: str, config: dict | None = None) -> int:
     """The table's latest Delta version."""
     return _require_delta(warehouse, name, without_files=True)[1].version()

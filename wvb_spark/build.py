@@ -244,7 +244,12 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
 
     quarantine = rejected_rows(parsed).unionByName(out_of_range_cells(respondents))
     groupings = build_conf.get("groupings", "project")
-    commit_info = {"wvb.stage": "build", "wvb.raw_file": Path(raw_path).name}
+    commit_info = {
+        "wvb.stage": "build", "wvb.raw_file": Path(raw_path).name, "rows_read": report.rows_read,
+        "participants": report.participants, "quarantined_rows": report.quarantined_rows,
+        "quarantined_cells": report.quarantined_cells, "missing_cells": report.missing_cells,
+        "examples_by_split": report.examples_by_split,
+    }
 
     def write(df: DataFrame, name: str, **options) -> int:
         nonlocal mark

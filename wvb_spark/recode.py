@@ -15,7 +15,7 @@ import numpy as np
 
 from wvb_spark import metadata
 
-MISSING_CODES = (-1, -2, -3, -4, -5)
+MISSING_CODES = tuple(metadata.MISSING_CODES)  # -1 .. -5, the codebook's "no answer" codes
 CELL_OUTCOMES = ("answered", "adjusted_to_missing", "out_of_range",
                  *[f"code_{c}" for c in MISSING_CODES], "other_negative")
 

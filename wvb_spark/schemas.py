@@ -10,10 +10,6 @@ from pyspark.sql import types as T
 
 from wvb_spark import metadata
 
-TABLES = ("questions", "participants", "examples", "quarantine", "build_runs",
-          "probe", "predictions", "histograms", "distances", "summary")
-
-
 def columns(schema: T.StructType) -> list[str]:
     return [field.name for field in schema.fields]
 

@@ -11,6 +11,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
 from wvb_spark import evaluate as ev
+from wvb_spark import histograms as hist
 from wvb_spark import schemas
 
 SCALES = {"Q1": (1, 4), "Q2": (1, 10), "Q3": (1, 2)}
@@ -93,38 +94,47 @@ def tables(spark, frames):
     return {"questions": q, "participants": p, "examples": e, "predictions": pr}
 
 
-def _evaluate(tables, *, protocol, population="paired", weights=False, bootstrap=40, seed=0):
-    cell_table = ev.cell_groups(tables["participants"], GROUP_COLUMNS)
-    rows = ev.contributions(tables["predictions"], tables["examples"], tables["participants"],
-                            tables["questions"], protocol=protocol, population=population, weights=weights,
-                            group_columns=GROUP_COLUMNS, cells=cell_table)
-    cells = ev.group_cells(rows, cell_table, GROUP_COLUMNS, GROUP_BY)
+WIDTH = 10  # widest scale of SCALES
+
+
+def _comparisons(tables, predictions, *, protocol, population="paired", weights=False, broadcast=False):
+    cells = hist.cell_groups(tables["participants"], GROUP_COLUMNS)
+    rows = hist.pair_rows(predictions, tables["examples"], tables["participants"], tables["questions"], cells,
+                          protocol=protocol, weights=weights, group_columns=GROUP_COLUMNS,
+                          broadcast_predictions=broadcast)
+    groups = hist.paired_groups(rows, cells, GROUP_BY, WIDTH)
     human_population = None
     if population == "population":
-        human_population = ev.population_cells(
-            tables["examples"], tables["participants"], tables["predictions"].select("question_id"),
-            split="test", weights=weights, group_columns=GROUP_COLUMNS, group_by=GROUP_BY)
-    comparison = ev.comparisons(cells, tables["questions"], protocol=protocol,
-                                human_population=human_population).cache()
+        human_population = hist.population_groups(
+            tables["examples"], tables["participants"], tables["questions"], ["Q1", "Q2", "Q3", "Q9"], cells,
+            split="test", weights=weights, group_columns=GROUP_COLUMNS, group_by=GROUP_BY, width=WIDTH)
+    return hist.comparisons(groups, tables["questions"], protocol=protocol, width=WIDTH,
+                            human_population=human_population)
+
+
+def _evaluate(tables, *, protocol, population="paired", weights=False, bootstrap=40, seed=0, broadcast=False):
+    comparison = _comparisons(tables, tables["predictions"], protocol=protocol, population=population,
+                              weights=weights, broadcast=broadcast).cache()
     distance_rows = ev.distances_with_replicates(comparison, bootstrap=bootstrap, seed=seed, noise_draws=50,
                                                  thresholds=THRESHOLDS).cache()
     summary = ev.summary(distance_rows, thresholds=THRESHOLDS)
     result = {
         "comparisons": comparison.toPandas(),
-        "histograms": ev.histograms(ev.scored_groups(comparison)).toPandas(),
-        "skipped": ev.skipped_groups(comparison).toPandas(),
+        "histograms": hist.histograms(hist.scored_groups(comparison)).toPandas(),
+        "skipped": hist.skipped_groups(comparison).toPandas(),
         "distances": ev.distances(distance_rows).toPandas(),
         "summary": summary.toPandas(),
     }
     assert list(result["distances"].columns) == [f.name for f in ev.DISTANCES.fields]
     assert list(result["summary"].columns) == [f.name for f in ev.SUMMARY.fields]
-    assert list(result["histograms"].columns) == [f.name for f in ev.HISTOGRAMS.fields]
+    assert list(result["histograms"].columns) == [f.name for f in hist.HISTOGRAMS.fields]
     return result
 
 
 @pytest.fixture(scope="module")
 def paper(tables):
-    return _evaluate(tables, protocol="paper")
+    # the paper fixture takes the broadcast join (a probe-size prediction set), default the shuffle join
+    return _evaluate(tables, protocol="paper", broadcast=True)
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +228,7 @@ def test_default_protocol_per_group_matches_pandas(frames, default):
     assert _row(default["distances"], "alpha", "Q3", "continent", "Europe").w1 == pytest.approx(expected, abs=1e-9)
     # respondents without a continent form their own group
     missing = kept[(kept.question_id == "Q3") & kept.continent.isna()]
-    row = _row(default["distances"], "alpha", "Q3", "continent", ev.MISSING_VALUE)
+    row = _row(default["distances"], "alpha", "Q3", "continent", hist.MISSING_VALUE)
     assert row.n_human == len(missing) > 0
 
 
@@ -269,17 +279,12 @@ def test_unknown_respondent_group_is_skipped(spark, tables):
 
     ghost = (tables["predictions"].where(F.col("model") == "alpha")
              .withColumn("model", F.lit("ghost")).withColumn("d_interview", F.col("d_interview") + 10_000))
-    cell_table = ev.cell_groups(tables["participants"], GROUP_COLUMNS)
-    rows = ev.contributions(ghost, tables["examples"], tables["participants"], tables["questions"],
-                            protocol="paper", population="paired", weights=False, group_columns=GROUP_COLUMNS,
-                            cells=cell_table)
-    comparison = ev.comparisons(ev.group_cells(rows, cell_table, GROUP_COLUMNS, GROUP_BY), tables["questions"],
-                                protocol="paper")
-    skipped = ev.skipped_groups(comparison).toPandas()
+    comparison = _comparisons(tables, ghost, protocol="paper")
+    skipped = hist.skipped_groups(comparison).toPandas()
     # 4 questions (Q1-Q3 and the unknown Q9) x (overall + the (missing) continent)
     assert len(skipped) == 8
-    assert set(skipped.group_value) == {"all", ev.MISSING_VALUE}
-    assert ev.scored_groups(comparison).count() == 0
+    assert set(skipped.group_value) == {"all", hist.MISSING_VALUE}
+    assert hist.scored_groups(comparison).count() == 0
 
 
 # --------------------------------------------------------------------------- weights, population

@@ -97,11 +97,11 @@ def tables(spark, frames):
 WIDTH = 10  # widest scale of SCALES
 
 
-def _comparisons(tables, predictions, *, protocol, population="paired", weights=False, broadcast=False):
+def _comparisons(tables, predictions, *, protocol, population="paired", weights=False, join="shuffle"):
     cells = hist.cell_groups(tables["participants"], GROUP_COLUMNS)
     rows = hist.pair_rows(predictions, tables["examples"], tables["participants"], tables["questions"], cells,
                           protocol=protocol, weights=weights, group_columns=GROUP_COLUMNS,
-                          broadcast_predictions=broadcast)
+                          join=join)
     groups = hist.paired_groups(rows, cells, GROUP_BY, WIDTH)
     human_population = None
     if population == "population":
@@ -112,9 +112,9 @@ def _comparisons(tables, predictions, *, protocol, population="paired", weights=
                             human_population=human_population)
 
 
-def _evaluate(tables, *, protocol, population="paired", weights=False, bootstrap=40, seed=0, broadcast=False):
+def _evaluate(tables, *, protocol, population="paired", weights=False, bootstrap=40, seed=0, join="shuffle"):
     comparison = _comparisons(tables, tables["predictions"], protocol=protocol, population=population,
-                              weights=weights, broadcast=broadcast).cache()
+                              weights=weights, join=join).cache()
     distance_rows = ev.distances_with_replicates(comparison, bootstrap=bootstrap, seed=seed, noise_draws=50,
                                                  thresholds=THRESHOLDS).cache()
     summary = ev.summary(distance_rows, thresholds=THRESHOLDS)
@@ -134,7 +134,7 @@ def _evaluate(tables, *, protocol, population="paired", weights=False, bootstrap
 @pytest.fixture(scope="module")
 def paper(tables):
     # the paper fixture takes the broadcast join (a probe-size prediction set), default the shuffle join
-    return _evaluate(tables, protocol="paper", broadcast=True)
+    return _evaluate(tables, protocol="paper", join="broadcast-predictions")
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +290,7 @@ def test_unknown_respondent_group_is_skipped(spark, tables):
 # --------------------------------------------------------------------------- weights, population
 
 def test_weighted_histograms_equal_a_pandas_groupby_sum(frames, tables):
-    result = _evaluate(tables, protocol="default", weights=True, bootstrap=0)
+    result = _evaluate(tables, protocol="default", weights=True, bootstrap=0, join="broadcast-answers")
     _, kept = _kept_pairs(frames, "alpha")
     hist = result["histograms"]
     for q, (low, high) in SCALES.items():

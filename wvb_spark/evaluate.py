@@ -18,6 +18,7 @@ Protocols (see README: evaluate): `paper` reproduces the published evaluation;
 from __future__ import annotations
 
 import argparse
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,7 @@ PROTOCOLS = hist.PROTOCOLS
 POPULATIONS = ("paired", "population")
 DEFAULT_GROUP_BY = (OVERALL, "continent", "urban_rural", "education_level", "country")
 RESERVED_COLUMNS = ("d_interview", "split", "weight", "question_id", "model")
+QUESTION_BUCKETS = 16  # distance batches per model: few Python calls, still parallel
 MAX_SCALE_POINTS = 100  # the histograms are fixed-width columns, one per scale point
 
 DISTANCES = T.StructType([
@@ -119,7 +121,9 @@ def resolve_settings(args, config: dict) -> dict:
         "headline_threshold": float(block.get("headline_threshold", 0.2)),
         "noise_floor_draws": int(block.get("noise_floor_draws", 200)),
         "confidence": float(block.get("confidence", 0.95)),
+        "join": str(block.get("join") or "auto"),
         "broadcast_prediction_rows": int(block.get("broadcast_prediction_rows", 2_000_000)),
+        "broadcast_answer_rows": int(block.get("broadcast_answer_rows", 5_000_000)),
     }
     if settings["protocol"] not in PROTOCOLS:
         raise WvbError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {settings['protocol']!r}")
@@ -134,6 +138,8 @@ def resolve_settings(args, config: dict) -> dict:
     thresholds = settings["thresholds"]
     if not thresholds or sorted(thresholds) != thresholds or len(thresholds) > 255:
         raise WvbError("evaluate.thresholds must be 1 to 255 ascending numbers")
+    if settings["join"] not in ("auto",) + hist.JOINS:
+        raise WvbError(f"evaluate.join must be auto or one of {', '.join(hist.JOINS)}, got {settings['join']!r}")
     if not 0 < settings["confidence"] < 1:
         raise WvbError(f"evaluate.confidence must be between 0 and 1, got {settings['confidence']}")
     return settings
@@ -170,6 +176,12 @@ def _on_common_points(pdf: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
         human[row, at] = human_counts
         model[row, at] = model_counts
     return union, human, model
+
+
+def _distance_buckets(pdf: pd.DataFrame, **settings) -> pd.DataFrame:
+    """`_distance_batch` for each question of a batch holding several."""
+    parts = [_distance_batch(part, **settings) for _, part in pdf.groupby("question_id", sort=True)]
+    return pd.concat(parts, ignore_index=True) if parts else pdf.iloc[0:0][_names(_DISTANCE_UDF_OUTPUT)]
 
 
 def _distance_batch(pdf: pd.DataFrame, *, bootstrap: int, seed: int, noise_draws: int,
@@ -218,8 +230,8 @@ def distances_with_replicates(comparison_rows: DataFrame, *, bootstrap: int, see
     scored = hist.scored_groups(comparison_rows)
     computed = (scored.select(*KEYS, "scale_min", "scale_max", "points", "human_counts", "n_human",
                               "model_counts", "n_model", "n_listed", "n_invalid")
-                .groupBy("model", "question_id")
-                .applyInPandas(lambda pdf: _distance_batch(pdf, **settings), schema=_DISTANCE_UDF_OUTPUT))
+                .groupBy("model", F.pmod(F.xxhash64("question_id"), F.lit(QUESTION_BUCKETS)).alias("bucket"))
+                .applyInPandas(lambda pdf: _distance_buckets(pdf, **settings), schema=_DISTANCE_UDF_OUTPUT))
     statuses = scored.select(*KEYS, "invalid_by_status")
     result = computed.join(statuses, on=KEYS, how="inner")
     return result.select(
@@ -259,14 +271,20 @@ def _summary_batch(pdf: pd.DataFrame, *, thresholds: list[float], confidence: fl
     })[_names(SUMMARY)]
 
 
+def _summary_groups(pdf: pd.DataFrame, **settings) -> pd.DataFrame:
+    """`_summary_batch` for each group of one (model, grouping): one Python call per grouping."""
+    parts = [_summary_batch(part, **settings) for _, part in pdf.groupby("group_value", sort=True)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_names(SUMMARY))
+
+
 def summary(distance_rows: DataFrame, *, thresholds: list[float], confidence: float = 0.95) -> DataFrame:
     """Per (model, group): % of questions with W1 < τ for each τ (strict), with a percentile
     interval over bootstrap replicates (replicate b counts each question's replicate b)."""
     settings = dict(thresholds=list(thresholds), confidence=confidence)
     return (distance_rows.select("model", "question_id", "group_by", "group_value", "w1", "n_listed", "n_invalid",
                                  "replicate_bins")
-            .groupBy("model", "group_by", "group_value")
-            .applyInPandas(lambda pdf: _summary_batch(pdf, **settings), schema=SUMMARY)
+            .groupBy("model", "group_by")
+            .applyInPandas(lambda pdf: _summary_groups(pdf, **settings), schema=SUMMARY)
             .select(*_names(SUMMARY)))
 
 
@@ -285,12 +303,36 @@ def predicted_coverage(predictions: DataFrame, participants: DataFrame) -> tuple
     return splits, sorted({row["question_id"] for row in counts if row["question_id"] is not None})
 
 
-def scale_width(questions: DataFrame) -> int:
-    """Points of the widest scale: the width of the fixed point columns."""
-    widest = questions.select(F.max(F.col("scale_max") - F.col("scale_min") + 1)).first()[0]
-    if widest is not None and widest > MAX_SCALE_POINTS:
+def indexed_questions(spark, questions: DataFrame) -> tuple[DataFrame, int]:
+    """(questions with a `question_index`, as a local relation; the widest scale's points).
+
+    The questions table is small (a few hundred rows): reading it once on the driver saves
+    Spark jobs later, and gives the width of the fixed point columns."""
+    rows = sorted(questions.select("question_id", "scale_min", "scale_max").collect(),
+                  key=lambda r: r["question_id"])
+    if len(rows) >= hist.MAX_QUESTIONS:
+        raise WvbError(f"the questions table has {len(rows)} rows; evaluate handles fewer than {hist.MAX_QUESTIONS}")
+    widths = [r["scale_max"] - r["scale_min"] + 1 for r in rows
+              if r["scale_min"] is not None and r["scale_max"] is not None]
+    widest = max(widths, default=1)
+    if widest > MAX_SCALE_POINTS:
         raise WvbError(f"a question's scale has {widest} points; evaluate handles up to {MAX_SCALE_POINTS}")
-    return max(int(widest or 1), 1)
+    indexed = spark.createDataFrame(
+        [(r["question_id"], r["scale_min"], r["scale_max"], i + 1) for i, r in enumerate(rows)],
+        "question_id string, scale_min int, scale_max int, question_index int")
+    return indexed, max(int(widest), 1)
+
+
+def choose_join(settings: dict, prediction_rows: int | None, answer_rows: int | None) -> str:
+    """How predictions meet examples: the setting, or by size (row counts from the Delta
+    log; None = unknown): broadcast whichever side is small enough, else shuffle both."""
+    if settings["join"] != "auto":
+        return settings["join"]
+    if prediction_rows is not None and prediction_rows <= settings["broadcast_prediction_rows"]:
+        return "broadcast-predictions"
+    if answer_rows is not None and answer_rows <= settings["broadcast_answer_rows"]:
+        return "broadcast-answers"
+    return "shuffle"
 
 
 def headline_table(summary_rows: list, threshold: float) -> str:
@@ -348,11 +390,12 @@ def main(args) -> int:
         if split not in known_splits:
             raise WvbError(f"--split {split!r} is not a split of participants ({', '.join(sorted(known_splits))})")
     paired_examples = examples.where(F.col("split").isin(sorted(splits)))  # partition pruning
-    width = scale_width(questions)
+    questions, width = indexed_questions(spark, questions)
     predicted_rows = storage.partition_rows(warehouse, "predictions", "model", config) or {}
-    # a probe-size prediction set is broadcast into examples (row counts from the Delta log)
-    small = (all(m in predicted_rows for m in models)
-             and sum(predicted_rows[m] for m in models) <= settings["broadcast_prediction_rows"])
+    answer_rows = storage.partition_rows(warehouse, "examples", "split", config) or {}
+    join = choose_join(settings,
+                       sum(predicted_rows[m] for m in models) if all(m in predicted_rows for m in models) else None,
+                       sum(answer_rows[s] for s in splits) if all(s in answer_rows for s in splits) else None)
 
     run_settings = {
         "protocol": settings["protocol"], "population": settings["population"],
@@ -369,7 +412,7 @@ def main(args) -> int:
     cells = hist.cell_groups(participants, group_columns).cache()
     rows = hist.pair_rows(predictions, paired_examples, participants, questions, cells,
                           protocol=settings["protocol"], weights=settings["weights"],
-                          group_columns=group_columns, broadcast_predictions=small)
+                          group_columns=group_columns, join=join)
     groups = hist.paired_groups(rows, cells, group_by, width)
     human_population = None
     if settings["population"] == "population":
@@ -381,18 +424,23 @@ def main(args) -> int:
     skipped = hist.skipped_groups(comparison_rows).count()
 
     commit_info = {"operation": "wvb evaluate", **run_settings}
-    histogram_version = storage.write_table(spark, hist.histograms(hist.scored_groups(comparison_rows)), warehouse,
-                                            "histograms", config, partition_by=["model"], commit_info=commit_info)
-    distance_rows = distances_with_replicates(
-        comparison_rows, bootstrap=settings["bootstrap"], seed=settings["seed"],
-        noise_draws=settings["noise_floor_draws"], thresholds=settings["thresholds"],
-        confidence=settings["confidence"]).persist(StorageLevel.MEMORY_AND_DISK)
-    distance_version = storage.write_table(spark, distances(distance_rows), warehouse, "distances", config,
-                                           partition_by=["model"], commit_info=commit_info)
-    summary_rows = summary(distance_rows, thresholds=settings["thresholds"],
-                           confidence=settings["confidence"]).persist(StorageLevel.MEMORY_AND_DISK)
-    summary_version = storage.write_table(spark, summary_rows, warehouse, "summary", config,
-                                          commit_info=commit_info)
+    # The histograms write is small jobs waiting on each other; run it beside the
+    # distances (CPU-bound Python) instead of before them.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        histogram_write = background.submit(
+            storage.write_table, spark, hist.histograms(hist.scored_groups(comparison_rows)), warehouse,
+            "histograms", config, partition_by=["model"], commit_info=commit_info)
+        distance_rows = distances_with_replicates(
+            comparison_rows, bootstrap=settings["bootstrap"], seed=settings["seed"],
+            noise_draws=settings["noise_floor_draws"], thresholds=settings["thresholds"],
+            confidence=settings["confidence"]).persist(StorageLevel.MEMORY_AND_DISK)
+        distance_version = storage.write_table(spark, distances(distance_rows), warehouse, "distances", config,
+                                               partition_by=["model"], commit_info=commit_info)
+        summary_rows = summary(distance_rows, thresholds=settings["thresholds"],
+                               confidence=settings["confidence"]).persist(StorageLevel.MEMORY_AND_DISK)
+        summary_version = storage.write_table(spark, summary_rows, warehouse, "summary", config,
+                                              commit_info=commit_info)
+        histogram_version = histogram_write.result()
 
     n_distances = distance_rows.count()
     headline_group = OVERALL if OVERALL in group_by else group_by[0]

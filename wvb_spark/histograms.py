@@ -86,9 +86,28 @@ def _respondent_cells(participants: DataFrame, cells: DataFrame, group_columns: 
                     F.col("c.cell").alias("cell")))
 
 
+JOINS = ("shuffle", "broadcast-predictions", "broadcast-answers")
+MAX_QUESTIONS = 4096  # question index < this: (respondent, question) packs into one long key
+
+
+def _indexed_questions(questions: DataFrame) -> DataFrame:
+    """(question_id, scale_min, scale_max, question_index): a small integer per question
+    (kept when `questions` already has one, e.g. built on the driver from the small table)."""
+    if "question_index" in questions.columns:
+        return questions.select("question_id", "scale_min", "scale_max", "question_index")
+    return questions.select("question_id", "scale_min", "scale_max",
+                            F.row_number().over(Window.orderBy("question_id")).alias("question_index"))
+
+
+def _pair_key() -> Column:
+    """(respondent, question) as one long: a compact, fast join key (the question's index
+    is below MAX_QUESTIONS; ANSI arithmetic fails loudly rather than wrap)."""
+    return F.col("d_interview").cast("long") * F.lit(MAX_QUESTIONS) + F.col("question_index")
+
+
 def pair_rows(predictions: DataFrame, examples: DataFrame, participants: DataFrame, questions: DataFrame,
               cells: DataFrame, *, protocol: str, weights: bool, group_columns: list[str],
-              broadcast_predictions: bool = False) -> DataFrame:
+              join: str = "shuffle") -> DataFrame:
     """One row per prediction row, with what it adds to each side.
 
     Columns: model, question_id, cell (null for a respondent not in participants),
@@ -99,18 +118,26 @@ def pair_rows(predictions: DataFrame, examples: DataFrame, participants: DataFra
     normalised and times mass), offscale_value (paper protocol: a truncated model
     value outside the scale), counted_model (1 when the row adds to the model side).
 
-    `broadcast_predictions`: the prediction set is small, so its keys are broadcast
-    into `examples` (no shuffle of the split's answers).
+    `join` picks how predictions meet `examples` (same result, different cost):
+    `broadcast-predictions` for a small prediction set (its keys are broadcast into
+    examples, so the split's answers are not shuffled), `broadcast-answers` when the
+    split's answers fit in memory (the predictions are not shuffled), `shuffle` otherwise.
     """
-    preds = predictions.select("model", "question_id", "d_interview", "score", "status", "distribution")
-    answers = examples.select("question_id", "d_interview", F.col("answer").cast("double").alias("human_value"))
-    if broadcast_predictions:
-        keys = preds.select("question_id", "d_interview")
-        answers = F.broadcast(answers.join(F.broadcast(keys), on=["question_id", "d_interview"], how="left_semi"))
-    scales = F.broadcast(questions.select("question_id", "scale_min", "scale_max"))
+    if join not in JOINS:
+        raise ValueError(f"join must be one of {JOINS}, got {join!r}")
+    indexed = F.broadcast(_indexed_questions(questions))
+    preds = (predictions.select("model", "question_id", "d_interview", "score", "status", "distribution")
+             .join(indexed, on="question_id", how="left")
+             .withColumn("pair_key", _pair_key()))
+    answers = (examples.select("question_id", "d_interview", F.col("answer").cast("double").alias("human_value"))
+               .join(indexed.select("question_id", "question_index"), on="question_id", how="inner")
+               .select(_pair_key().alias("pair_key"), "human_value"))
+    if join == "broadcast-predictions":
+        answers = F.broadcast(answers.join(F.broadcast(preds.select("pair_key")), on="pair_key", how="left_semi"))
+    elif join == "broadcast-answers":
+        answers = F.broadcast(answers)
     people = F.broadcast(_respondent_cells(participants, cells, group_columns))
-    rows = (preds.join(scales, on="question_id", how="left")
-            .join(answers, on=["question_id", "d_interview"], how="left")
+    rows = (preds.join(answers, on="pair_key", how="left")
             .join(people, on="d_interview", how="left"))
 
     known_scale = F.col("scale_min").isNotNull()
@@ -194,20 +221,23 @@ def _group_value(column: str) -> Column:
     return F.coalesce(F.col(f"group_{column}").cast("string"), F.lit(MISSING_VALUE))
 
 
-def into_groupings(fine: DataFrame, keys: list[str], cells: DataFrame, group_by: list[str],
-                   measures: list[str], collected: dict[str, Column] | None = None) -> DataFrame:
-    """Sum `measures` of fine cells (keyed by `keys` + `cell`) into every grouping of
-    `group_by`: (keys, group_by, group_value, measures..., collected...). `collected`
-    names lists to gather (e.g. the reasons rows do not count) alongside the sums."""
+def _in_groupings(fine: DataFrame, cells: DataFrame, group_by: list[str], columns: list) -> DataFrame:
+    """`columns` of each fine cell, repeated once per grouping of `group_by` it belongs to,
+    with that grouping's (group_by, group_value)."""
     groupings = F.array(*[F.struct(F.lit(name).alias("group_by"), _group_value(name).alias("group_value"))
                           for name in group_by])
-    extra = collected or {}
-    expanded = (fine.join(F.broadcast(cells), on="cell", how="left")
-                .select(*keys, *measures, *[column.alias(name) for name, column in extra.items()],
-                        F.explode(groupings).alias("g")))
-    return (expanded.groupBy(*keys, "g.group_by", "g.group_value")
-            .agg(*[F.sum(m).alias(m) for m in measures],
-                 *[F.collect_list(name).alias(name) for name in extra]))
+    return (fine.join(F.broadcast(cells), on="cell", how="left")
+            .select(*columns, F.explode(groupings).alias("g"))
+            .select(*columns, "g.group_by", "g.group_value"))
+
+
+def into_groupings(fine: DataFrame, keys: list[str], cells: DataFrame, group_by: list[str],
+                   measures: list[str]) -> DataFrame:
+    """Sum `measures` of fine cells (keyed by `keys` + `cell`) into every grouping of
+    `group_by`: (keys, group_by, group_value, measures...)."""
+    return (_in_groupings(fine, cells, group_by, keys + measures)
+            .groupBy(*keys, "group_by", "group_value")
+            .agg(*[F.sum(m).alias(m) for m in measures]))
 
 
 def _summed_map(entries: str, key: str, amount: str) -> Column:
@@ -220,17 +250,21 @@ def _summed_map(entries: str, key: str, amount: str) -> Column:
 
 def paired_groups(rows: DataFrame, cells: DataFrame, group_by: list[str], width: int) -> DataFrame:
     """Per (model, question, group): counts, both sides' point sums, and the lists of
-    reasons and out-of-scale model values met there."""
-    fine = fine_cells(rows, width)
+    reasons and out-of-scale model values met there (`reasons`, `offscale`: (key, amount)
+    entries, a key possibly repeated; see `_summed_map`).
+
+    The sums into groupings keep reason and offscale_value as keys (a native hash
+    aggregation); only the last, small aggregation per group gathers them into lists."""
+    keys = ["model", "question_id", "reason", "offscale_value"]
     measures = (["n_listed", "n_answered", "n_human", "n_model"]
                 + _point_columns("human", width) + _point_columns("model", width))
-    collected = {
-        "reasons": F.when(F.col("reason").isNotNull(),
-                          F.struct(F.col("reason").alias("key"), F.col("n_listed").cast("double").alias("amount"))),
-        "offscale": F.when(F.col("offscale_value").isNotNull(),
-                           F.struct(F.col("offscale_value").alias("key"), F.col("offscale_mass").alias("amount"))),
-    }
-    return into_groupings(fine, ["model", "question_id"], cells, group_by, measures, collected)
+    by_group = into_groupings(fine_cells(rows, width), keys, cells, group_by, measures + ["offscale_mass"])
+    return by_group.groupBy(*KEYS).agg(
+        *[F.sum(m).alias(m) for m in measures],
+        F.collect_list(F.when(F.col("reason").isNotNull(), F.struct(
+            F.col("reason").alias("key"), F.col("n_listed").cast("double").alias("amount")))).alias("reasons"),
+        F.collect_list(F.when(F.col("offscale_value").isNotNull(), F.struct(
+            F.col("offscale_value").alias("key"), F.col("offscale_mass").alias("amount")))).alias("offscale"))
 
 
 def population_groups(examples: DataFrame, participants: DataFrame, questions: DataFrame, question_ids: list[str],

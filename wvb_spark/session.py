@@ -26,10 +26,13 @@ def get_spark(config: dict) -> SparkSession:
     if spark_conf.get("master") and not launched_by_spark_submit:
         builder = builder.master(spark_conf["master"])
     conf = dict(spark_conf.get("conf") or {})
-    if spark_conf.get("quiet_logs", True) and "spark.driver.extraJavaOptions" not in conf:
-        # Spark's INFO/WARN chatter would bury the job's own report on the console.
-        log_config = resources.files("wvb_spark").joinpath("resources", "log4j2.properties")
-        conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log_config}"
+    if "spark.driver.extraJavaOptions" not in conf:
+        options = [str(spark_conf.get("java_options") or "")]
+        if spark_conf.get("quiet_logs", True):
+            # Spark's INFO/WARN chatter would bury the job's own report on the console.
+            log_config = resources.files("wvb_spark").joinpath("resources", "log4j2.properties")
+            options.append(f"-Dlog4j2.configurationFile=file:{log_config}")
+        conf["spark.driver.extraJavaOptions"] = " ".join(o for o in options if o)
     for key, value in conf.items():
         builder = builder.config(key, str(value))
     if spark_conf.get("delta_pip", False):

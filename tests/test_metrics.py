@@ -124,15 +124,32 @@ def _exact_noise_floor(probabilities, n1, n2, scale_width):
     return total
 
 
-@pytest.mark.parametrize("n_model", [25, 60])
-def test_noise_floor_matches_the_exact_expectation(n_model):
-    human = np.array([5.0, 10.0, 3.0, 7.0])  # n_human = 25
+@pytest.mark.parametrize("n_human, n_model", [(25, 25), (25, 60), (400, 400), (400, 150)])
+def test_noise_floor_matches_the_exact_expectation(n_human, n_model):
+    """Both resampling schemes: multinomial (n < POISSON_MIN_N) and Poisson (n >= it)."""
+    human = np.array([5.0, 10.0, 3.0, 7.0])
     points = np.arange(1, 5)
     steps = metrics.normalised_steps(points, 1, 4)
-    rng = np.random.default_rng(metrics.row_seed(5, "noise", n_model))
-    _, noise = metrics.bootstrap_row(human, 25, human, n_model, steps, 0, 20000, rng)
-    expected = _exact_noise_floor(human / human.sum(), 25, n_model, 3)
+    rng = np.random.default_rng(metrics.row_seed(5, "noise", n_human, n_model))
+    _, noise = metrics.bootstrap_row(human, n_human, human, n_model, steps, 0, 20000, rng)
+    expected = _exact_noise_floor(human / human.sum(), n_human, n_model, 3)
     assert noise == pytest.approx(expected, rel=0.03)
+
+
+@pytest.mark.parametrize("n", [40, metrics.POISSON_MIN_N, 2000])
+def test_resampled_cdfs_have_the_multinomial_mean_and_variance(n):
+    """Each resampled CDF value F*(k) has mean F(k) and variance F(k)(1 - F(k)) / n, as a
+    multinomial bootstrap of n respondents (the Poisson scheme within its 1 + 1/n)."""
+    shares = np.array([0.1, 0.45, 0.05, 0.4])
+    rng = np.random.default_rng(11)
+    draws = 40_000
+    cdfs = metrics.resample_cdfs(shares[None, :] * 7.0, [n], draws, rng)[0]
+    cdf = np.cumsum(shares)
+    variance = cdf * (1 - cdf) / n
+    np.testing.assert_allclose(cdfs[:, -1], 1.0)
+    standard_error = np.sqrt(variance[:-1] / draws)
+    assert np.all(np.abs(cdfs.mean(axis=0)[:-1] - cdf[:-1]) <= 4 * standard_error)
+    np.testing.assert_allclose(cdfs.var(axis=0)[:-1], variance[:-1], rtol=0.04)
 
 
 def test_noise_floor_of_a_large_identical_sample_is_small_and_decreases_with_n():

@@ -228,10 +228,16 @@ def distances_with_replicates(comparison_rows: DataFrame, *, bootstrap: int, see
     settings = dict(bootstrap=bootstrap, seed=seed, noise_draws=noise_draws, thresholds=list(thresholds),
                     confidence=confidence)
     scored = hist.scored_groups(comparison_rows)
+    # An explicit partition count: adaptive execution would merge these partitions (small in
+    # bytes) into one or two tasks, leaving cores idle during the CPU-heavy bootstrap.
+    tasks = int(comparison_rows.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     computed = (scored.select(*KEYS, "scale_min", "scale_max", "points", "human_counts", "n_human",
-                              "model_counts", "n_model", "n_listed", "n_invalid")
-                .groupBy("model", F.pmod(F.xxhash64("question_id"), F.lit(QUESTION_BUCKETS)).alias("bucket"))
-                .applyInPandas(lambda pdf: _distance_buckets(pdf, **settings), schema=_DISTANCE_UDF_OUTPUT))
+                              "model_counts", "n_model", "n_listed", "n_invalid",
+                              F.pmod(F.xxhash64("question_id"), F.lit(QUESTION_BUCKETS)).alias("bucket"))
+                .repartition(tasks, "model", "bucket")
+                .groupBy("model", "bucket")
+                .applyInPandas(lambda pdf: _distance_buckets(pdf.drop(columns="bucket"), **settings),
+                               schema=_DISTANCE_UDF_OUTPUT))
     statuses = scored.select(*KEYS, "invalid_by_status")
     result = computed.join(statuses, on=KEYS, how="inner")
     return result.select(

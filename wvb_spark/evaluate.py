@@ -124,6 +124,7 @@ def resolve_settings(args, config: dict) -> dict:
         "join": str(block.get("join") or "auto"),
         "broadcast_prediction_rows": int(block.get("broadcast_prediction_rows", 2_000_000)),
         "broadcast_answer_rows": int(block.get("broadcast_answer_rows", 5_000_000)),
+        "small_run_java_options": str(block.get("small_run_java_options") or ""),
     }
     if settings["protocol"] not in PROTOCOLS:
         raise WvbError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {settings['protocol']!r}")
@@ -363,7 +364,12 @@ def main(args) -> int:
     settings = resolve_settings(args, config)
     warehouse = args.warehouse
     storage.require_tables(warehouse, ("predictions", "examples", "participants", "questions"), config)
-    spark = get_spark(config)
+    # rows per model from the Delta log (no Spark needed): a small run starts its JVM tuned for it
+    predicted_rows = storage.partition_rows(warehouse, "predictions", "model", config) or {}
+    wanted = settings["models"] or list(predicted_rows)
+    small_run = bool(wanted) and all(m in predicted_rows for m in wanted) and (
+        sum(predicted_rows[m] for m in wanted) <= settings["broadcast_prediction_rows"])
+    spark = get_spark(config, extra_java_options=settings["small_run_java_options"] if small_run else "")
     predictions = storage.read_table(spark, warehouse, "predictions", config)
     examples = storage.read_table(spark, warehouse, "examples", config)
     participants = storage.read_table(spark, warehouse, "participants", config)
@@ -397,7 +403,6 @@ def main(args) -> int:
             raise WvbError(f"--split {split!r} is not a split of participants ({', '.join(sorted(known_splits))})")
     paired_examples = examples.where(F.col("split").isin(sorted(splits)))  # partition pruning
     questions, width = indexed_questions(spark, questions)
-    predicted_rows = storage.partition_rows(warehouse, "predictions", "model", config) or {}
     answer_rows = storage.partition_rows(warehouse, "examples", "split", config) or {}
     join = choose_join(settings,
                        sum(predicted_rows[m] for m in models) if all(m in predicted_rows for m in models) else None,

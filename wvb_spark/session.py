@@ -9,11 +9,12 @@ from importlib import resources
 from pyspark.sql import SparkSession
 
 
-def get_spark(config: dict) -> SparkSession:
+def get_spark(config: dict, extra_java_options: str = "") -> SparkSession:
     """The active session if there is one, else a new one from `config['spark']`.
 
     Python workers must run the driver's interpreter, or pandas UDFs fail to
-    import pandas when the job runs from a virtual environment.
+    import pandas when the job runs from a virtual environment. `extra_java_options`
+    go to a new session's driver JVM (a stage may know its run is short).
     """
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -27,7 +28,7 @@ def get_spark(config: dict) -> SparkSession:
         builder = builder.master(spark_conf["master"])
     conf = dict(spark_conf.get("conf") or {})
     if "spark.driver.extraJavaOptions" not in conf:
-        options = [str(spark_conf.get("java_options") or "")]
+        options = [str(spark_conf.get("java_options") or ""), extra_java_options]
         if spark_conf.get("quiet_logs", True):
             # Spark's INFO/WARN chatter would bury the job's own report on the console.
             log_config = resources.files("wvb_spark").joinpath("resources", "log4j2.properties")

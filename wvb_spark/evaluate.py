@@ -6,10 +6,11 @@ The pipeline, all inside Spark:
    `examples` and `participants`) sums both sides' answers per (model, question,
    fine group) into fixed-width point columns; the fine groups are summed into
    each `--group-by` grouping and laid out as histogram pairs (`comparisons`);
-2. one `applyInPandas` per (model, question) computes W1, JSD, TV, the bootstrap
-   interval and the noise floor for all its groups with numpy (wvb_spark.metrics);
-3. one `applyInPandas` per (model, group) turns the per-question results and their
-   bootstrap replicates into the share of questions below each threshold.
+2. one `applyInPandas` per (model, bucket of questions) computes, question by question,
+   W1, JSD, TV, the bootstrap interval and the noise floor for all groups with numpy
+   (wvb_spark.metrics); batching questions keeps the number of Python calls small;
+3. one `applyInPandas` per (model, grouping) turns the per-question results and their
+   bootstrap replicates into the share of questions below each threshold, group by group.
 
 Protocols (see README: evaluate): `paper` reproduces the published evaluation;
 `default` drops a pair from both sides when its prediction is not usable.

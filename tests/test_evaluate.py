@@ -401,3 +401,12 @@ def test_wvb_evaluate_writes_three_tables_with_settings_and_prints_the_headline(
     assert "unknown model(s) nope" in capsys.readouterr().err
     assert cli.main(["evaluate", "--warehouse", warehouse, "--group-by", "shoe_size"]) == 2
     assert cli.main(["evaluate", "--warehouse", warehouse, "--protocol", "paper", "--weights"]) == 2
+
+
+def test_join_strategy_follows_the_row_counts_and_the_setting():
+    settings = {"join": "auto", "broadcast_prediction_rows": 100, "broadcast_answer_rows": 1000}
+    assert ev.choose_join(settings, 100, 10_000) == "broadcast-predictions"
+    assert ev.choose_join(settings, 101, 1000) == "broadcast-answers"
+    assert ev.choose_join(settings, 101, 1001) == "shuffle"
+    assert ev.choose_join(settings, None, None) == "shuffle"  # counts unknown: the safe plan
+    assert ev.choose_join({**settings, "join": "shuffle"}, 1, 1) == "shuffle"

@@ -30,6 +30,8 @@ OVERALL = "overall"          # the --group-by name meaning "everyone in one grou
 OVERALL_VALUE = "all"
 MISSING_VALUE = "(missing)"  # group value of respondents whose group column is null/unknown
 KEYS = ["model", "question_id", "group_by", "group_value"]
+JOINS = ("shuffle", "broadcast-predictions", "broadcast-answers")  # how predictions meet examples
+MAX_QUESTIONS = 4096  # question index < this: (respondent, question) packs into one long key
 
 HISTOGRAMS = T.StructType([
     T.StructField("model", T.StringType(), False),
@@ -84,10 +86,6 @@ def _respondent_cells(participants: DataFrame, cells: DataFrame, group_columns: 
             .join(F.broadcast(cells.alias("c")), on=same_cell or F.lit(True), how="left")
             .select(F.col("p.d_interview").alias("d_interview"), F.col("p.weight").alias("respondent_weight"),
                     F.col("c.cell").alias("cell")))
-
-
-JOINS = ("shuffle", "broadcast-predictions", "broadcast-answers")
-MAX_QUESTIONS = 4096  # question index < this: (respondent, question) packs into one long key
 
 
 def _indexed_questions(questions: DataFrame) -> DataFrame:

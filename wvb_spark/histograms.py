@@ -59,6 +59,16 @@ def _missing_weight() -> Column:
     return ~_finite(F.col("respondent_weight")) | (F.col("respondent_weight") < 0)
 
 
+def _answer_on_scale() -> Column:
+    """A human answer (`human_value`) inside its question's scale."""
+    return F.col("human_value").isNotNull() & F.col("human_value").between(F.col("scale_min"), F.col("scale_max"))
+
+
+def _answer_index() -> Column:
+    """The human answer's point index on its scale (answer − scale_min)."""
+    return (F.col("human_value") - F.col("scale_min")).cast("int")
+
+
 def _usable_distribution() -> Column:
     """A distribution with one probability per scale point, none negative, positive total."""
     distribution = F.col("distribution")
@@ -141,8 +151,7 @@ def pair_rows(predictions: DataFrame, examples: DataFrame, participants: DataFra
     known_scale = F.col("scale_min").isNotNull()
     has_score = _finite(F.col("score"))
     has_distribution = _usable_distribution()
-    has_answer = (F.col("human_value").isNotNull() & known_scale
-                  & F.col("human_value").between(F.col("scale_min"), F.col("scale_max")))
+    has_answer = known_scale & _answer_on_scale()
     mass = F.col("respondent_weight").cast("double") if weights else F.lit(1.0)
 
     point = F.col("score") - (F.col("score") % 1)  # truncation toward zero, kept as double
@@ -175,7 +184,7 @@ def pair_rows(predictions: DataFrame, examples: DataFrame, participants: DataFra
         "model", "question_id", "cell",
         reason.cast("string").alias("reason"),
         F.when(has_answer, 1).otherwise(0).alias("answered"),
-        F.when(in_human, (F.col("human_value") - F.col("scale_min")).cast("int")).alias("human_index"),
+        F.when(in_human, _answer_index()).alias("human_index"),
         F.when(use_point & on_scale, (point - F.col("scale_min")).cast("int")).alias("model_index"),
         F.when(use_point & ~on_scale, point).alias("offscale_value"),
         mass.alias("mass"),
@@ -277,11 +286,11 @@ def population_groups(examples: DataFrame, participants: DataFrame, questions: D
             .select("question_id", "d_interview", F.col("answer").cast("double").alias("human_value"))
             .join(scales, on="question_id", how="inner")
             .join(people, on="d_interview", how="inner")
-            .where(F.col("human_value").between(F.col("scale_min"), F.col("scale_max"))))
+            .where(_answer_on_scale()))
     if weights:
         rows = rows.where(~_missing_weight())
     rows = rows.select("question_id", "cell",
-                       (F.col("human_value") - F.col("scale_min")).cast("int").alias("human_index"),
+                       _answer_index().alias("human_index"),
                        (F.col("respondent_weight").cast("double") if weights else F.lit(1.0)).alias("mass"))
     fine = (rows.groupBy("question_id", "cell")
             .agg(F.count(F.lit(1)).alias("n_human"), *_point_sums("human_index", width, "human")))

@@ -128,8 +128,8 @@ def bootstrap_batch(human_counts, human_n, model_counts, model_n, steps, replica
     """Bootstrap W1 replicates and the noise floor of a batch of (question, group) rows.
 
     All rows share one set of points (K); arrays are (R, K), sizes (R,), steps (R, K - 1).
-    Replicate b resamples both histograms (multinomial with the observed number of
-    respondents / pairs and the observed — possibly weighted — proportions) and
+    Replicate b resamples both histograms (`resample_cdfs`: the observed number of
+    respondents / pairs from the observed — possibly weighted — proportions) and
     takes their W1. The noise floor is the mean W1 between two independent samples
     of sizes n_human and n_model drawn from the human histogram — what a perfect
     model would score. It reuses the human replicates as the first sample (they

@@ -402,7 +402,9 @@ def main(args) -> int:
         known_splits = {row["split"] for row in participants.select("split").distinct().collect()}
         if split not in known_splits:
             raise WvbError(f"--split {split!r} is not a split of participants ({', '.join(sorted(known_splits))})")
-    paired_examples = examples.where(F.col("split").isin(sorted(splits)))  # partition pruning
+    # partition pruning on split; question_id is sorted inside the files, so the filter
+    # skips most pages of a split when only some questions are predicted (a probe)
+    paired_examples = examples.where(F.col("split").isin(sorted(splits)) & F.col("question_id").isin(question_ids))
     questions, width = indexed_questions(spark, questions)
     answer_rows = storage.partition_rows(warehouse, "examples", "split", config) or {}
     join = choose_join(settings,

@@ -410,3 +410,19 @@ def test_join_strategy_follows_the_row_counts_and_the_setting():
     assert ev.choose_join(settings, 101, 1001) == "shuffle"
     assert ev.choose_join(settings, None, None) == "shuffle"  # counts unknown: the safe plan
     assert ev.choose_join({**settings, "join": "shuffle"}, 1, 1) == "shuffle"
+
+
+def test_small_run_layout_uses_one_partition_per_core_and_restores_the_session(spark):
+    suite_partitions = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "7")
+    spark.conf.unset("spark.sql.adaptive.coalescePartitions.enabled")
+    try:
+        with ev.small_run_layout(spark):
+            assert spark.conf.get("spark.sql.shuffle.partitions") == str(spark.sparkContext.defaultParallelism)
+            assert spark.conf.get("spark.sql.adaptive.coalescePartitions.enabled") == "false"
+        assert spark.conf.get("spark.sql.shuffle.partitions") == "7"
+        assert spark.conf.get("spark.sql.adaptive.coalescePartitions.enabled") == "true"  # unset again: default
+        with ev.small_run_layout(spark, 3):
+            assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", suite_partitions)

@@ -118,7 +118,7 @@ def _ensure_evaluate_warehouse(args, workdir: Path) -> Path:
         _run(_wvb("probe", "--warehouse", str(warehouse), *args.spark_args))
     if not storage.table_exists(str(warehouse), "predictions"):
         _run([sys.executable, "-m", "wvb_spark.bench_data", "--warehouse", str(warehouse), "--probe-models", "8",
-              "--full-models", str(max(args.evaluate_full_models)), *args.spark_args])
+              "--full-models", str(max(args.evaluate_full_models, default=0)), *args.spark_args])
     return warehouse
 
 
@@ -143,6 +143,18 @@ def bench_evaluate(args, workdir: Path) -> list[str]:
     return []
 
 
+def _model_counts(value: str) -> list[int]:
+    if value.strip().lower() in ("", "none"):
+        return []
+    try:
+        counts = [int(x) for x in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated model counts or none, got {value!r}") from None
+    if any(k < 1 for k in counts):
+        raise argparse.ArgumentTypeError("model counts must be at least 1")
+    return counts
+
+
 STAGES = {"synth": bench_synth, "build": bench_build, "evaluate": bench_evaluate}
 
 
@@ -152,8 +164,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per stage; the median is reported (default 3)")
     parser.add_argument("--respondents", type=int, default=94_728, help="synthetic file size (default 94,728)")
     parser.add_argument("--workdir", default="data/bench", help="where inputs and warehouses go (default data/bench)")
-    parser.add_argument("--evaluate-full-models", default="1,2,4,10", type=lambda v: [int(x) for x in v.split(",")],
-                        help="evaluate stage: numbers of test-split-size models to time (default 1,2,4,10)")
+    parser.add_argument("--evaluate-full-models", default="1,2,4,10", type=_model_counts,
+                        help="evaluate stage: numbers of test-split-size models to time (default 1,2,4,10; "
+                             "none: only the probe case)")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import pandas as pd
@@ -126,6 +127,7 @@ def resolve_settings(args, config: dict) -> dict:
         "broadcast_prediction_rows": int(block.get("broadcast_prediction_rows", 2_000_000)),
         "broadcast_answer_rows": int(block.get("broadcast_answer_rows", 5_000_000)),
         "small_run_java_options": str(block.get("small_run_java_options") or ""),
+        "small_run_shuffle_partitions": int(block.get("small_run_shuffle_partitions") or 0),
     }
     if settings["protocol"] not in PROTOCOLS:
         raise WvbError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {settings['protocol']!r}")
@@ -142,6 +144,8 @@ def resolve_settings(args, config: dict) -> dict:
         raise WvbError("evaluate.thresholds must be 1 to 255 ascending numbers")
     if settings["join"] not in ("auto",) + hist.JOINS:
         raise WvbError(f"evaluate.join must be auto or one of {', '.join(hist.JOINS)}, got {settings['join']!r}")
+    if settings["small_run_shuffle_partitions"] < 0:
+        raise WvbError("evaluate.small_run_shuffle_partitions must be 0 (one per core) or more")
     if not 0 < settings["confidence"] < 1:
         raise WvbError(f"evaluate.confidence must be between 0 and 1, got {settings['confidence']}")
     return settings
@@ -331,6 +335,27 @@ def indexed_questions(spark, questions: DataFrame) -> tuple[DataFrame, int]:
     return indexed, max(int(widest), 1)
 
 
+@contextmanager
+def small_run_layout(spark, partitions: int = 0):
+    """Shuffle layout of a run on few predictions (a probe), restored afterwards:
+    `partitions` shuffle partitions (0 = one per core) and no coalescing. Adaptive
+    execution would merge each small stage into one task, which runs on one core while
+    the others wait."""
+    wanted = {"spark.sql.shuffle.partitions": str(partitions or spark.sparkContext.defaultParallelism),
+              "spark.sql.adaptive.coalescePartitions.enabled": "false"}
+    before = {key: spark.conf.get(key, None) for key in wanted}
+    for key, value in wanted.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
 def choose_join(settings: dict, prediction_rows: int | None, answer_rows: int | None) -> str:
     """How predictions meet examples: the setting, or by size (row counts from the Delta
     log; None = unknown): broadcast whichever side is small enough, else shuffle both."""
@@ -371,6 +396,14 @@ def main(args) -> int:
     small_run = bool(wanted) and all(m in predicted_rows for m in wanted) and (
         sum(predicted_rows[m] for m in wanted) <= settings["broadcast_prediction_rows"])
     spark = get_spark(config, extra_java_options=settings["small_run_java_options"] if small_run else "")
+    with small_run_layout(spark, settings["small_run_shuffle_partitions"]) if small_run else nullcontext():
+        return _score(spark, config, settings, warehouse, predicted_rows)
+
+
+def _score(spark, config: dict, settings: dict, warehouse: str, predicted_rows: dict[str, int]) -> int:
+    """Everything of `wvb evaluate` after the session: read, score, write, print."""
+    from wvb_spark import storage
+
     predictions = storage.read_table(spark, warehouse, "predictions", config)
     examples = storage.read_table(spark, warehouse, "examples", config)
     participants = storage.read_table(spark, warehouse, "participants", config)

@@ -93,7 +93,7 @@ def test_bootstrap_interval_contains_the_estimate_and_is_reproducible_by_seed():
     steps = metrics.normalised_steps(np.arange(1, 5), 1, 4)
     estimate = metrics.wasserstein_1(human, model, steps)
     replicates, noise = _bootstrap(human, model, seed=0)
-    low, high = metrics.percentile_interval(replicates)
+    (low,), (high,) = metrics.percentile_intervals(replicates[None, :])
     assert low < estimate < high
     again, noise_again = _bootstrap(human, model, seed=0)
     np.testing.assert_array_equal(replicates, again)
@@ -107,7 +107,7 @@ def test_bootstrap_interval_contains_the_estimate_and_is_reproducible_by_seed():
 def test_bootstrap_interval_narrows_with_more_respondents():
     small, _ = _bootstrap([3, 2, 1, 4], [1, 2, 5, 2], seed=0)
     large, _ = _bootstrap([300, 200, 100, 400], [100, 200, 500, 200], seed=0)
-    width = lambda r: np.subtract(*reversed(metrics.percentile_interval(r)))  # noqa: E731
+    width = lambda r: np.subtract(*reversed(metrics.percentile_intervals(r[None, :])))[0]  # noqa: E731
     assert width(large) < width(small) / 3
 
 

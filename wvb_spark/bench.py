@@ -54,9 +54,13 @@ def _run(command: list[str]) -> Run:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
         peak = 0.0
-        while process.poll() is None:
+        while True:
             peak = max(peak, _tree_rss_mb(process.pid))
-            time.sleep(0.5)
+            try:
+                process.wait(timeout=0.5)  # returns as soon as the command ends: exact wall time
+                break
+            except subprocess.TimeoutExpired:
+                continue
         seconds = time.perf_counter() - started
         out.seek(0)
         err.seek(0)

@@ -259,34 +259,45 @@ def distances(distance_rows: DataFrame) -> DataFrame:
     return distance_rows.select(*_names(DISTANCES))
 
 
-def _summary_batch(pdf: pd.DataFrame, *, thresholds: list[float], confidence: float) -> pd.DataFrame:
-    scored = pdf[pdf["w1"].notna()].sort_values("question_id")
-    w1 = scored["w1"].to_numpy(dtype=float)
-    shares = metrics.share_below(w1, thresholds)
-    with_bins = [b for b in scored["replicate_bins"] if b is not None]
-    if len(with_bins) and len(with_bins) == len(scored):
-        bins = np.stack([np.frombuffer(b, dtype=np.uint8) for b in with_bins])
-        replicate_shares = metrics.share_below_replicates(bins, len(thresholds))
-        intervals = [metrics.percentile_interval(replicate_shares[:, j], confidence) for j in range(len(thresholds))]
-    else:
-        intervals = [(np.nan, np.nan)] * len(thresholds)
-    listed = pdf["n_listed"].sum()
+def _summary_groups(pdf: pd.DataFrame, *, thresholds: list[float], confidence: float) -> pd.DataFrame:
+    """Every group of one (model, grouping) in one Python call: numpy slices of the rows
+    sorted by group, no DataFrame per group."""
+    pdf = pdf.sort_values(["group_value", "question_id"], kind="stable")
+    values = pdf["group_value"].to_numpy()
+    w1 = pdf["w1"].to_numpy(dtype=float)
+    listed = pdf["n_listed"].to_numpy(dtype=float)
+    invalid = pdf["n_invalid"].to_numpy(dtype=float)
+    bins = pdf["replicate_bins"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if len(values) else np.empty(0, int)
+    ends = np.r_[starts[1:], len(values)]
+    count = len(thresholds)
+    columns = {name: [] for name in ("pct_questions_below", "ci_low", "ci_high", "mean_w1", "invalid_rate",
+                                     "n_questions")}
+    for start, end in zip(starts, ends):
+        scored = slice(start, end)
+        has_w1 = ~np.isnan(w1[scored])
+        group_w1 = w1[scored][has_w1]
+        columns["pct_questions_below"].append(metrics.share_below(group_w1, thresholds))
+        group_bins = bins[scored][has_w1]
+        if len(group_bins) and all(b is not None for b in group_bins):
+            stacked = np.stack([np.frombuffer(b, dtype=np.uint8) for b in group_bins])
+            low, high = metrics.percentile_intervals(metrics.share_below_replicates(stacked, count).T, confidence)
+        else:
+            low, high = np.full(count, np.nan), np.full(count, np.nan)
+        columns["ci_low"].append(low)
+        columns["ci_high"].append(high)
+        columns["mean_w1"].append(np.full(count, group_w1.mean() if len(group_w1) else np.nan))
+        total = listed[scored].sum()
+        columns["invalid_rate"].append(np.full(count, invalid[scored].sum() / total if total > 0 else np.nan))
+        columns["n_questions"].append(np.full(count, len(group_w1), dtype=np.int64))
+    if not len(starts):
+        return pd.DataFrame(columns=_names(SUMMARY))
     first = pdf.iloc[0]
     return pd.DataFrame({
-        "model": first["model"], "group_by": first["group_by"], "group_value": first["group_value"],
-        "threshold": np.asarray(thresholds, dtype=float),
-        "pct_questions_below": shares,
-        "ci_low": [low for low, _ in intervals], "ci_high": [high for _, high in intervals],
-        "mean_w1": float(w1.mean()) if len(w1) else np.nan,
-        "invalid_rate": float(pdf["n_invalid"].sum() / listed) if listed > 0 else np.nan,
-        "n_questions": np.int64(len(w1)),
+        "model": first["model"], "group_by": first["group_by"], "group_value": np.repeat(values[starts], count),
+        "threshold": np.tile(np.asarray(thresholds, dtype=float), len(starts)),
+        **{name: np.concatenate(parts) for name, parts in columns.items()},
     })[_names(SUMMARY)]
-
-
-def _summary_groups(pdf: pd.DataFrame, **settings) -> pd.DataFrame:
-    """`_summary_batch` for each group of one (model, grouping): one Python call per grouping."""
-    parts = [_summary_batch(part, **settings) for _, part in pdf.groupby("group_value", sort=True)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_names(SUMMARY))
 
 
 def summary(distance_rows: DataFrame, *, thresholds: list[float], confidence: float = 0.95) -> DataFrame:

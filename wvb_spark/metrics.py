@@ -180,16 +180,6 @@ def percentile_intervals(replicates, confidence: float = 0.95) -> tuple[np.ndarr
     return low, high
 
 
-def percentile_interval(replicates, confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval; (nan, nan) without replicates."""
-    replicates = np.asarray(replicates, dtype=float)
-    if replicates.size == 0:
-        return float("nan"), float("nan")
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(replicates, [tail, 1.0 - tail])
-    return float(low), float(high)
-
-
 def threshold_bins(w1_values, thresholds=DEFAULT_THRESHOLDS) -> np.ndarray:
     """For each W1, how many thresholds are <= it (uint8). W1 < thresholds[j] iff bin <= j.
 

@@ -152,6 +152,28 @@ def test_resampled_cdfs_have_the_multinomial_mean_and_variance(n):
     np.testing.assert_allclose(cdfs.var(axis=0)[:-1], variance[:-1], rtol=0.04)
 
 
+def test_small_resamples_with_empty_points_follow_the_multinomial_law():
+    """Rows of one batch with empty points in different places (first, middle, last, none):
+    every outcome's frequency matches scipy's multinomial pmf, and empty points stay empty."""
+    from scipy.stats import chisquare, multinomial
+
+    counts = np.array([[0.0, 2.0, 0.0, 2.0],
+                       [1.0, 1.0, 2.0, 0.0],
+                       [0.0, 0.0, 3.0, 1.0],
+                       [1.0, 1.0, 1.0, 1.0]])
+    n = 3  # fewer respondents than observed: still a multinomial of n draws from the shares
+    draws = 30_000
+    cdfs = metrics.resample_cdfs(counts, [n] * len(counts), draws, np.random.default_rng(4))
+    outcomes = np.rint(np.diff(np.concatenate([np.zeros((*cdfs.shape[:2], 1)), cdfs * n], axis=2), axis=2))
+    for row, observed in zip(counts, outcomes):
+        shares = row / row.sum()
+        assert np.all(observed[:, shares == 0] == 0)
+        values, frequency = np.unique(observed, axis=0, return_counts=True)
+        expected = multinomial.pmf(values, n, shares) * draws
+        assert expected.sum() == pytest.approx(draws)  # every possible outcome occurred
+        assert chisquare(frequency, expected).pvalue > 0.001
+
+
 def test_noise_floor_of_a_large_identical_sample_is_small_and_decreases_with_n():
     shape = np.array([0.1, 0.2, 0.4, 0.2, 0.1])
     floors = []

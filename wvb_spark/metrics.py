@@ -86,7 +86,8 @@ def resample_cdfs(counts, n, draws: int, rng: np.random.Generator) -> np.ndarray
     * n < POISSON_MIN_N: the classic bootstrap, a multinomial of exactly n draws. Instead
       of a multinomial per row, the cumulative counts are drawn top-down for all rows and
       replicates at once: C_K = n and C_k ~ Binomial(C_{k+1}, F_k / F_{k+1}) — the same
-      joint law as a multinomial's cumulative counts, in K - 1 vectorised calls.
+      joint law as a multinomial's cumulative counts, in K - 1 vectorised calls (a ratio
+      of exactly 0 or 1 needs no draw).
     * n >= POISSON_MIN_N: the Poisson bootstrap — each respondent counted Poisson(1)
       times, so point k's count is Poisson(n p_k), independently. Given its total N*
       (Poisson(n)) a replicate *is* a multinomial of N* draws; the normalised histogram's
@@ -113,7 +114,17 @@ def resample_cdfs(counts, n, draws: int, rng: np.random.Generator) -> np.ndarray
         for k in range(points - 2, -1, -1):
             upper = cdf[:, k + 1]
             ratio = np.clip(np.where(upper > 0, cdf[:, k] / np.where(upper > 0, upper, 1.0), 0.0), 0.0, 1.0)
-            cumulative[:, :, k] = rng.binomial(cumulative[:, :, k + 1], ratio[:, None])
+            # Binomial(c, 1) = c and Binomial(c, 0) = 0: rows whose point k + 1 (or every point
+            # up to k) is empty need no draw. Small groups leave many points empty.
+            whole, empty = ratio >= 1.0, ratio <= 0.0
+            drawn = ~(whole | empty)
+            if drawn.all():
+                cumulative[:, :, k] = rng.binomial(cumulative[:, :, k + 1], ratio[:, None])
+                continue
+            cumulative[whole, :, k] = cumulative[whole, :, k + 1]
+            cumulative[empty, :, k] = 0
+            if drawn.any():
+                cumulative[drawn, :, k] = rng.binomial(cumulative[drawn, :, k + 1], ratio[drawn, None])
         cdfs[small] = cumulative / np.maximum(n[small], 1)[:, None, None].astype(float)
     return cdfs
 

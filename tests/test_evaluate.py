@@ -412,17 +412,59 @@ def test_join_strategy_follows_the_row_counts_and_the_setting():
     assert ev.choose_join({**settings, "join": "shuffle"}, 1, 1) == "shuffle"
 
 
-def test_small_run_layout_uses_one_partition_per_core_and_restores_the_session(spark):
+def test_run_settings_apply_for_the_run_and_restore_the_session(spark):
     suite_partitions = spark.conf.get("spark.sql.shuffle.partitions")
     spark.conf.set("spark.sql.shuffle.partitions", "7")
     spark.conf.unset("spark.sql.adaptive.coalescePartitions.enabled")
     try:
-        with ev.small_run_layout(spark):
+        with ev.session_settings(spark, ev.run_settings(spark, small_run=True)):
             assert spark.conf.get("spark.sql.shuffle.partitions") == str(spark.sparkContext.defaultParallelism)
             assert spark.conf.get("spark.sql.adaptive.coalescePartitions.enabled") == "false"
+            assert int(spark.conf.get("spark.sql.parquet.pushdown.inFilterThreshold")) >= 239  # every question
         assert spark.conf.get("spark.sql.shuffle.partitions") == "7"
         assert spark.conf.get("spark.sql.adaptive.coalescePartitions.enabled") == "true"  # unset again: default
-        with ev.small_run_layout(spark, 3):
+        assert spark.conf.get("spark.sql.parquet.pushdown.inFilterThreshold") == "10"  # Spark's default
+        with ev.session_settings(spark, ev.run_settings(spark, small_run=True, partitions=3)):
             assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
+        with ev.session_settings(spark, ev.run_settings(spark, small_run=False)):
+            assert spark.conf.get("spark.sql.shuffle.partitions") == "7"
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", suite_partitions)
+
+
+def _rows_read(spark, action, group: str) -> int:
+    """Rows the scans of `action` read: the input records of the stages of its jobs."""
+    context = spark.sparkContext
+    context.setJobGroup(group, group)
+    try:
+        action()
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+    jsc = context._jsc.sc()
+    jsc.listenerBus().waitUntilEmpty()
+    stages = {stage for job in context.statusTracker().getJobIdsForGroup(group)
+              for stage in context.statusTracker().getJobInfo(job).stageIds}
+    return sum(jsc.statusStore().lastStageAttempt(stage).inputRecords() for stage in stages)
+
+
+def test_the_examples_scan_skips_the_pages_of_unpredicted_questions(spark, tmp_path):
+    """A file sorted by question, pages of 1,000 rows: with the run's settings a filter on
+    12 of 200 questions reads those questions' pages; with Spark's default (a min-max
+    range above 10 values) it reads nearly everything."""
+    from pyspark.sql import functions as F
+
+    path = str(tmp_path / "sorted")
+    (spark.range(0, 400_000, numPartitions=1)
+     .select(F.format_string("Q%03d", (F.col("id") / 2000).cast("int")).alias("question_id"), "id")
+     .write.option("parquet.page.row.count.limit", "1000").parquet(path))
+    wanted = [f"Q{i:03d}" for i in (3, 10, 50, 70, 90, 111, 120, 121, 150, 160, 180, 199)]
+
+    def count_rows(settings, group):
+        with ev.session_settings(spark, settings):
+            frame = spark.read.parquet(path).where(F.col("question_id").isin(wanted))
+            return _rows_read(spark, lambda: frame.agg(F.sum("id")).collect(), group)
+
+    with_run_settings = count_rows(ev.run_settings(spark, small_run=False), "run-settings")
+    with_spark_default = count_rows({"spark.sql.parquet.pushdown.inFilterThreshold": "10"}, "spark-default")
+    assert 2000 * len(wanted) <= with_run_settings <= 0.15 * 400_000
+    assert with_spark_default >= 0.5 * 400_000

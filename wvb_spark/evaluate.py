@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -347,13 +347,9 @@ def indexed_questions(spark, questions: DataFrame) -> tuple[DataFrame, int]:
 
 
 @contextmanager
-def small_run_layout(spark, partitions: int = 0):
-    """Shuffle layout of a run on few predictions (a probe), restored afterwards:
-    `partitions` shuffle partitions (0 = one per core) and no coalescing. Adaptive
-    execution would merge each small stage into one task, which runs on one core while
-    the others wait."""
-    wanted = {"spark.sql.shuffle.partitions": str(partitions or spark.sparkContext.defaultParallelism),
-              "spark.sql.adaptive.coalescePartitions.enabled": "false"}
+def session_settings(spark, wanted: dict[str, str]):
+    """SQL settings for one run, restored afterwards: a caller's session (spark-submit,
+    Databricks, tests) is left as it was."""
     before = {key: spark.conf.get(key, None) for key in wanted}
     for key, value in wanted.items():
         spark.conf.set(key, value)
@@ -365,6 +361,24 @@ def small_run_layout(spark, partitions: int = 0):
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, value)
+
+
+def run_settings(spark, small_run: bool, partitions: int = 0) -> dict[str, str]:
+    """The SQL settings of an evaluate run.
+
+    * Parquet gets the predicted questions as a list of equalities (up to MAX_QUESTIONS)
+      rather than Spark's default min-max range above 10 values, so the pages of other
+      questions in `examples` (sorted by question inside its files) are skipped: a probe
+      reads about a quarter of its split.
+    * A small run (a probe) shuffles into `partitions` partitions (0 = one per core) that
+      adaptive execution does not coalesce: coalesced, each small stage would become one
+      task on one core while the others wait.
+    """
+    wanted = {"spark.sql.parquet.pushdown.inFilterThreshold": str(hist.MAX_QUESTIONS)}
+    if small_run:
+        wanted["spark.sql.shuffle.partitions"] = str(partitions or spark.sparkContext.defaultParallelism)
+        wanted["spark.sql.adaptive.coalescePartitions.enabled"] = "false"
+    return wanted
 
 
 def choose_join(settings: dict, prediction_rows: int | None, answer_rows: int | None) -> str:
@@ -407,7 +421,7 @@ def main(args) -> int:
     small_run = bool(wanted) and all(m in predicted_rows for m in wanted) and (
         sum(predicted_rows[m] for m in wanted) <= settings["broadcast_prediction_rows"])
     spark = get_spark(config, extra_java_options=settings["small_run_java_options"] if small_run else "")
-    with small_run_layout(spark, settings["small_run_shuffle_partitions"]) if small_run else nullcontext():
+    with session_settings(spark, run_settings(spark, small_run, settings["small_run_shuffle_partitions"])):
         return _score(spark, config, settings, warehouse, predicted_rows)
 
 
@@ -446,8 +460,7 @@ def _score(spark, config: dict, settings: dict, warehouse: str, predicted_rows: 
         known_splits = {row["split"] for row in participants.select("split").distinct().collect()}
         if split not in known_splits:
             raise WvbError(f"--split {split!r} is not a split of participants ({', '.join(sorted(known_splits))})")
-    # partition pruning on split; question_id is sorted inside the files, so the filter
-    # skips most pages of a split when only some questions are predicted (a probe)
+    # partition pruning on split, page skipping on question_id (see run_settings)
     paired_examples = examples.where(F.col("split").isin(sorted(splits)) & F.col("question_id").isin(question_ids))
     questions, width = indexed_questions(spark, questions)
     answer_rows = storage.partition_rows(warehouse, "examples", "split", config) or {}

@@ -274,11 +274,11 @@ def _summary_groups(pdf: pd.DataFrame, *, thresholds: list[float], confidence: f
     columns = {name: [] for name in ("pct_questions_below", "ci_low", "ci_high", "mean_w1", "invalid_rate",
                                      "n_questions")}
     for start, end in zip(starts, ends):
-        scored = slice(start, end)
-        has_w1 = ~np.isnan(w1[scored])
-        group_w1 = w1[scored][has_w1]
+        group = slice(start, end)
+        has_w1 = ~np.isnan(w1[group])
+        group_w1 = w1[group][has_w1]
         columns["pct_questions_below"].append(metrics.share_below(group_w1, thresholds))
-        group_bins = bins[scored][has_w1]
+        group_bins = bins[group][has_w1]
         if len(group_bins) and all(b is not None for b in group_bins):
             stacked = np.stack([np.frombuffer(b, dtype=np.uint8) for b in group_bins])
             low, high = metrics.percentile_intervals(metrics.share_below_replicates(stacked, count).T, confidence)
@@ -287,8 +287,8 @@ def _summary_groups(pdf: pd.DataFrame, *, thresholds: list[float], confidence: f
         columns["ci_low"].append(low)
         columns["ci_high"].append(high)
         columns["mean_w1"].append(np.full(count, group_w1.mean() if len(group_w1) else np.nan))
-        total = listed[scored].sum()
-        columns["invalid_rate"].append(np.full(count, invalid[scored].sum() / total if total > 0 else np.nan))
+        total = listed[group].sum()
+        columns["invalid_rate"].append(np.full(count, invalid[group].sum() / total if total > 0 else np.nan))
         columns["n_questions"].append(np.full(count, len(group_w1), dtype=np.int64))
     if not len(starts):
         return pd.DataFrame(columns=_names(SUMMARY))

@@ -228,22 +228,16 @@ def _group_value(column: str) -> Column:
     return F.coalesce(F.col(f"group_{column}").cast("string"), F.lit(MISSING_VALUE))
 
 
-def _in_groupings(fine: DataFrame, cells: DataFrame, group_by: list[str], columns: list) -> DataFrame:
-    """`columns` of each fine cell, repeated once per grouping of `group_by` it belongs to,
-    with that grouping's (group_by, group_value)."""
-    groupings = F.array(*[F.struct(F.lit(name).alias("group_by"), _group_value(name).alias("group_value"))
-                          for name in group_by])
-    return (fine.join(F.broadcast(cells), on="cell", how="left")
-            .select(*columns, F.explode(groupings).alias("g"))
-            .select(*columns, "g.group_by", "g.group_value"))
-
-
 def into_groupings(fine: DataFrame, keys: list[str], cells: DataFrame, group_by: list[str],
                    measures: list[str]) -> DataFrame:
     """Sum `measures` of fine cells (keyed by `keys` + `cell`) into every grouping of
-    `group_by`: (keys, group_by, group_value, measures...)."""
-    return (_in_groupings(fine, cells, group_by, keys + measures)
-            .groupBy(*keys, "group_by", "group_value")
+    `group_by`: each fine cell is repeated once per grouping it belongs to, with that
+    grouping's (group_by, group_value), then summed: (keys, group_by, group_value, measures...)."""
+    groupings = F.array(*[F.struct(F.lit(name).alias("group_by"), _group_value(name).alias("group_value"))
+                          for name in group_by])
+    return (fine.join(F.broadcast(cells), on="cell", how="left")
+            .select(*keys, *measures, F.explode(groupings).alias("g"))
+            .groupBy(*keys, "g.group_by", "g.group_value")
             .agg(*[F.sum(m).alias(m) for m in measures]))
 
 

@@ -3,19 +3,25 @@
 The real microdata needs a registration and may not be redistributed, so every
 later stage is developed and tested on this file instead. It has the official
 header (the 375 codebook variables), official codes and missing-value codes,
-and answers drawn from a survey-like model, so that histograms differ by
-country, continent and education and a demographic-aware predictor beats a
-global one:
+the real file's countries with close to their real sample sizes, and answers
+whose per-country distributions are the published ones:
 
-* each value question belongs to a topic block (its metadata category); a
-  respondent has one latent trait per block, so answers within a block
-  correlate;
-* a question's latent score is country offset (continent + country + question
-  noise) + demographic shifts (education, urban/rural, age, sex) + trait +
-  noise, cut into the question's scale points by fixed thresholds;
-* missing values: whole countries not asked (-4) on some questions, item
-  non-response (-1/-2) at a few percent, rare -5, plus the raw codes that
-  answer_adjustment.json turns into missing.
+* real: for every (country, value question) that has a published aggregate
+  (resources/wvs7_country_distributions.csv), the share of the country's
+  answers at each scale point. Pairs without one borrow the question's shares
+  from the countries of the same continent (else from all countries);
+  questions no country has an aggregate for keep invented shares;
+* invented: who gives which answer. A respondent's latent score for a question
+  is demographic shifts (education, urban/rural, age, sex) + one trait per
+  topic block + noise; within a country the respondents who answer are ranked
+  by it and the target shares say how many of them, from the bottom, get each
+  scale point (systematic rounding). So a country's marginals are the real
+  ones while demographics still predict answers and answers within a block
+  still correlate;
+* missing values: pairs the real tabulation shows were not asked, and a few
+  pairs without a real aggregate, are -4 for the whole country; item
+  non-response (-1/-2) at a few percent, rare -5; the raw codes that
+  answer_adjustment.json turns into missing at their real shares.
 
 Everything is vectorised numpy over chunks of respondents, and every random
 draw comes from a generator seeded by (seed, purpose, chunk number), so the
@@ -25,6 +31,7 @@ same seed gives a byte-identical file whatever the machine.
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import math
@@ -32,12 +39,14 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from wvb_spark import metadata
 from wvb_spark.errors import WvbError
@@ -46,16 +55,17 @@ DEFAULT_RESPONDENTS = 94_728
 DEFAULT_SEED = 7
 CHUNK_ROWS = 20_000
 
-# The WVS Wave 7 countries (ISO alpha-3). Hong Kong (no B_COUNTRY_ALPHA code),
-# Brazil (no S025 country-year code) and Uruguay (no C_COW_ALPHA code) are left
-# out so that every identity code written is a codebook choice: 61 countries.
-WAVE7_COUNTRIES = (
-    "AND ARG ARM AUS BGD BOL CAN CHL CHN COL CYP CZE DEU ECU EGY ETH GBR GRC GTM IDN IRN "
-    "IRQ JOR JPN KAZ KEN KGZ KOR LBN LBY MAC MOR MDV MEX MMR MNG MYS NGA NIC NIR NLD NZL "
-    "PAK PER PHL PRI ROU RUS SGP SRB SVK THA TJK TUN TUR TWN UKR USA VEN VNM ZWE"
-).split()
+# Package data: the real file's countries with their sample sizes, and the
+# published per-country answer shares (see resources/README.md for provenance).
+SIZES_RESOURCE = "wvs7_country_sizes.csv"
+AGGREGATES_RESOURCE = "wvs7_country_distributions.csv"
+# The aggregate source that tabulated whole countries: a question it covers
+# but has no shares for in a country it covers was not asked there.
+FULL_TABULATION_SOURCE = "SimLLMCultureDist"
+# Identity codes the real file carries but the v5.0 codebook does not list
+# (Hong Kong's ISO alpha-3, Uruguay's Correlates of War abbreviation).
+CODES_MISSING_FROM_CODEBOOK = {("B_COUNTRY_ALPHA", "Hong Kong SAR"): "HKG", ("C_COW_ALPHA", "Uruguay"): "URU"}
 MIN_PER_COUNTRY = 20  # below N = 20 x countries, fewer countries are used
-SIZE_RANGE = (1_000, 4_000)  # per-country sample sizes at the default N
 RUNNING_NUMBER_LIMIT = 929_999  # D_INTERVIEW = code*1e6 + 70,000 + running number stays unique
 
 # Spellings that differ between the codebook's country lists.
@@ -68,13 +78,18 @@ COUNTRY_ALIASES = {
 BIRTH_COUNTRY_CODE = {909: 826}
 OTHER_BIRTH_COUNTRY = 9999  # Q266-Q268 "Other"; its alpha-3 column gets "OTH"
 
+# Where a (country, question)'s answer shares come from (AnswerTargets.source).
+TARGET_SOURCES = ("real", "continent", "pooled", "invented")
+REAL, CONTINENT, POOLED, INVENTED = range(len(TARGET_SOURCES))
+MAX_CUTS = 9  # cuts between the scale points of the longest (10-point) value question
+
 # Missing-value rates.
-NOT_ASKED_COUNTRY_SHARE = 0.02  # (country, value question) pairs not asked: -4 for the whole country
+NOT_ASKED_UNCOVERED_SHARE = 0.045  # pairs without a real aggregate not asked: -4 for the whole country
 DONT_KNOW_MEAN = 0.018  # -1, per value question (varies by question, country and education)
 NO_ANSWER_MEAN = 0.006  # -2
 MISSING_RARE = 0.0005  # -5
-ADJUSTED_TO_MISSING_RATE = {"Q111": 0.04, "Q221": 0.05, "Q222": 0.05, "Q254": 0.02}  # raw codes -> missing
-ALTERNATE_RAW_SHARE = 0.3  # Q241-Q249: share of adjusted 1 written as raw 0
+ADJUSTED_TO_MISSING_RATE = {"Q111": 0.04, "Q221": 0.05, "Q222": 0.05, "Q254": 0.02}  # invented questions only
+ALTERNATE_RAW_SHARE = 0.3  # invented questions: share of a point with two raw codes written as the second
 DEMOGRAPHIC_MISSING = {-1: 0.006, -2: 0.006, -5: 0.001}  # generic background variables
 GENERIC_NOT_ASKED_COUNTRY_SHARE = 0.04
 REGIONAL_ORGANISATION_NOT_ASKED_SHARE = 0.7  # Q82_*: asked only where the organisation matters
@@ -84,6 +99,13 @@ CONTINENT_DEVELOPMENT = {  # mean of a country's education / urbanisation index
 }
 CONTINENT_MEAN_AGE = {"Africa": 34, "Asia": 41, "Europe": 49, "North America": 46, "Oceania": 48, "South America": 40}
 ISCED_CUTS = np.array([-1.8, -1.0, -0.35, 0.45, 0.7, 0.95, 1.6, 2.4])  # latent education -> ISCED 0..8
+# Invented demographic effects on the latent score [education, urban, age, female]:
+# a topic block's effect is +-(a size in this range); a question deviates from it
+# by a normal draw of QUESTION_EFFECT_SD. No block is left without an education effect.
+BLOCK_EFFECT_RANGE = (np.array([0.3, 0.1, 0.1, 0.05]), np.array([0.75, 0.4, 0.45, 0.3]))
+QUESTION_EFFECT_SD = 0.12
+LATENT_SD = math.sqrt(1 + 1.0 + 0.65 + 0.2)  # invented questions: noise + trait + country + demographics
+INVENTED_WITHIN_SD = math.sqrt(1 + 1.0 + 0.2)  # the same within a country
 
 
 @dataclass(frozen=True)
@@ -97,6 +119,12 @@ class SynthSummary:
     answered_share: float
     seconds: float
     faults: Path | None
+
+
+def _resource_rows(name: str) -> list[dict[str, str]]:
+    """Rows of a CSV shipped in wvb_spark/resources (never a path outside the package)."""
+    text = resources.files("wvb_spark").joinpath("resources", name).read_text(encoding="utf-8")
+    return list(csv.DictReader(text.splitlines()))
 
 
 # ---------------------------------------------------------------- codebook lookups
@@ -120,6 +148,7 @@ def _country_code_of(code: str, countries: list[str]) -> str | None:
 
 
 def _codes_by_country(variable: str) -> dict[int, np.ndarray]:
+    """Country number -> the variable's codes that belong to that country (towns, parties, ...)."""
     countries = list(metadata.choices("B_COUNTRY"))
     owned: dict[int, list[int]] = {}
     for code in metadata.choices(variable):
@@ -131,8 +160,12 @@ def _codes_by_country(variable: str) -> dict[int, np.ndarray]:
     return {country: np.array(sorted(codes), dtype=np.int64) for country, codes in owned.items()}
 
 
+
 @dataclass(frozen=True)
 class Country:
+    """One Wave 7 country: its identity codes, continent, survey year and the
+    real file's sample size."""
+
     code: int
     name: str
     alpha: str
@@ -140,81 +173,242 @@ class Country:
     cow_alpha: str
     continent: str
     year: int
+    real_size: int
 
 
-def wave7_countries() -> list[Country]:
-    """The survey's countries with their codebook identity codes, in a fixed
-    order that interleaves continents (so small files still span continents)."""
+def _identity_code(variable: str, name: str) -> str:
+    """The codebook's code for country `name` in an identity variable, or the real
+    file's code where the codebook lists none (see CODES_MISSING_FROM_CODEBOOK)."""
+    by_name = {COUNTRY_ALIASES.get(label, label): code for code, label in metadata.choices(variable).items()}
+    return by_name[name] if name in by_name else CODES_MISSING_FROM_CODEBOOK[(variable, name)]
 
-    def by_name(variable: str) -> dict[str, str]:
-        return {COUNTRY_ALIASES.get(label, label): code for code, label in metadata.choices(variable).items()}
 
-    number = by_name("B_COUNTRY")
-    alpha_name = {code: COUNTRY_ALIASES.get(label, label) for code, label in metadata.choices("B_COUNTRY_ALPHA").items()}
-    cow_num, cow_alpha = by_name("C_COW_NUM"), by_name("C_COW_ALPHA")
+def _survey_years() -> dict[int, int]:
+    """B_COUNTRY -> fieldwork year, from the S025 (country x 10,000 + year) codes."""
     years: dict[int, int] = {}
     for code in sorted(metadata.choices("S025"), key=int):
         years.setdefault(int(code) // 10_000, int(code) % 10_000)
-    continents = metadata.country_continents()
-    countries = []
-    for alpha in WAVE7_COUNTRIES:
-        name = alpha_name[alpha]
-        code = int(number[name])
-        countries.append(Country(code, name, alpha, int(cow_num[name]), cow_alpha[name], continents[name], years[code]))
+    return years
+
+
+@cache
+def wave7_countries() -> tuple[Country, ...]:
+    """The real file's countries (resources/wvs7_country_sizes.csv) with their
+    identity codes, in a fixed order that interleaves continents, so that the
+    first few (all a small file uses) still span continents."""
+    labels, years, continents = metadata.choices("B_COUNTRY"), _survey_years(), metadata.country_continents()
     by_continent: dict[str, list[Country]] = {}
-    for country in countries:
+    for row in _resource_rows(SIZES_RESOURCE):
+        code = int(row["B_COUNTRY"])
+        name = COUNTRY_ALIASES.get(labels[str(code)], labels[str(code)])
+        country = Country(code, name, _identity_code("B_COUNTRY_ALPHA", name), int(_identity_code("C_COW_NUM", name)),
+                          _identity_code("C_COW_ALPHA", name), continents[name], years[code], int(row["respondents"]))
         by_continent.setdefault(country.continent, []).append(country)
     order: list[Country] = []
     while any(by_continent.values()):
         for continent in metadata.CONTINENTS:
             if by_continent.get(continent):
                 order.append(by_continent[continent].pop(0))
-    return order
+    return tuple(order)
 
 
-def country_sizes(respondents: int, n_countries: int, rng: np.random.Generator) -> np.ndarray:
-    """Per-country sample sizes adding up to `respondents`: a pattern of sizes
-    1,000 + extra (the extras adding up to the default N) scaled to `respondents`,
-    on top of a floor of MIN_PER_COUNTRY each (largest remainder rounding)."""
-    low, high = SIZE_RANGE
-    extras = np.minimum(rng.dirichlet(np.ones(n_countries)) * max(DEFAULT_RESPONDENTS - low * n_countries, 0), high - low - 60)
-    pattern = low + extras
-    floor = MIN_PER_COUNTRY if respondents >= MIN_PER_COUNTRY * n_countries else respondents // n_countries
-    exact = floor + (respondents - floor * n_countries) * pattern / pattern.sum()
+def country_sizes(respondents: int, real_sizes: np.ndarray) -> np.ndarray:
+    """Per-country sample sizes adding up to `respondents`: a floor of
+    MIN_PER_COUNTRY each (less when N is tiny) plus the rest shared in proportion
+    to the real sizes above that floor (largest remainder), so that at the real
+    N each country has about its real size and any N keeps the real proportions."""
+    k = len(real_sizes)
+    floor = MIN_PER_COUNTRY if respondents >= MIN_PER_COUNTRY * k else respondents // k
+    above = np.maximum(np.asarray(real_sizes, dtype=float) - floor, 1.0)
+    exact = floor + (respondents - floor * k) * above / above.sum()
     sizes = np.floor(exact).astype(np.int64)
     short = respondents - int(sizes.sum())
     sizes[np.argsort(-(exact - sizes), kind="stable")[:short]] += 1
     return sizes
 
 
+# ---------------------------------------------------------------- real answer shares
+
+
+@dataclass(frozen=True)
+class _Aggregates:
+    shares: dict[str, dict[str, dict[int, float]]]  # question -> country -> raw code -> share
+    tabulated_countries: frozenset[str]  # countries and questions of the full per-country tabulation
+    tabulated_questions: frozenset[str]
+
+
+@cache
+def _aggregates() -> _Aggregates:
+    """The shipped aggregates, read once per process."""
+    shares: dict[str, dict[str, dict[int, float]]] = {}
+    countries, questions = set(), set()
+    for row in _resource_rows(AGGREGATES_RESOURCE):
+        shares.setdefault(row["qid"], {}).setdefault(row["country"], {})[int(row["answer_code"])] = float(row["share"])
+        if row["source"] == FULL_TABULATION_SOURCE:
+            countries.add(row["country"])
+            questions.add(row["qid"])
+    return _Aggregates(shares, frozenset(countries), frozenset(questions))
+
+
+@cache
+def _raw_code_table(qid: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """For a value question: the raw code written for each scale point (the code
+    equal to the point first), a second raw code for points that have two (else
+    the same one), and the raw code the adjustment turns into missing (-9: none)."""
+    question, mapping = metadata.questions()[qid], metadata.answer_adjustments().get(qid, {})
+    primary, alternate = [], []
+    for point in range(question.scale_min, question.scale_max + 1):
+        raws = sorted((r for r in _int_codes(qid) if mapping.get(r, r) == point), key=lambda r: (r != point, r))
+        primary.append(raws[0])
+        alternate.append(raws[1] if len(raws) > 1 else raws[0])
+    dropped = [r for r, a in mapping.items() if a is None]
+    return np.array(primary, dtype=np.int64), np.array(alternate, dtype=np.int64), dropped[0] if dropped else -9
+
+
+def _raw_shares(qid: str, countries: tuple[Country, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Raw-code shares (countries x the question's valid codes) and their source:
+    the country's own aggregate, else the mean over the same continent's
+    countries that have one, else the mean over all; None if no country has one."""
+    by_country = _aggregates().shares.get(qid)
+    if not by_country:
+        return None
+    codes, continent_of = _int_codes(qid), metadata.country_continents()
+    table = {name: np.array([shares.get(code, 0.0) for code in codes]) for name, shares in by_country.items()}
+    pooled = np.mean(list(table.values()), axis=0)
+    per_continent: dict[str, list[np.ndarray]] = {}
+    for name, row in table.items():
+        per_continent.setdefault(continent_of[name], []).append(row)
+    continent_mean = {continent: np.mean(rows, axis=0) for continent, rows in per_continent.items()}
+    rows, source = [], []
+    for country in countries:
+        if country.name in table:
+            row, kind = table[country.name], REAL
+        elif country.continent in continent_mean:
+            row, kind = continent_mean[country.continent], CONTINENT
+        else:
+            row, kind = pooled, POOLED
+        rows.append(row)
+        source.append(kind)
+    return np.array(rows), np.array(source)
+
+
+def _adjusted_shares(qid: str, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw-code shares -> (cumulative shares at the cuts between scale points after
+    answer_adjustment.json, padded with 1 to MAX_CUTS; share of raw answers the
+    adjustment turns into missing; share of the second raw code of a point with two)."""
+    codes, mapping = _int_codes(qid), metadata.answer_adjustments().get(qid, {})
+    question = metadata.questions()[qid]
+    primary, alternate, _ = _raw_code_table(qid)
+    by_code = dict(zip(codes, raw.T))
+    to_missing = sum((by_code[c] for c in codes if c in mapping and mapping[c] is None), np.zeros(len(raw)))
+    points = np.zeros((len(raw), len(primary)))
+    for code in codes:
+        if mapping.get(code, code) is not None:
+            points[:, mapping.get(code, code) - question.scale_min] += by_code[code]
+    second = [(p, a) for p, a in zip(primary, alternate) if a != p]
+    alternate_share = np.zeros(len(raw))
+    if second:
+        first_code, second_code = second[0]
+        alternate_share = by_code[second_code] / np.maximum(by_code[first_code] + by_code[second_code], 1e-12)
+    total = points.sum(axis=1, keepdims=True)
+    shares = np.where(total > 0, points / np.maximum(total, 1e-12), 1.0 / len(primary))
+    cum = np.ones((len(raw), MAX_CUTS))
+    cum[:, : len(primary) - 1] = np.clip(np.cumsum(shares, axis=1)[:, :-1], 0.0, 1.0)
+    return cum, to_missing, alternate_share
+
+
+@dataclass(frozen=True)
+class AnswerTargets:
+    """Per (country, value question), from the real aggregates: cumulative answer
+    shares at the cuts between scale points (padded with 1; NaN where invented),
+    the share of raw answers the adjustment turns into missing, the share of the
+    second raw code where a point has two, the source (index into
+    TARGET_SOURCES) and whether the real tabulation shows it was not asked."""
+
+    cum: np.ndarray  # (countries, questions, MAX_CUTS)
+    to_missing: np.ndarray  # (countries, questions)
+    alternate: np.ndarray
+    source: np.ndarray
+    not_asked: np.ndarray
+
+
+@cache
+def answer_targets() -> AnswerTargets:
+    """The answer shares each of wave7_countries() is calibrated to, in that order
+    (seed-free, so worked out once; a smaller file uses the first rows)."""
+    ids, aggregates, countries = metadata.value_question_ids(), _aggregates(), wave7_countries()
+    k = len(countries)
+    cum = np.full((k, len(ids), MAX_CUTS), np.nan)
+    to_missing, alternate, source = np.zeros((k, len(ids))), np.zeros((k, len(ids))), np.full((k, len(ids)), INVENTED)
+    not_asked = np.zeros((k, len(ids)), dtype=bool)
+    for i, qid in enumerate(ids):
+        raw = _raw_shares(qid, countries)
+        if raw is None:
+            to_missing[:, i], alternate[:, i] = ADJUSTED_TO_MISSING_RATE.get(qid, 0.0), ALTERNATE_RAW_SHARE
+            continue
+        cum[:, i], to_missing[:, i], alternate[:, i] = _adjusted_shares(qid, raw[0])
+        source[:, i] = raw[1]
+        if qid in aggregates.tabulated_questions:
+            not_asked[:, i] = [c.name in aggregates.tabulated_countries and c.name not in aggregates.shares[qid]
+                               for c in countries]
+    return AnswerTargets(cum, to_missing, alternate, source, not_asked)
+
+
 # ---------------------------------------------------------------- the model
 
 
 def _cumulative(probabilities: np.ndarray) -> np.ndarray:
+    """Cumulative distribution along the last axis, ending at exactly 1."""
     cum = np.cumsum(probabilities, axis=-1)
     return cum / cum[..., -1:]
+
+
+def _smooth_histogram(rng: np.random.Generator, points: int) -> np.ndarray:
+    """An invented overall histogram: unimodal or U-shaped, slightly jittered,
+    every scale point used somewhere."""
+    centre = (np.arange(points) + 0.5) / points
+    a, b = rng.uniform(0.7, 3.5, 2)
+    p = centre ** (a - 1) * (1 - centre) ** (b - 1)
+    p = p / p.sum() * rng.dirichlet(np.full(points, 60.0)) * points
+    return 0.88 * p / p.sum() + 0.12 / points
 
 
 class SurveyModel:
     """Country, question and variable parameters of one synthetic survey (fixed by seed and N)."""
 
     def __init__(self, respondents: int, seed: int):
+        """Countries and sizes for N, then every parameter from one generator seeded by (seed, 0)."""
         if respondents < 1:
             raise WvbError(f"--respondents must be at least 1, got {respondents}")
         rng = np.random.default_rng([seed, 0])
         all_countries = wave7_countries()
         n_countries = max(1, min(len(all_countries), respondents // MIN_PER_COUNTRY))
         self.countries = all_countries[:n_countries]
-        self.sizes = country_sizes(respondents, n_countries, rng)
+        self.sizes = country_sizes(respondents, np.array([c.real_size for c in self.countries]))
         if self.sizes.max() > RUNNING_NUMBER_LIMIT:
             raise WvbError(f"--respondents {respondents} is too large: D_INTERVIEW running numbers would overflow")
         self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
         self.respondents = respondents
-        k = n_countries
         self.codes = np.array([c.code for c in self.countries], dtype=np.int64)
         self.years = np.array([c.year for c in self.countries], dtype=np.int64)
         continent_index = {name: i for i, name in enumerate(metadata.CONTINENTS)}
         self.continent = np.array([continent_index[c.continent] for c in self.countries])
+        self._country_traits(rng)
+        self._languages(rng)
+        self._value_questions(rng)
+        self._generic_variables(rng)
+        self.owned = {v: _codes_by_country(v) for v in (
+            "N_TOWN", "N_REGION_ISO", "N_REGION_WVS", "N_REGION_NUTS2", "Q223", "Q275A", "Q276A", "Q277A", "Q278A", "Q290")}
+        birth_codes = set(_int_codes("Q266"))
+        as_birth = [BIRTH_COUNTRY_CODE.get(c.code, c.code) for c in all_countries]
+        self.birth_codes = np.array([b if b in birth_codes else OTHER_BIRTH_COUNTRY for b in as_birth])[:n_countries]
+        self.foreign_birth_codes = np.array([b for b in as_birth if b in birth_codes])
+        self.birth_alpha = {b: c.alpha for b, c in zip(as_birth, all_countries)} | {826: "GBR", OTHER_BIRTH_COUNTRY: "OTH"}
+        self.religion_cum = _cumulative(rng.dirichlet(np.full(10, 0.35), size=n_countries) + 0.003)
+
+    def _country_traits(self, rng: np.random.Generator) -> None:
+        """Invented country-level parameters of the background variables."""
+        k = len(self.countries)
         self.development = np.array([CONTINENT_DEVELOPMENT[c.continent] for c in self.countries]) + rng.normal(0, 0.35, k)
         self.urban_share = np.clip(0.62 + 0.2 * self.development + rng.normal(0, 0.08, k), 0.3, 0.95)
         self.mean_age = np.array([CONTINENT_MEAN_AGE[c.continent] for c in self.countries]) + rng.normal(0, 2.5, k)
@@ -225,19 +419,9 @@ class SurveyModel:
         self.fieldwork_months = rng.integers(1, 4, k)
         self.mode = rng.choice([1, 2, 1, 1, 3, 5], size=k)
         self.times_not_asked = rng.random(k) < 0.15
-        self._languages(rng)
-        self._value_questions(rng)
-        self._generic_variables(rng)
-        self.owned = {v: _codes_by_country(v) for v in (
-            "N_TOWN", "N_REGION_ISO", "N_REGION_WVS", "N_REGION_NUTS2", "Q223", "Q275A", "Q276A", "Q277A", "Q278A", "Q290")}
-        birth_codes = set(_int_codes("Q266"))
-        as_birth = [BIRTH_COUNTRY_CODE.get(c.code, c.code) for c in all_countries]
-        self.birth_codes = np.array([b if b in birth_codes else OTHER_BIRTH_COUNTRY for b in as_birth])[:k]
-        self.foreign_birth_codes = np.array([b for b in as_birth if b in birth_codes])
-        self.birth_alpha = {b: c.alpha for b, c in zip(as_birth, all_countries)} | {826: "GBR", OTHER_BIRTH_COUNTRY: "OTH"}
-        self.religion_cum = _cumulative(rng.dirichlet(np.full(10, 0.35), size=k) + 0.003)
 
     def _languages(self, rng: np.random.Generator) -> None:
+        """Interview languages: two per country from the codebook's list (no link to the country)."""
         iso_by_label = {label: iso for iso, label in metadata.choices("LNGE_ISO").items()}
         interview = metadata.choices("S_INTLANGUAGE")
         self.language_codes = np.array([int(c) for c in interview if int(c) > 0], dtype=np.int64)
@@ -249,55 +433,50 @@ class SurveyModel:
         self.home_language_codes = np.array(sorted(home), dtype=np.int64)
 
     def _value_questions(self, rng: np.random.Generator) -> None:
-        """Per value question: scale, latent loadings, demographic effects, country
-        offsets, thresholds, missing rates and the adjusted -> raw code table."""
+        """Per value question: latent loadings and demographic effects (invented),
+        the answer shares per country (real where published), missing rates and
+        the adjusted -> raw code tables."""
         questions = metadata.questions()
-        adjustments = metadata.answer_adjustments()
         self.value_ids = metadata.value_question_ids()
         categories = sorted({questions[q].category for q in self.value_ids})
         self.category_of = np.array([categories.index(questions[q].category) for q in self.value_ids])
         n_q, n_cat, k = len(self.value_ids), len(categories), len(self.countries)
-        n_cont = len(metadata.CONTINENTS)
         sign = rng.choice([-1.0, 1.0], size=n_q)
         self.loading = sign * rng.uniform(0.7, 1.3, n_q)
         # demographic effects [education, urban, age, female], coherent within a block
-        block_effects = rng.normal(0, [0.45, 0.3, 0.3, 0.2], size=(n_cat, 4))
-        self.demographic_effect = sign[:, None] * block_effects[self.category_of] + rng.normal(0, 0.12, (n_q, 4))
-        continent_block = rng.normal(0, 0.6, (n_cont, n_cat))
-        country_block = rng.normal(0, 0.45, (k, n_cat))
-        self.offset = (sign[None, :] * (continent_block[self.continent][:, self.category_of] + country_block[:, self.category_of])
-                       + rng.normal(0, 0.3, (k, n_q)))  # (country, question)
-        latent_sd = math.sqrt(1 + 1.0 + 0.65 + 0.2)  # noise + trait + country + demographics
-        self.scale_min = np.array([questions[q].scale_min for q in self.value_ids])
-        self.points = np.array([questions[q].scale_max - questions[q].scale_min + 1 for q in self.value_ids])
-        self.thresholds = []
-        self.raw_primary, self.raw_alternate = [], []  # adjusted value index -> raw code
-        self.to_missing_code = np.full(n_q, -9, dtype=np.int64)  # raw code that adjusts to missing, if any
-        for i, qid in enumerate(self.value_ids):
-            # a smooth (unimodal or U-shaped) overall histogram, slightly jittered
-            centre = (np.arange(self.points[i]) + 0.5) / self.points[i]
-            a, b = rng.uniform(0.7, 3.5, 2)
-            p = centre ** (a - 1) * (1 - centre) ** (b - 1)
-            p = p / p.sum() * rng.dirichlet(np.full(self.points[i], 60.0)) * self.points[i]
-            p = 0.88 * p / p.sum() + 0.12 / self.points[i]  # every scale point is used somewhere
-            self.thresholds.append(ndtri(np.cumsum(p)[:-1]) * latent_sd)
-            mapping = adjustments.get(qid, {})
-            primary, alternate = [], []
-            for v in range(questions[qid].scale_min, questions[qid].scale_max + 1):
-                raws = [r for r in _int_codes(qid) if mapping.get(r, r) == v]
-                raws.sort(key=lambda r: (r != v, r))  # the identical code first
-                primary.append(raws[0])
-                alternate.append(raws[1] if len(raws) > 1 else raws[0])
-            self.raw_primary.append(np.array(primary, dtype=np.int64))
-            self.raw_alternate.append(np.array(alternate, dtype=np.int64))
-            dropped = [r for r, a in mapping.items() if a is None]
-            if dropped:
-                self.to_missing_code[i] = dropped[0]
-        self.not_asked = rng.random((k, n_q)) < NOT_ASKED_COUNTRY_SHARE
+        block_effects = rng.choice([-1.0, 1.0], size=(n_cat, 4)) * rng.uniform(*BLOCK_EFFECT_RANGE, size=(n_cat, 4))
+        self.demographic_effect = sign[:, None] * block_effects[self.category_of] + rng.normal(0, QUESTION_EFFECT_SD, (n_q, 4))
+        targets = answer_targets()
+        self.target_source = targets.source[:k]
+        invented = self.target_source == INVENTED
+        self.cum = np.where(invented[:, :, None], self._invented_cum(rng, sign, n_cat), targets.cum[:k])
+        self.to_missing, self.alternate = targets.to_missing[:k], targets.alternate[:k]
+        tables = [_raw_code_table(q) for q in self.value_ids]
+        self.raw_primary = np.stack([np.pad(t[0], (0, MAX_CUTS + 1 - len(t[0])), mode="edge") for t in tables])
+        self.raw_alternate = np.stack([np.pad(t[1], (0, MAX_CUTS + 1 - len(t[1])), mode="edge") for t in tables])
+        self.to_missing_code = np.array([t[2] for t in tables], dtype=np.int64)
+        uncovered = (self.target_source != REAL) & (rng.random((k, n_q)) < NOT_ASKED_UNCOVERED_SHARE)
+        self.not_asked = targets.not_asked[:k] | uncovered
         self.dont_know = rng.beta(2, 2 / DONT_KNOW_MEAN - 2, n_q)
         self.no_answer = rng.beta(2, 2 / NO_ANSWER_MEAN - 2, n_q)
         self.country_nonresponse = rng.lognormal(-0.125, 0.5, k)
-        self.to_missing_rate = np.array([ADJUSTED_TO_MISSING_RATE.get(q, 0.0) for q in self.value_ids])
+
+    def _invented_cum(self, rng: np.random.Generator, sign: np.ndarray, n_cat: int) -> np.ndarray:
+        """Cumulative shares (countries, questions, cuts) for questions without any
+        aggregate: an invented smooth histogram per question, shifted per country by
+        continent, country and question random effects (so invented differences)."""
+        k, n_q = len(self.countries), len(self.value_ids)
+        continent_block = rng.normal(0, 0.6, (len(metadata.CONTINENTS), n_cat))
+        country_block = rng.normal(0, 0.45, (k, n_cat))
+        offset = (sign[None, :] * (continent_block[self.continent][:, self.category_of] + country_block[:, self.category_of])
+                  + rng.normal(0, 0.3, (k, n_q)))
+        questions = metadata.questions()
+        cum = np.ones((k, n_q, MAX_CUTS))
+        for i, qid in enumerate(self.value_ids):
+            points = questions[qid].scale_max - questions[qid].scale_min + 1
+            cuts = ndtri(np.cumsum(_smooth_histogram(rng, points))[:-1])
+            cum[:, i, : points - 1] = ndtr((cuts[None, :] * LATENT_SD - offset[:, i : i + 1]) / INVENTED_WITHIN_SD)
+        return cum
 
     def _generic_variables(self, rng: np.random.Generator) -> None:
         """Every other coded variable: a per-country distribution over its codes."""
@@ -330,6 +509,7 @@ SPECIAL_VARIABLES = frozenset(
 )
 
 
+
 # ---------------------------------------------------------------- drawing helpers
 
 
@@ -358,6 +538,7 @@ def _keep_missing(source: np.ndarray, derived: np.ndarray) -> np.ndarray:
 
 
 def _recode(values: np.ndarray, table: dict[int, int]) -> np.ndarray:
+    """Map codes through `table` (codes not in it are kept), as the file's recoded variables do."""
     out = values.copy()
     for source, target in table.items():
         out[values == source] = target
@@ -391,13 +572,24 @@ def _ordinal_from_latent(latent: np.ndarray, points: int) -> np.ndarray:
 def generate_rows(model: SurveyModel, rows: np.ndarray, rng: np.random.Generator) -> tuple[dict, int]:
     """Columns for the respondents at global positions `rows` (0-based), and the
     number of answered (respondent, value question) cells among them."""
-    n = len(rows)
     cidx = np.searchsorted(model.starts, rows, side="right") - 1
-    running = rows - model.starts[cidx] + 1
-    code = model.codes[cidx]
-    year = model.years[cidx]
     cols: dict[str, np.ndarray] = {}
-    # --- identity and fieldwork
+    _identity_columns(model, rows, cidx, rng, cols)
+    people = _draw_people(model, cidx, rng)
+    language = _place_columns(model, cidx, people.urban, rng, cols)
+    answered = _value_columns(model, cidx, people, rng, cols)
+    _value_recodes(cols)
+    _generic_columns(model, cidx, rng, cols)
+    _party_columns(model, cidx, rng, cols)
+    _family_columns(model, cidx, people, rng, cols)
+    _education_columns(model, cidx, people, rng, cols)
+    _work_belief_language_columns(model, cidx, people, language, rng, cols)
+    return cols, answered
+
+
+def _identity_columns(model: SurveyModel, rows: np.ndarray, cidx: np.ndarray, rng: np.random.Generator, cols: dict) -> None:
+    """Study, country identity codes, interview id, fieldwork date and times."""
+    n, code, year = len(rows), model.codes[cidx], model.years[cidx]
     cols["A_STUDY"] = np.full(n, 2)
     cols["A_WAVE"] = np.full(n, 7)
     cols["A_YEAR"] = year
@@ -405,7 +597,7 @@ def generate_rows(model: SurveyModel, rows: np.ndarray, rng: np.random.Generator
     cols["B_COUNTRY_ALPHA"] = np.array([c.alpha for c in model.countries], dtype=object)[cidx]
     cols["C_COW_NUM"] = np.array([c.cow_num for c in model.countries])[cidx]
     cols["C_COW_ALPHA"] = np.array([c.cow_alpha for c in model.countries], dtype=object)[cidx]
-    cols["D_INTERVIEW"] = code * 1_000_000 + 70_000 + running
+    cols["D_INTERVIEW"] = code * 1_000_000 + 70_000 + rows - model.starts[cidx] + 1
     start_month = model.fieldwork_start[cidx]
     end_month = np.minimum(start_month + model.fieldwork_months[cidx], 12)
     month = start_month + (rng.random(n) * (end_month - start_month + 1)).astype(np.int64)
@@ -420,19 +612,48 @@ def generate_rows(model: SurveyModel, rows: np.ndarray, rng: np.random.Generator
     cols["K_TIME_END"] = np.where(no_times, -4, np.round(minutes_end // 60 + (minutes_end % 60) / 100, 2))
     cols["K_DURATION"] = np.where(no_times, -4, duration)
     cols["Q_MODE"] = model.mode[cidx]
-    # --- demographics that drive the answers
+    cols["S025"] = code * 10_000 + year
+
+
+@dataclass(frozen=True)
+class _People:
+    """The demographics that drive answers, one entry per respondent."""
+
+    female: np.ndarray
+    age: np.ndarray
+    isced: np.ndarray  # 0..8
+    level: np.ndarray  # index into metadata.EDUCATION_LEVELS
+    urban: np.ndarray
+    shifts: np.ndarray  # (respondents, 4): education, urban, age, female on the latent's scale
+
+
+@cache
+def _level_of_isced() -> np.ndarray:
+    """ISCED 0..8 -> education level index, through the codebook labels."""
+    labels, levels = metadata.choices("Q275"), metadata.education_levels()
+    return np.array([metadata.EDUCATION_LEVELS.index(levels[labels[str(i)]]) for i in range(9)])
+
+
+def _draw_people(model: SurveyModel, cidx: np.ndarray, rng: np.random.Generator) -> _People:
+    """Sex, age, education (older people less educated, by the country's
+    development) and urban/rural (more urban among the educated)."""
+    n = len(cidx)
     female = rng.random(n) < model.female_share[cidx]
     mean_age = model.mean_age[cidx]
     age = np.clip(np.round(16 + rng.gamma(2.2, (mean_age - 16) / 2.2)), 16, 90).astype(np.int64)
     age_z = (age - 45) / 17
-    edu_latent = model.development[cidx] - 0.25 * age_z + rng.normal(0, 1, n)
-    isced = np.searchsorted(ISCED_CUTS, edu_latent)
-    level_of_isced = np.array([metadata.EDUCATION_LEVELS.index(metadata.education_levels()[metadata.choices("Q275")[str(i)]])
-                               for i in range(9)])
-    level = level_of_isced[isced]
+    isced = np.searchsorted(ISCED_CUTS, model.development[cidx] - 0.25 * age_z + rng.normal(0, 1, n))
+    level = _level_of_isced()[isced]
     urban = rng.random(n) < np.clip(model.urban_share[cidx] + 0.05 * (level - 1.5), 0, 1)
-    demographics = np.stack([(level - 1.5) / 1.1, np.where(urban, 0.5, -0.5), age_z, np.where(female, 0.5, -0.5)], axis=1)
-    # --- settlement
+    shifts = np.stack([(level - 1.5) / 1.1, np.where(urban, 0.5, -0.5), age_z, np.where(female, 0.5, -0.5)], axis=1)
+    return _People(female, age, isced, level, urban, shifts)
+
+
+def _place_columns(model: SurveyModel, cidx: np.ndarray, urban: np.ndarray, rng: np.random.Generator,
+                   cols: dict) -> np.ndarray:
+    """Settlement, town and region, interview language and weights; returns the
+    interview language (an index into model.language_codes) for Q272."""
+    n = len(cidx)
     size_latent = np.where(urban, rng.integers(5, 9, n), rng.integers(1, 5, n))
     cols["G_TOWNSIZE"] = _with_missing(rng, size_latent, [(-5, 0.004)])
     cols["G_TOWNSIZE2"] = _keep_missing(cols["G_TOWNSIZE"], _recode(size_latent, {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 3, 7: 4, 8: 5}))
@@ -446,45 +667,125 @@ def generate_rows(model: SurveyModel, rows: np.ndarray, rng: np.random.Generator
     cols["I_PSU"] = np.full(n, -4)
     cols["O1_LONGITUDE"] = np.full(n, "-999.00", dtype=object)
     cols["O2_LATITUDE"] = np.full(n, "-999.00", dtype=object)
-    # --- interview language (codes shared by S_INTLANGUAGE and Q272; ISO letters by label)
-    second = rng.random(n) < 0.1
-    language = model.country_languages[cidx, second.astype(np.int64)]
+    # interview language: codes shared by S_INTLANGUAGE and Q272; ISO letters by label
+    language = model.country_languages[cidx, (rng.random(n) < 0.1).astype(np.int64)]
     cols["S_INTLANGUAGE"] = model.language_codes[language]
     cols["LNGE_ISO"] = model.language_iso[language]
     weight = rng.lognormal(-model.weight_sigma[cidx] ** 2 / 2, model.weight_sigma[cidx])
     cols["W_WEIGHT"] = np.round(weight, 6)
     cols["S018"] = np.round(weight * 1000 / model.sizes[cidx], 6)
-    cols["S025"] = code * 10_000 + year
-    # --- value questions
+    return language
+
+
+# ---------------------------------------------------------------- value questions
+
+
+def _value_columns(model: SurveyModel, cidx: np.ndarray, people: _People, rng: np.random.Generator, cols: dict) -> int:
+    """Raw codes of every value question; returns the number of answered cells.
+    Countries are handled one at a time because a country's answer counts are
+    fixed by its target shares (see _country_answers)."""
+    by_question = np.empty((len(model.value_ids), len(cidx)), dtype=np.int64)
+    nonresponse = model.country_nonresponse[cidx] * np.where(people.level == 0, 1.6, np.where(people.level == 3, 0.7, 1.0))
     answered = 0
-    traits = rng.normal(0, 1, (n, int(model.category_of.max()) + 1))
-    shifts = demographics @ model.demographic_effect.T  # (n, questions)
-    nonresponse = model.country_nonresponse[cidx] * np.where(level == 0, 1.6, np.where(level == 3, 0.7, 1.0))
+    for country in np.unique(cidx):
+        rows = np.flatnonzero(cidx == country)
+        raw, count = _country_answers(model, int(country), people.shifts[rows], nonresponse[rows], rng)
+        if _contiguous(rows):
+            by_question[:, rows[0]: rows[-1] + 1] = raw
+        else:
+            by_question[:, rows] = raw
+        answered += count
     for i, qid in enumerate(model.value_ids):
-        latent = (model.offset[cidx, i] + shifts[:, i] + model.loading[i] * traits[:, model.category_of[i]]
-                  + rng.normal(0, 1, n))
-        index = np.searchsorted(model.thresholds[i], latent)
-        raw = np.where(rng.random(n) < ALTERNATE_RAW_SHARE, model.raw_alternate[i][index], model.raw_primary[i][index])
-        rates = [(-1, model.dont_know[i] * nonresponse), (-2, model.no_answer[i] * nonresponse), (-5, MISSING_RARE)]
-        if model.to_missing_code[i] != -9:
-            rates.append((int(model.to_missing_code[i]), model.to_missing_rate[i]))
-        raw = _with_missing(rng, raw, rates)
-        raw = np.where(model.not_asked[cidx, i], -4, raw)
-        answered += int(((raw >= 0) & (raw != model.to_missing_code[i])).sum())
-        cols[qid] = raw
-    # --- recodes of value questions
+        cols[qid] = by_question[i]
+    return answered
+
+
+def _contiguous(rows: np.ndarray) -> bool:
+    """Whether sorted row positions form one block (a slice copies faster than fancy indexing)."""
+    return len(rows) > 0 and rows[-1] - rows[0] == len(rows) - 1
+
+
+def _country_answers(model: SurveyModel, country: int, shifts: np.ndarray, nonresponse: np.ndarray,
+                     rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Raw codes (questions, respondents) of some respondents of one country, and
+    the number of answered cells. The latent score (demographic shifts + block
+    trait + noise) ranks those who answer; the country's target shares fix how
+    many get each scale point, so its marginals are the real ones however few
+    respondents there are, and demographics and traits decide who gets which."""
+    n, n_q = len(shifts), len(model.value_ids)
+    traits = rng.normal(0, 1, (int(model.category_of.max()) + 1, n))
+    latent = model.demographic_effect @ shifts.T + model.loading[:, None] * traits[model.category_of]
+    latent += rng.normal(0, 1, (n_q, n))
+    missing = _missing_codes(model, country, nonresponse, rng)
+    answered = missing == 0
+    index = _quota_index(latent, answered, model.cum[country], rng.random(n_q))
+    raw = np.take_along_axis(model.raw_primary, index, axis=1)
+    two_codes = np.flatnonzero(model.alternate[country] > 0)
+    if len(two_codes):
+        second = rng.random((len(two_codes), n)) < model.alternate[country, two_codes, None]
+        raw[two_codes] = np.where(second, np.take_along_axis(model.raw_alternate[two_codes], index[two_codes], axis=1),
+                                  raw[two_codes])
+    return np.where(answered, raw, missing), int(answered.sum())
+
+
+def _missing_codes(model: SurveyModel, country: int, nonresponse: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per (question, respondent): 0 where answered, else the code written instead:
+    -1/-2 (more among the least educated), -5, the raw code the adjustment turns
+    into missing (at the country's real share), -4 for questions not asked."""
+    u = rng.random((len(model.value_ids), len(nonresponse)))
+    dont_know = np.outer(model.dont_know, nonresponse)
+    no_answer = dont_know + np.outer(model.no_answer, nonresponse)
+    rare = no_answer + MISSING_RARE
+    to_missing = rare + model.to_missing[country][:, None]
+    codes = np.zeros(u.shape, dtype=np.int64)
+    q, r = np.nonzero(u < to_missing)  # a few per cent: the codes are worked out for these cells only
+    band = (u[q, r] >= dont_know[q, r]).astype(np.int64) + (u[q, r] >= no_answer[q, r]) + (u[q, r] >= rare[q, r])
+    codes[q, r] = np.where(band == 3, model.to_missing_code[q], np.array([-1, -2, -5, 0])[band])
+    codes[model.not_asked[country]] = -4
+    return codes
+
+
+def _quota_index(latent: np.ndarray, answered: np.ndarray, cum: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Scale-point index per (question, respondent) by systematic sampling over
+    the latent order: with m answering, the lowest floor(m * cum_1 + u) get the
+    first point, up to floor(m * cum_2 + u) the second, and so on (u uniform per
+    question), so each point's count is its target share of m rounded up or
+    down with the right expectation. A cut's latent threshold is the order
+    statistic at its bound. Rows that do not answer get any index."""
+    ordered = np.sort(np.where(answered, latent, np.inf), axis=1)
+    ordered = np.concatenate([ordered, np.full((len(latent), 1), np.inf)], axis=1)  # a bound of m cuts above everyone
+    bounds = np.floor(answered.sum(axis=1)[:, None] * cum + offsets[:, None]).astype(np.int64)  # (questions, cuts)
+    thresholds = np.take_along_axis(ordered, bounds, axis=1)
+    index = np.zeros(latent.shape, dtype=np.int64)
+    for cut in range(cum.shape[1]):
+        index += latent >= thresholds[:, cut: cut + 1]
+    return index
+
+
+def _value_recodes(cols: dict) -> None:
+    """The file's recodes of value questions (Q33_3 ... Q172R), consistent with them."""
     for base in ("Q33", "Q34", "Q35"):
         cols[f"{base}_3"] = _keep_missing(cols[base], _recode(cols[base], {1: 1, 2: 1, 3: 3, 4: 2, 5: 2}))
     for number in range(94, 105):
         cols[f"Q{number}R"] = _keep_missing(cols[f"Q{number}"], np.minimum(cols[f"Q{number}"], 1))
     cols["Q172R"] = _keep_missing(cols["Q172"], _recode(cols["Q172"], {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 3, 7: 4, 8: 4}))
-    # --- generic coded variables
+
+
+# ---------------------------------------------------------------- background variables
+
+
+def _generic_columns(model: SurveyModel, cidx: np.ndarray, rng: np.random.Generator, cols: dict) -> None:
+    """Codebook variables outside the benchmark: per-country distributions, no link to other answers."""
     for variable, (codes, cumulative, not_asked, rates) in model.generic.items():
         values = codes[_draw_index(rng, cumulative[cidx])]
         values = _with_missing(rng, values, rates)
         cols[variable] = np.where(not_asked[cidx], -4, values)
     cols["Q105R"] = _keep_missing(cols["Q105"], np.minimum(cols["Q105"], 1))
-    # --- party preference
+
+
+def _party_columns(model: SurveyModel, cidx: np.ndarray, rng: np.random.Generator, cols: dict) -> None:
+    """Party preference (a party of the country, or a generic answer) with its name and initials."""
+    n = len(cidx)
     party = _pick_owned(rng, model.owned["Q223"], model.codes, cidx)
     generic_party = rng.choice([1, 2, 3, 4, 5], size=n, p=[0.1, 0.45, 0.1, 0.25, 0.1])
     party = np.where((party < 0) | (rng.random(n) < 0.2), generic_party, party)
@@ -493,11 +794,15 @@ def generate_rows(model: SurveyModel, rows: np.ndarray, rng: np.random.Generator
     local = _map_values(cols["Q223"], lambda c: _party_local_name(names.get(str(c), "")) if c > 100 else "")
     cols["Q223_LOCAL"] = local
     cols["Q223_ABREV"] = _map_values(local, _initials)
-    # --- respondent background
-    cols["Q260"] = _with_missing(rng, np.where(female, 2, 1), [(-2, 0.001), (-5, 0.0005)])
+
+
+def _family_columns(model: SurveyModel, cidx: np.ndarray, people: _People, rng: np.random.Generator, cols: dict) -> None:
+    """Sex, age, migration background and birth countries, marital status, children, household."""
+    n, age = len(cidx), people.age
+    cols["Q260"] = _with_missing(rng, np.where(people.female, 2, 1), [(-2, 0.001), (-5, 0.0005)])
     age_reported = _with_missing(rng, age, [(-1, 0.003), (-2, 0.004)])
     cols["Q262"] = age_reported
-    cols["Q261"] = _keep_missing(age_reported, year - age)
+    cols["Q261"] = _keep_missing(age_reported, model.years[cidx] - age)
     cols["X003R"] = _keep_missing(age_reported, np.searchsorted([25, 35, 45, 55, 65], age, side="right") + 1)
     cols["X003R2"] = _keep_missing(age_reported, np.searchsorted([30, 50], age, side="right") + 1)
     immigrant = rng.random(n) < model.immigrant_share[cidx]
@@ -519,12 +824,17 @@ def generate_rows(model: SurveyModel, rows: np.ndarray, rng: np.random.Generator
                         [.65, .08, .08, .03, .02, .14], [.6, .04, .08, .02, .2, .06]])
     status = _draw_index(rng, _cumulative(marital)[age_bin]) + 1
     cols["Q273"] = _with_missing(rng, status, [(-2, 0.004)])
-    children = np.minimum(rng.poisson(np.clip((age - 20) / 9, 0, 2.6) * (1.3 - 0.25 * (level - 1.5))), 7)
+    children = np.minimum(rng.poisson(np.clip((age - 20) / 9, 0, 2.6) * (1.3 - 0.25 * (people.level - 1.5))), 7)
     cols["Q274"] = _with_missing(rng, np.where((status == 6) & (rng.random(n) < 0.8), 0, children), [(-2, 0.003)])
     cols["Q271"] = _with_missing(rng, np.where(rng.random(n) < np.where(age < 30, 0.55, 0.1), 2, 1), [(-2, 0.003)])
-    # education: respondent, spouse, parents (ISCED 0..8) with recodes and country-specific codes
+
+
+def _education_columns(model: SurveyModel, cidx: np.ndarray, people: _People, rng: np.random.Generator, cols: dict) -> None:
+    """Education of respondent, spouse (only if married or living together) and
+    parents (ISCED 0..8), with the recodes and country-specific codes."""
+    n, isced = len(cidx), people.isced
     cols["Q275"] = _with_missing(rng, isced, [(-1, 0.006), (-2, 0.008), (-5, 0.002)])
-    partnered = (status == 1) | (status == 2)
+    partnered = (cols["Q273"] == 1) | (cols["Q273"] == 2)
     spouse = np.clip(isced + rng.integers(-1, 2, n), 0, 8)
     cols["Q276"] = _with_missing(rng, np.where(partnered, spouse, -3), [(-1, 0.01), (-2, 0.008)])
     for variable in ("Q277", "Q278"):
@@ -537,23 +847,27 @@ def generate_rows(model: SurveyModel, rows: np.ndarray, rng: np.random.Generator
         position = np.clip(coded, 0, 8) / 9 + rng.random(n) / 9
         country_specific = _pick_owned(rng, model.owned[f"{variable}A"], model.codes, cidx, position)
         cols[f"{variable}A"] = np.where(coded < 0, np.where(country_specific < 0, country_specific, coded), country_specific)
-    # employment and class
+
+
+def _work_belief_language_columns(model: SurveyModel, cidx: np.ndarray, people: _People, language: np.ndarray,
+                                  rng: np.random.Generator, cols: dict) -> None:
+    """Employment by age, income and class by education, religion (one dominant
+    group per country, detailed code consistent), ethnic group, home language."""
+    n = len(cidx)
     employment = np.array([[.15, .12, .05, .0, .05, .5, .12, .01], [.45, .12, .15, .0, .12, .04, .1, .02],
                            [.45, .1, .17, .03, .15, .0, .08, .02], [.12, .05, .1, .55, .15, .0, .02, .01]])
-    cols["Q279"] = _with_missing(rng, _draw_index(rng, _cumulative(employment)[np.searchsorted([25, 35, 60], age, side="right")]) + 1,
-                                 [(-2, 0.005)])
-    ses = 0.6 * (level - 1.5) / 1.1 + 0.3 * np.where(urban, 0.5, -0.5) + rng.normal(0, 0.8, n)
+    age_bin = np.searchsorted([25, 35, 60], people.age, side="right")
+    cols["Q279"] = _with_missing(rng, _draw_index(rng, _cumulative(employment)[age_bin]) + 1, [(-2, 0.005)])
+    ses = 0.6 * (people.level - 1.5) / 1.1 + 0.3 * np.where(people.urban, 0.5, -0.5) + rng.normal(0, 0.8, n)
     cols["Q288"] = _with_missing(rng, _ordinal_from_latent(ses, 10), [(-1, 0.02), (-2, 0.015)])
     cols["Q288R"] = _keep_missing(cols["Q288"], np.searchsorted([4, 8], cols["Q288"], side="right") + 1)
     cols["Q287"] = _with_missing(rng, 6 - _ordinal_from_latent(ses + rng.normal(0, 0.5, n), 5), [(-1, 0.01), (-2, 0.01)])
     cols["Q286"] = _with_missing(rng, 5 - _ordinal_from_latent(ses + rng.normal(0, 0.7, n), 4), [(-1, 0.01), (-2, 0.01)])
-    # religion: major group per country, detailed code consistent with it
     religion = _draw_index(rng, model.religion_cum[cidx])
     cols["Q289"] = _with_missing(rng, religion, [(-1, 0.004), (-2, 0.01)])
-    detailed = _detailed_religion_codes()
     position = rng.random(n)
     out = np.full(n, -4, dtype=np.int64)
-    for group, codes in detailed.items():
+    for group, codes in _detailed_religion_codes().items():
         rows_in = cols["Q289"] == group
         out[rows_in] = codes[np.minimum((position[rows_in] * len(codes)).astype(np.int64), len(codes) - 1)]
     cols["Q289CS9"] = np.where(cols["Q289"] < 0, cols["Q289"], out)
@@ -561,7 +875,6 @@ def generate_rows(model: SurveyModel, rows: np.ndarray, rng: np.random.Generator
     home_same = model.home_language_ok[language] & (rng.random(n) < 0.9)
     other_home = model.home_language_codes[rng.integers(0, len(model.home_language_codes), n)]
     cols["Q272"] = _with_missing(rng, np.where(home_same, model.language_codes[language], other_home), [(-2, 0.003)])
-    return cols, answered
 
 
 def _map_values(values: np.ndarray, function) -> np.ndarray:
@@ -578,6 +891,7 @@ def _party_local_name(label: str) -> str:
 
 
 def _initials(name: str) -> str:
+    """A party abbreviation from its name's capitalised words (at most 8 letters)."""
     return "".join(word[0] for word in re.findall(r"[A-Za-z]+", name) if word[0].isupper())[:8]
 
 
@@ -617,6 +931,8 @@ NON_NUMERIC_VALUE = "DK"
 
 
 def _plan_faults(model: SurveyModel, seed: int) -> _FaultPlan:
+    """Which rows and columns get the injected faults: drawn from their own seeded
+    generator, so the clean rows are the same as without --inject-faults."""
     if model.respondents < 4:
         raise WvbError("--inject-faults needs at least 4 respondents")
     rng = np.random.default_rng([seed, 2])
@@ -685,6 +1001,7 @@ def _apply_cell_faults(plan: _FaultPlan, rows: np.ndarray, cols: dict, ids: dict
 
 
 def _write_extra_fault_rows(plan: _FaultPlan, model: SurveyModel, seed: int, header, out, ids: dict) -> list[dict]:
+    """Append the duplicate-id row and the row one field short; return the manifest entries."""
     n = model.respondents
     extra, _ = generate_rows(model, np.array([plan.duplicate_of, plan.missing_field_country_row]),
                              np.random.default_rng([seed, 3]))
@@ -712,6 +1029,7 @@ def _write_extra_fault_rows(plan: _FaultPlan, model: SurveyModel, seed: int, hea
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's options (`wvb synth --help`)."""
     parser.add_argument("--respondents", type=int, default=DEFAULT_RESPONDENTS, metavar="N",
                         help=f"number of respondents (default {DEFAULT_RESPONDENTS:,}, the real file's size)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
@@ -721,6 +1039,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run `wvb synth`: write the file and print what was written; bad input is a one-line error."""
     if args.seed < 0:
         raise WvbError(f"--seed must be non-negative, got {args.seed}")
     try:

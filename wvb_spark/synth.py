@@ -160,7 +160,6 @@ def _codes_by_country(variable: str) -> dict[int, np.ndarray]:
     return {country: np.array(sorted(codes), dtype=np.int64) for country, codes in owned.items()}
 
 
-
 @dataclass(frozen=True)
 class Country:
     """One Wave 7 country: its identity codes, continent, survey year and the
@@ -232,6 +231,8 @@ def country_sizes(respondents: int, real_sizes: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Aggregates:
+    """The shipped aggregates, indexed for lookups by question and country."""
+
     shares: dict[str, dict[str, dict[int, float]]]  # question -> country -> raw code -> share
     tabulated_countries: frozenset[str]  # countries and questions of the full per-country tabulation
     tabulated_questions: frozenset[str]
@@ -351,6 +352,8 @@ def answer_targets() -> AnswerTargets:
         if qid in aggregates.tabulated_questions:
             not_asked[:, i] = [c.name in aggregates.tabulated_countries and c.name not in aggregates.shares[qid]
                                for c in countries]
+    for array in (cum, to_missing, alternate, source, not_asked):
+        array.setflags(write=False)  # cached and shared by every model of the process
     return AnswerTargets(cum, to_missing, alternate, source, not_asked)
 
 

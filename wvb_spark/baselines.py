@@ -259,27 +259,27 @@ def group_prior(targets: DataFrame, train_answers: DataFrame, participants: Data
 # --------------------------------------------------------------------------- command
 
 def main(args) -> int:
-    from wvb_spark import storage
+    from wvb_spark.core.warehouse import Warehouse
     from wvb_spark.session import get_spark
 
     config = wvb_config.load(args.conf, args.overrides)
     settings = resolve_settings(args, config)
     warehouse = args.warehouse
     needed = ["questions", "participants", "examples"] + (["probe"] if settings["targets"] == "probe" else [])
-    storage.require_tables(warehouse, needed[:3], config)
-    storage.require_tables(warehouse, needed[3:], config, hint="run wvb probe first, or use --on split:valid")
+    Warehouse(None, warehouse, config).require(*needed[:3])
+    Warehouse(None, warehouse, config).require(*needed[3:], hint="run wvb probe first, or use --on split:valid")
     spark = get_spark(config)
-    questions = storage.read_table(spark, warehouse, "questions", config)
-    participants = storage.read_table(spark, warehouse, "participants", config)
-    examples = storage.read_table(spark, warehouse, "examples", config)
+    tables = Warehouse(spark, warehouse, config)
+    questions = tables.read("questions")
+    participants = tables.read("participants")
+    examples = tables.read("examples")
     missing = [c for c in settings["group_by"] if c not in participants.columns]
     if "group-prior" in settings["models"] and missing:
         raise WvbError(f"--group-by: no participants column {', '.join(missing)}")
 
     if settings["targets"] == "probe":
-        targets = storage.read_table(spark, warehouse, "probe", config).select("question_id", "d_interview")
-        target_splits = [r["split"] for r in storage.read_table(spark, warehouse, "probe", config)
-                         .select("split").distinct().collect()]
+        targets = tables.read("probe").select("question_id", "d_interview")
+        target_splits = [r["split"] for r in tables.read("probe").select("split").distinct().collect()]
     else:
         split = settings["targets"][len("split:"):].strip()
         targets = examples.where(F.col("split") == split).select("question_id", "d_interview")
@@ -302,13 +302,12 @@ def main(args) -> int:
     print(f"baselines: on {settings['targets']}, priors fitted on split {train_split}")
     for model in settings["models"]:
         predictions = builders[model]().cache()
-        commit_info = {"wvb_stage": "baselines", "model": model, "targets": settings["targets"],
-                       "train_split": train_split, "group_by": ",".join(settings["group_by"]),
-                       "min_group_size": str(settings["min_group_size"])}
-        version = storage.write_table(spark, predictions, warehouse, "predictions", config,
-                                      partition_by=("model",), sort_within=("question_id", "d_interview"),
-                                      replace_partitions={"model": model}, commit_info=commit_info)
         statuses = {r["status"]: r["count"] for r in predictions.groupBy("status").count().collect()}
+        options = {"model": model, "targets": settings["targets"], "train_split": train_split,
+                   "group_by": list(settings["group_by"]), "min_group_size": settings["min_group_size"]}
+        version = tables.write("predictions", predictions, stage="wvb baselines", options=options,
+                               counts=statuses, replace={"model": model},
+                               expected_rows=sum(statuses.values()))
         line = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
         print(f"  {model}: {sum(statuses.values())} rows ({line}); predictions version {version}")
         if model == "group-prior":

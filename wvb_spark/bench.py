@@ -106,21 +106,22 @@ def bench_build(args, workdir: Path) -> list[str]:
 
 def _prediction_rows(warehouse: Path) -> dict[str, int]:
     """Rows per model of the predictions table, from the Delta log (no Spark)."""
-    from wvb_spark import storage
+    from wvb_spark.core.warehouse import Warehouse
 
-    return storage.partition_rows(str(warehouse), "predictions", "model") or {}
+    return Warehouse(None, str(warehouse), {}).partition_rows("predictions", "model") or {}
 
 
 def _ensure_evaluate_warehouse(args, workdir: Path) -> Path:
     """A warehouse with 8 probe-size and 10 test-split-size generated models (built once)."""
-    from wvb_spark import storage
+    from wvb_spark.core.warehouse import Warehouse
 
     warehouse = workdir / "warehouse-evaluate"
-    if not storage.table_exists(str(warehouse), "examples"):
+    tables = Warehouse(None, str(warehouse), {})
+    if not tables.exists("examples"):
         _run(_wvb("build", "--raw", str(_ensure_raw(args, workdir)), "--warehouse", str(warehouse), *args.spark_args))
-    if not storage.table_exists(str(warehouse), "probe"):
+    if not tables.exists("probe"):
         _run(_wvb("probe", "--warehouse", str(warehouse), *args.spark_args))
-    if not storage.table_exists(str(warehouse), "predictions"):
+    if not tables.exists("predictions"):
         _run([sys.executable, "-m", "wvb_spark.bench_data", "--warehouse", str(warehouse), "--probe-models", "8",
               "--full-models", str(max(args.evaluate_full_models, default=0)), *args.spark_args])
     return warehouse

@@ -82,7 +82,7 @@ def bench_predictions(examples: DataFrame, probe: DataFrame, questions: DataFram
 
 def main(argv: list[str] | None = None) -> int:
     from wvb_spark import config as wvb_config
-    from wvb_spark import storage
+    from wvb_spark.core.warehouse import Warehouse
     from wvb_spark.session import get_spark
 
     parser = argparse.ArgumentParser(prog="python -m wvb_spark.bench_data", description=__doc__.splitlines()[0])
@@ -96,16 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = wvb_config.load(args.conf, args.overrides)
     spark = get_spark(config)
-    tables = {name: storage.read_table(spark, args.warehouse, name, config)
-              for name in ("examples", "probe", "questions")}
+    warehouse = Warehouse(spark, args.warehouse, config)
+    tables = {name: warehouse.read(name) for name in ("examples", "probe", "questions")}
     predictions = bench_predictions(tables["examples"], tables["probe"], tables["questions"],
                                     probe_models=args.probe_models, full_models=args.full_models,
                                     split=args.split, seed=args.seed)
-    version = storage.write_table(spark, predictions, args.warehouse, "predictions", config,
-                                  partition_by=["model"], sort_within=["question_id"],
-                                  commit_info={"operation": "wvb_spark.bench_data", "seed": args.seed,
-                                               "probe_models": args.probe_models,
-                                               "full_models": args.full_models, "split": args.split})
+    version = warehouse.write("predictions", predictions, stage="wvb_spark.bench_data",
+                              options={"seed": args.seed, "probe_models": args.probe_models,
+                                       "full_models": args.full_models, "split": args.split},
+                              sort_within=("question_id",))
     print(f"wrote {args.warehouse}/predictions v{version}: {args.probe_models} probe-size and "
           f"{args.full_models} {args.split}-split models, seed {args.seed}")
     return 0

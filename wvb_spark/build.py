@@ -14,7 +14,8 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from wvb_spark import __version__, config as wvb_config, ingest, metadata, recode, schemas, splits, storage
+from wvb_spark import __version__, config as wvb_config, ingest, metadata, recode, schemas, splits
+from wvb_spark.core.warehouse import Warehouse, describe_writer, new_run_id
 from wvb_spark.errors import WvbError
 from wvb_spark.session import get_spark
 
@@ -166,6 +167,7 @@ class BuildReport:
     examples_by_split: dict[str, int] = field(default_factory=dict)
     table_versions: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    writer: str = ""
     phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def lap(self, phase: str, since: float) -> float:
@@ -216,11 +218,10 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
     """Read the raw file, write every build table as a new Delta version, reconcile."""
     started = time.time()
     build_conf = config.get("build", {})
-    header, separator = ingest.read_header(raw_path)
-    ingest.check_columns(header)
+    header, separator = ingest.check_inputs(raw_path, warehouse)
     report = BuildReport(raw_file=str(raw_path), split_method=build_conf.get("split_method", "paper"))
 
-    lines = ingest.read_lines(spark, raw_path)
+    lines = ingest.read_lines(spark, raw_path, separator)
     parsed_lines = ingest.parse_lines(lines, header, separator, Path(raw_path).name).persist()
     parsed = ingest.flag_duplicate_ids(parsed_lines)
     by_reason = {r["reject_reason"]: r["count"] for r in parsed.groupBy("reject_reason").count().collect()}
@@ -244,32 +245,39 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
 
     quarantine = rejected_rows(parsed).unionByName(out_of_range_cells(respondents))
     groupings = build_conf.get("groupings", "project")
-    commit_info = {
-        "wvb.stage": "build", "wvb.raw_file": Path(raw_path).name, "rows_read": report.rows_read,
-        "participants": report.participants, "quarantined_rows": report.quarantined_rows,
-        "quarantined_cells": report.quarantined_cells, "missing_cells": report.missing_cells,
-        "examples_by_split": report.examples_by_split,
-    }
+    tables = Warehouse(spark, warehouse, config)
+    report.writer = describe_writer(tables)
+    options = {"raw_file": Path(raw_path).name, "split_method": report.split_method,
+               "split_seed": build_conf.get("split_seed"), "groupings": groupings}
+    counts = {"rows_read": report.rows_read, "participants": report.participants,
+              "quarantined_rows": report.quarantined_rows, "quarantined_cells": report.quarantined_cells,
+              "missing_cells": report.missing_cells, "examples_by_split": report.examples_by_split}
+    run_id = new_run_id()  # one id for the build's commits: they belong together
 
-    def write(df: DataFrame, name: str, **options) -> int:
+    def write(df: DataFrame, name: str, expected_rows: int, **layout) -> int:
         nonlocal mark
-        version = storage.write_table(spark, df, warehouse, name, config, commit_info=commit_info, **options)
+        version = tables.write(name, df, stage="wvb build", options=options, counts=counts,
+                               expected_rows=expected_rows, run_id=run_id, **layout)
         mark = report.lap(f"write_{name}", mark)
         return version
 
+    question_rows = questions_rows()
     report.table_versions["questions"] = write(
-        spark.createDataFrame(questions_rows(), schemas.QUESTIONS), "questions")
+        spark.createDataFrame(question_rows, schemas.QUESTIONS), "questions", len(question_rows))
     report.table_versions["participants"] = write(
-        participants_table(respondents, label_maps_frame(spark), groupings), "participants",
-        sort_within=("d_interview",))
+        participants_table(respondents, label_maps_frame(spark), groupings), "participants", report.participants)
     report.table_versions["examples"] = write(
-        examples_table(respondents), "examples", partition_by=("split",), sort_within=("question_id", "d_interview"),
+        examples_table(respondents), "examples", report.examples,
         range_files=int(build_conf.get("examples_files", 0)) or 2 * spark.sparkContext.defaultParallelism)
-    report.table_versions["quarantine"] = write(quarantine.select(*schemas.columns(schemas.QUARANTINE)), "quarantine")
+    report.table_versions["quarantine"] = write(
+        quarantine.select(*schemas.columns(schemas.QUARANTINE)), "quarantine",
+        sum(report.quarantined_rows.values()) + report.quarantined_cells)
     for cached in (respondents, parsed_lines):
         cached.unpersist()
     report.seconds = time.time() - started
-    report.table_versions["build_runs"] = write(_build_runs(spark, config, warehouse, report), "build_runs")
+    # Written last: its row names the versions above, which readers then see as one build.
+    runs, run_count = _build_runs(spark, tables, report)
+    report.table_versions["build_runs"] = write(runs, "build_runs", run_count)
     if not report.reconciles():
         raise WvbError(
             f"build counts do not reconcile: {report.rows_read} rows read, {report.participants} participants, "
@@ -279,21 +287,12 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
     return report
 
 
-BUILD_RUNS = (
-    "run_number long, finished_at timestamp, raw_file string, split_method string, rows_read long, "
-    "participants long, quarantined_rows long, quarantined_rows_by_reason map<string,long>, "
-    "quarantined_cells long, missing_cells_by_code map<string,long>, examples long, "
-    "examples_by_split map<string,long>, table_versions map<string,long>, seconds double, "
-    "wvb_version string, spark_version string"
-)
-
-
-def _build_runs(spark: SparkSession, config: dict, warehouse: str, report: BuildReport) -> DataFrame:
-    """The previous runs plus this one: the warehouse keeps its build history as a table."""
+def _build_runs(spark: SparkSession, tables: Warehouse, report: BuildReport) -> tuple[DataFrame, int]:
+    """The previous runs plus this one (and how many): the warehouse keeps its build
+    history as a table, and each row names the table versions that build wrote."""
     import datetime
 
-    previous = (storage.read_table(spark, warehouse, "build_runs", config)
-                if storage.table_exists(warehouse, "build_runs", config) else None)
+    previous = tables.read("build_runs") if tables.exists("build_runs") else None
     run_number = (previous.count() + 1) if previous is not None else 1
     row = (
         run_number, datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None), report.raw_file,
@@ -301,8 +300,8 @@ def _build_runs(spark: SparkSession, config: dict, warehouse: str, report: Build
         report.quarantined_rows, report.quarantined_cells, report.missing_cells, report.examples,
         report.examples_by_split, report.table_versions, round(report.seconds, 3), __version__, spark.version,
     )
-    current = spark.createDataFrame([row], BUILD_RUNS)
-    return current if previous is None else previous.unionByName(current)
+    current = spark.createDataFrame([row], schemas.BUILD_RUNS)
+    return (current if previous is None else previous.unionByName(current)), run_number
 
 
 # ---------------------------------------------------------------- CLI
@@ -325,11 +324,12 @@ def main(args: argparse.Namespace) -> int:
     if args.groupings:
         overrides.append(f"build.groupings={args.groupings}")
     config = wvb_config.load(args.conf, overrides)
-    ingest.check_columns(ingest.read_header(args.raw)[0])  # fail fast, before Spark starts
+    ingest.check_inputs(args.raw, args.warehouse)  # fail fast, before Spark starts
     spark = get_spark(config)
     report = run_build(spark, config, args.raw, args.warehouse)
     print("\n".join(report.lines()))
+    print(f"tables written with the {report.writer}")
     for name, version in report.table_versions.items():
-        print(f"{name:<13} {storage.table_path(args.warehouse, name)}  (Delta version {version})")
+        print(f"{name:<13} {Path(args.warehouse, name)}  (Delta version {version})")
     print(f"built in {report.seconds:.1f} s")
     return 0

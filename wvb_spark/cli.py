@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("wvb_spark.evaluate", "score models: human vs model histograms, W1/JSD/TV with bootstrap CIs, headline summary"),
     "report": ("wvb_spark.report", "report.md, self-contained report.html and PNG figures from summary and distances"),
     "simulate-model": ("wvb_spark.simulate", "a model-output TSV from a predictor with a known bias (for demos and tests)"),
+    "vacuum": ("wvb_spark.vacuum", "delete table files no version inside the retention needs (Delta's rules)"),
+    "delta-jars": ("wvb_spark.core.delta_jars", "fetch Delta's JVM jars once (Maven Central) so local runs write native Delta"),
     "bench": ("wvb_spark.bench", "time whole stages (median of repeats, peak memory)"),
 }
 

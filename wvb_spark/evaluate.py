@@ -34,6 +34,8 @@ from wvb_spark import histograms as hist
 from wvb_spark import metrics
 from wvb_spark.config import split_list, stage_block
 from wvb_spark.errors import WvbError
+from wvb_spark.core.storage import new_run_id
+from wvb_spark.schemas import DISTANCES, SUMMARY
 from wvb_spark.histograms import KEYS, OVERALL, names as _names
 
 PROTOCOLS = hist.PROTOCOLS
@@ -42,40 +44,6 @@ DEFAULT_GROUP_BY = (OVERALL, "continent", "urban_rural", "education_level", "cou
 RESERVED_COLUMNS = ("d_interview", "split", "weight", "question_id", "model")
 QUESTION_BUCKETS = 16  # distance batches per model: few Python calls, still parallel
 MAX_SCALE_POINTS = 100  # the histograms are fixed-width columns, one per scale point
-
-DISTANCES = T.StructType([
-    T.StructField("model", T.StringType(), False),
-    T.StructField("question_id", T.StringType(), False),
-    T.StructField("group_by", T.StringType(), False),
-    T.StructField("group_value", T.StringType(), False),
-    T.StructField("n_human", T.LongType(), False),
-    T.StructField("n_model", T.LongType(), False),
-    T.StructField("n_listed", T.LongType(), False),
-    T.StructField("n_invalid", T.LongType(), False),
-    T.StructField("w1", T.DoubleType(), True),
-    T.StructField("w1_ci_low", T.DoubleType(), True),
-    T.StructField("w1_ci_high", T.DoubleType(), True),
-    T.StructField("jsd", T.DoubleType(), True),
-    T.StructField("tv", T.DoubleType(), True),
-    T.StructField("representativeness", T.DoubleType(), True),
-    T.StructField("noise_floor", T.DoubleType(), True),
-    T.StructField("within_noise_floor", T.BooleanType(), True),
-    T.StructField("invalid_rate", T.DoubleType(), True),
-    T.StructField("invalid_by_status", T.MapType(T.StringType(), T.LongType()), True),
-])
-
-SUMMARY = T.StructType([
-    T.StructField("model", T.StringType(), False),
-    T.StructField("group_by", T.StringType(), False),
-    T.StructField("group_value", T.StringType(), False),
-    T.StructField("threshold", T.DoubleType(), False),
-    T.StructField("pct_questions_below", T.DoubleType(), True),
-    T.StructField("ci_low", T.DoubleType(), True),
-    T.StructField("ci_high", T.DoubleType(), True),
-    T.StructField("mean_w1", T.DoubleType(), True),
-    T.StructField("invalid_rate", T.DoubleType(), True),
-    T.StructField("n_questions", T.LongType(), False),
-])
 
 # What the distance UDF returns (before the status map is joined back).
 _DISTANCE_UDF_OUTPUT = T.StructType(
@@ -408,15 +376,16 @@ def headline_table(summary_rows: list, threshold: float) -> str:
 
 
 def main(args) -> int:
-    from wvb_spark import storage
+    from wvb_spark.core.warehouse import Warehouse
     from wvb_spark.session import get_spark
 
     config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
     settings = resolve_settings(args, config)
     warehouse = args.warehouse
-    storage.require_tables(warehouse, ("predictions", "examples", "participants", "questions"), config)
+    offline_view = Warehouse(None, warehouse, config)
+    offline_view.require("predictions", "examples", "participants", "questions")
     # rows per model from the Delta log (no Spark needed): a small run starts its JVM tuned for it
-    predicted_rows = storage.partition_rows(warehouse, "predictions", "model", config) or {}
+    predicted_rows = offline_view.partition_rows("predictions", "model") or {}
     wanted = settings["models"] or list(predicted_rows)
     small_run = bool(wanted) and all(m in predicted_rows for m in wanted) and (
         sum(predicted_rows[m] for m in wanted) <= settings["broadcast_prediction_rows"])
@@ -427,15 +396,16 @@ def main(args) -> int:
 
 def _score(spark, config: dict, settings: dict, warehouse: str, predicted_rows: dict[str, int]) -> int:
     """Everything of `wvb evaluate` after the session: read, score, write, print."""
-    from wvb_spark import storage
+    from wvb_spark.core.warehouse import Warehouse
 
-    predictions = storage.read_table(spark, warehouse, "predictions", config)
-    examples = storage.read_table(spark, warehouse, "examples", config)
-    participants = storage.read_table(spark, warehouse, "participants", config)
-    questions = storage.read_table(spark, warehouse, "questions", config)
+    tables = Warehouse(spark, warehouse, config)
+    predictions = tables.read("predictions")
+    examples = tables.read("examples")
+    participants = tables.read("participants")
+    questions = tables.read("questions")
 
     # the models are the table's partition values: read from the Delta log, not the data
-    partitions = storage.partition_values(warehouse, "predictions", "model", config)
+    partitions = tables.partition_values("predictions", "model")
     if partitions is None:  # not partitioned by model: scan
         partitions = [row["model"] for row in predictions.select("model").distinct().collect()]
     available = sorted(m for m in partitions if m is not None)
@@ -463,7 +433,7 @@ def _score(spark, config: dict, settings: dict, warehouse: str, predicted_rows: 
     # partition pruning on split, page skipping on question_id (see run_settings)
     paired_examples = examples.where(F.col("split").isin(sorted(splits)) & F.col("question_id").isin(question_ids))
     questions, width = indexed_questions(spark, questions)
-    answer_rows = storage.partition_rows(warehouse, "examples", "split", config) or {}
+    answer_rows = tables.partition_rows("examples", "split") or {}
     join = choose_join(settings,
                        sum(predicted_rows[m] for m in models) if all(m in predicted_rows for m in models) else None,
                        sum(answer_rows[s] for s in splits) if all(s in answer_rows for s in splits) else None)
@@ -494,26 +464,31 @@ def _score(spark, config: dict, settings: dict, warehouse: str, predicted_rows: 
                                        human_population=human_population).persist(StorageLevel.MEMORY_AND_DISK)
     skipped = hist.skipped_groups(comparison_rows).count()
 
-    commit_info = {"operation": "wvb evaluate", **run_settings}
+    # --models replaces only those models' partitions; without it, the tables are rewritten
+    # (results of models no longer in predictions go).
+    replace = {"model": models} if settings["models"] else None
+    run_id = new_run_id()
+
+    def write(name: str, frame, expected_rows: int | None = None) -> int:
+        return tables.write(name, frame, stage="wvb evaluate", options=run_settings, replace=replace,
+                            expected_rows=expected_rows, run_id=run_id)
+
     # The histograms write is small jobs waiting on each other; run it beside the
     # distances (CPU-bound Python) instead of before them.
     with ThreadPoolExecutor(max_workers=1) as background:
         histogram_write = background.submit(
-            storage.write_table, spark, hist.histograms(hist.scored_groups(comparison_rows)), warehouse,
-            "histograms", config, partition_by=["model"], commit_info=commit_info)
+            write, "histograms", hist.histograms(hist.scored_groups(comparison_rows)))
         distance_rows = distances_with_replicates(
             comparison_rows, bootstrap=settings["bootstrap"], seed=settings["seed"],
             noise_draws=settings["noise_floor_draws"], thresholds=settings["thresholds"],
             confidence=settings["confidence"]).persist(StorageLevel.MEMORY_AND_DISK)
-        distance_version = storage.write_table(spark, distances(distance_rows), warehouse, "distances", config,
-                                               partition_by=["model"], commit_info=commit_info)
+        n_distances = distance_rows.count()
+        distance_version = write("distances", distances(distance_rows), n_distances)
         summary_rows = summary(distance_rows, thresholds=settings["thresholds"],
                                confidence=settings["confidence"]).persist(StorageLevel.MEMORY_AND_DISK)
-        summary_version = storage.write_table(spark, summary_rows, warehouse, "summary", config,
-                                              commit_info=commit_info)
+        summary_version = write("summary", summary_rows, summary_rows.count())
         histogram_version = histogram_write.result()
 
-    n_distances = distance_rows.count()
     headline_group = OVERALL if OVERALL in group_by else group_by[0]
     headline = (summary_rows.where((F.col("group_by") == headline_group)
                                    & (F.abs(F.col("threshold") - settings["headline_threshold"]) < 1e-9))

@@ -25,6 +25,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
+from wvb_spark.schemas import HISTOGRAMS
+
 PROTOCOLS = ("default", "paper")
 OVERALL = "overall"          # the --group-by name meaning "everyone in one group"
 OVERALL_VALUE = "all"
@@ -32,20 +34,6 @@ MISSING_VALUE = "(missing)"  # group value of respondents whose group column is 
 KEYS = ["model", "question_id", "group_by", "group_value"]
 JOINS = ("shuffle", "broadcast-predictions", "broadcast-answers")  # how predictions meet examples
 MAX_QUESTIONS = 4096  # question index < this: (respondent, question) packs into one long key
-
-HISTOGRAMS = T.StructType([
-    T.StructField("model", T.StringType(), False),
-    T.StructField("side", T.StringType(), False),            # human | model
-    T.StructField("question_id", T.StringType(), False),
-    T.StructField("group_by", T.StringType(), False),
-    T.StructField("group_value", T.StringType(), False),
-    T.StructField("scale_min", T.IntegerType(), False),
-    T.StructField("scale_max", T.IntegerType(), False),
-    T.StructField("points", T.ArrayType(T.DoubleType()), False),   # answer value of each count
-    T.StructField("counts", T.ArrayType(T.DoubleType()), False),   # count / weight sum per point
-    T.StructField("n", T.LongType(), False),                       # respondents (pairs), unweighted
-])
-
 
 def names(schema: T.StructType) -> list[str]:
     return [field.name for field in schema.fields]

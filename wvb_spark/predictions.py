@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from wvb_spark import schemas
-from wvb_spark.answer_parsing import parse_answer, parse_distribution
+from wvb_spark.answer_parsing import NUMBER_SYNTAX, parse_answer, parse_distribution
 from wvb_spark.errors import WvbError
 from wvb_spark.prompts import CUSTOM_ID_REGEX
 
@@ -214,11 +214,23 @@ def interpret_payloads(payload: pd.Series, kind: pd.Series, scale_min: pd.Series
     return pd.DataFrame(rows, columns=[f.name for f in INTERPRETED.fields])
 
 
+# A participant id is digits, optionally followed by ".0" (how a spreadsheet writes an
+# integer column with a blank in it). No sign and no exponent: 8.18070001E8 is a float
+# that has been through rounding and may name another respondent, so it names none.
+PARTICIPANT_SYNTAX = r"^\s*([0-9]+)(\.0+)?\s*$"
+
+
 def _participant_number(text: Column) -> Column:
-    """A participant id as a long: '156070594' or '156070594.0'; null if it is not a whole number."""
-    trimmed = F.trim(text)
-    as_double = trimmed.try_cast("double")
-    return F.coalesce(trimmed.try_cast("long"), F.when(as_double % 1 == 0, as_double.try_cast("long")))
+    """A participant id as a long ('156070594' or '156070594.0'); null if the text is not
+    an id (see PARTICIPANT_SYNTAX) or does not fit a long."""
+    digits = F.regexp_extract(text, PARTICIPANT_SYNTAX, 1)
+    return F.when(digits != "", digits.try_cast("long"))
+
+
+def _number(text: Column) -> Column:
+    """A score as a double when its text is a finite number in NUMBER_SYNTAX, else null."""
+    number = F.when(text.rlike(NUMBER_SYNTAX), F.trim(text).try_cast("double"))
+    return F.when(~F.isnan(number) & (F.abs(number) != F.lit(float("inf"))), number)
 
 
 def score_status(score_text: Column, raw_score: Column, number: Column) -> Column:
@@ -266,8 +278,7 @@ def score_predictions(raw: DataFrame, questions: DataFrame, participants: DataFr
                              F.lit(None).cast("array<double>").alias("distribution"),
                              F.lit(None).cast("string").alias("distribution_status"))
 
-    number = F.trim(F.col("score_text")).try_cast("double")
-    number = F.when(~F.isnan(number) & (F.abs(number) != F.lit(float("inf"))), number)
+    number = _number(F.col("score_text"))
     is_distribution = F.col("distribution_status").isNotNull()
     own_status = F.when(is_distribution, F.col("distribution_status")).otherwise(
         score_status(F.col("score_text"), F.col("raw_score"), number))
@@ -369,35 +380,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "(a TSV/CSV/JSONL of probabilities)")
 
 
+# A model name is a partition value, hence a directory name: letters, digits, spaces and
+# . _ - + @ only (no path separators, nothing a writer would have to escape), at most
+# MODEL_NAME_BYTES bytes, and not the name Spark gives a null partition.
+MODEL_NAME_SYNTAX = re.compile(r"[\w.+@-]([\w .+@-]*[\w.+@-])?")
+MODEL_NAME_BYTES = 200
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
+def check_model_name(name: str) -> str:
+    """The --model value without surrounding spaces, or one line saying why it cannot
+    name a partition of `predictions` (checked before anything is read or written)."""
+    model = name.strip()
+    if not model:
+        raise WvbError("--model must not be empty")
+    if model.upper() == NULL_PARTITION:
+        raise WvbError(f"--model {model} is the name Spark gives a null partition: choose another name")
+    if not MODEL_NAME_SYNTAX.fullmatch(model) or len(model.encode("utf-8")) > MODEL_NAME_BYTES:
+        raise WvbError(f"--model {model!r} cannot name a partition: use letters, digits, spaces and . _ - + @ "
+                       f"(at most {MODEL_NAME_BYTES} bytes; e.g. meta-llama--Llama-3-8B for meta-llama/Llama-3-8B)")
+    return model
+
+
+def check_import_paths(file: str, warehouse: str) -> None:
+    """The predictions file readable and the warehouse writable, before Spark starts."""
+    from wvb_spark import preflight
+
+    preflight.check_input_file(file, "predictions file")
+    preflight.check_warehouse(warehouse, ("predictions",))
+
+
 def format_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{status} {counts.get(status, 0)}" for status in STATUSES)
 
 
 def main(args) -> int:
     from wvb_spark import config as wvb_config
-    from wvb_spark import storage
+    from wvb_spark.core.warehouse import Warehouse
     from wvb_spark.session import get_spark
 
     if args.action != "import":
         raise WvbError(f"unknown action {args.action!r} (expected: import)")
-    model = args.model.strip()
-    if not model:
-        raise WvbError("--model must not be empty")
+    model = check_model_name(args.model)
+    check_import_paths(args.file, args.warehouse)
     config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
+    Warehouse(None, args.warehouse, config).require("questions", "participants")
     spark = get_spark(config)
-    storage.require_tables(args.warehouse, ("questions", "participants"), config)
-    questions = storage.read_table(spark, args.warehouse, "questions", config)
-    participants = storage.read_table(spark, args.warehouse, "participants", config)
+    tables = Warehouse(spark, args.warehouse, config)
+    questions = tables.read("questions")
+    participants = tables.read("participants")
 
     raw, parse_payloads = read_records(spark, args.file, args.format)
     rows_read = raw.count()
+    if rows_read == 0:  # a header alone must not replace the model's rows with nothing
+        raise WvbError(f"{args.file} holds no prediction rows (a header only); nothing was imported")
     predictions = score_predictions(raw, questions, participants, model, parse_payloads=parse_payloads)
-    version = storage.write_table(
-        spark, predictions, args.warehouse, "predictions", config,
-        partition_by=("model",), sort_within=("question_id", "d_interview"), replace_partitions={"model": model},
-        commit_info={"wvb_stage": "predictions import", "model": model, "file": args.file,
-                     "format": args.format, "rows_read": rows_read})
-    written = (storage.read_table(spark, args.warehouse, "predictions", config, version=version)
+    version = tables.write("predictions", predictions, stage="wvb predictions import",
+                           options={"model": model, "file": args.file, "format": args.format},
+                           counts={"rows_read": rows_read}, replace={"model": model}, expected_rows=rows_read)
+    written = (tables.read("predictions", version=version)
                .where(F.col("model") == model).groupBy("status").count().collect())
     counts = {r["status"]: r["count"] for r in written}
     print(f"imported {args.file} as model {model!r}: {rows_read} rows read; {format_counts(counts)}; "

@@ -190,17 +190,18 @@ def answer_counts(answers: DataFrame, group_by: list[str]) -> dict:
 # --------------------------------------------------------------------------- command
 
 def main(args) -> int:
-    from wvb_spark import storage
+    from wvb_spark.core.warehouse import Warehouse
     from wvb_spark.session import get_spark
 
     config = wvb_config.load(args.conf, args.overrides)
     settings = resolve_settings(args, config)
     warehouse = args.warehouse
-    storage.require_tables(warehouse, ("questions", "participants", "examples"), config)
+    Warehouse(None, warehouse, config).require("questions", "participants", "examples")
     spark = get_spark(config)
-    questions = storage.read_table(spark, warehouse, "questions", config)
-    participants = storage.read_table(spark, warehouse, "participants", config)
-    examples = storage.read_table(spark, warehouse, "examples", config)
+    tables = Warehouse(spark, warehouse, config)
+    questions = tables.read("questions")
+    participants = tables.read("participants")
+    examples = tables.read("examples")
     group_by, split = settings["group_by"], settings["split"]
     check_group_columns(participants, group_by)
     question_ids = resolve_questions(questions, settings["questions"])
@@ -217,16 +218,14 @@ def main(args) -> int:
              groups.groupBy("status").agg(F.count(F.lit(1)).alias("groups"), F.sum("sampled").alias("rows")).collect()}
     kept_groups, kept_rows = tally.get("kept", (0, 0))
     skipped_groups, _ = tally.get("skipped", (0, 0))
-    commit_info = {
-        "wvb_stage": "probe", "questions": settings["questions"], "group_by": ",".join(group_by),
-        **{k: str(v) for k, v in options.items()},
-        "kept_groups": str(kept_groups), "skipped_groups": str(skipped_groups), "rows": str(kept_rows),
-        **{f"answers_{k}": str(v) for k, v in counts.items()},
-    }
+    run_options = {"questions": settings["questions"], "group_by": list(group_by), **options}
+    run_counts = {"kept_groups": kept_groups, "skipped_groups": skipped_groups, "rows": kept_rows,
+                  **{f"answers_{k}": v for k, v in counts.items()}}
     sort = ("question_id", *group_by, "rank")
-    version = storage.write_table(spark, probe, warehouse, "probe", config, sort_within=sort, commit_info=commit_info)
-    storage.write_table(spark, groups, warehouse, "probe_groups", config,
-                        sort_within=("question_id", *group_by), commit_info=commit_info)
+    version = tables.write("probe", probe, stage="wvb probe", options=run_options, counts=run_counts,
+                           expected_rows=kept_rows, sort_within=sort)
+    tables.write("probe_groups", groups, stage="wvb probe", options=run_options, counts=run_counts,
+                 expected_rows=kept_groups + skipped_groups, sort_within=("question_id", *group_by))
     skipped_by_group = (groups.where(F.col("status") == "skipped").groupBy(*group_by)
                         .agg(F.count(F.lit(1)).alias("questions"), F.max("group_size").alias("largest"))
                         .orderBy(F.col("questions").desc(), *group_by).limit(SKIPPED_GROUPS_SHOWN + 1).collect())

@@ -311,7 +311,7 @@ def resolve_demographics(spec: str | None) -> list[str]:
 
 def main(args) -> int:
     from wvb_spark import config as wvb_config
-    from wvb_spark import storage
+    from wvb_spark.core.warehouse import Warehouse
     from wvb_spark.probe import resolve_questions
     from wvb_spark.session import get_spark
 
@@ -320,11 +320,12 @@ def main(args) -> int:
         raise WvbError(f"--limit must be at least 1, got {args.limit}")
     template = load_template(args.template)
     demographics = resolve_demographics(args.demographics)
+    Warehouse(None, args.warehouse, config).require(args.source, "participants", "questions")
     spark = get_spark(config)
-    storage.require_tables(args.warehouse, (args.source, "participants", "questions"), config)
-    rows = storage.read_table(spark, args.warehouse, args.source, config)
-    participants = storage.read_table(spark, args.warehouse, "participants", config)
-    questions = storage.read_table(spark, args.warehouse, "questions", config)
+    tables = Warehouse(spark, args.warehouse, config)
+    rows = tables.read(args.source)
+    participants = tables.read("participants")
+    questions = tables.read("questions")
 
     if args.split:
         rows = rows.where(F.col("split") == args.split)

@@ -265,7 +265,7 @@ def _settings_rows(settings: dict | None) -> list[list[str]]:
     if not settings:
         return [["(none)", "the summary commit carries no settings"]]
     rows = []
-    for key in ("operation", "protocol", "population", "split", "weights", "bootstrap", "seed", "confidence",
+    for key in ("protocol", "population", "split", "weights", "bootstrap", "seed", "confidence",
                 "noise_floor_draws", "group_by", "models", "thresholds"):
         if key in settings:
             value = settings[key]
@@ -452,8 +452,9 @@ def _document(inputs: ReportInputs, table: pd.DataFrame, chosen: list[str], thre
     blocks.append(("table", ["table", "Delta version"],
                    [[name, str(version)] for name, version in sorted(inputs.table_versions.items())], "tables"))
     models_option = f" --models {','.join(chosen)}" if chosen else ""
-    blocks.append(("p", "Every table was read at the version above; `storage.read_table(spark, warehouse, name, "
-                        "config, version=N)` reads the same snapshot again (Delta time travel). To regenerate:"))
+    blocks.append(("p", "Every table was read at the version above; any Delta reader reads the same snapshot "
+                        "again by time travel (`spark.read.format(\"delta\").option(\"versionAsOf\", N)`). "
+                        "To regenerate:"))
     blocks.append(("code", f"wvb report --warehouse {inputs.warehouse} --out OUT{models_option} --threshold {tau}"))
     return blocks
 
@@ -475,14 +476,18 @@ def read_inputs(spark, warehouse: str, config: dict) -> ReportInputs:
     names can be listed), each table pinned at its current version."""
     from pyspark.sql import functions as F
 
-    from wvb_spark import storage
+    from wvb_spark.core.warehouse import Warehouse
 
-    storage.require_tables(warehouse, REQUIRED_TABLES, config)
-    versions = {name: storage.table_version(warehouse, name, config)
-                for name in (*REQUIRED_TABLES, *OPTIONAL_TABLES) if storage.table_exists(warehouse, name, config)}
+    tables = Warehouse(spark, warehouse, config)
+    tables.require(*REQUIRED_TABLES)
+    versions = {name: tables.version(name)
+                for name in (*REQUIRED_TABLES, *OPTIONAL_TABLES) if tables.exists(name)}
 
     def read(name):
-        return storage.read_table(spark, warehouse, name, config, version=versions[name])
+        return tables.read(name, version=versions[name])
+
+    def settings(name):
+        return (tables.commit_info(name, version=versions[name]) or {}).get("options")
 
     summary = read("summary")
     distances = (read("distances").where(F.col("group_by") == OVERALL)
@@ -495,8 +500,7 @@ def read_inputs(spark, warehouse: str, config: dict) -> ReportInputs:
     return ReportInputs(
         summary=summary.toPandas(), overall_distances=distances.toPandas(), questions=questions.toPandas(),
         build_run=build_run,
-        evaluate_settings=storage.commit_info(warehouse, "summary", config, version=versions["summary"]),
-        distance_settings=storage.commit_info(warehouse, "distances", config, version=versions["distances"]),
+        evaluate_settings=settings("summary"), distance_settings=settings("distances"),
         table_versions=versions, software=software_versions(spark.version), warehouse=str(warehouse))
 
 

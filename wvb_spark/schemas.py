@@ -82,3 +82,67 @@ PREDICTIONS = T.StructType([
 
 PREDICTION_STATUSES = ("valid", "missing", "non_numeric", "non_integer", "out_of_range",
                        "unknown_question", "unknown_participant", "duplicate")
+
+def _field(name: str, data_type: T.DataType) -> T.StructField:
+    return T.StructField(name, data_type, True)
+
+
+_COUNTS = T.MapType(T.StringType(), T.LongType())
+BUILD_RUNS = T.StructType([
+    _field("run_number", T.LongType()), _field("finished_at", T.TimestampType()),
+    _field("raw_file", T.StringType()), _field("split_method", T.StringType()),
+    _field("rows_read", T.LongType()), _field("participants", T.LongType()),
+    _field("quarantined_rows", T.LongType()), _field("quarantined_rows_by_reason", _COUNTS),
+    _field("quarantined_cells", T.LongType()), _field("missing_cells_by_code", _COUNTS),
+    _field("examples", T.LongType()), _field("examples_by_split", _COUNTS),
+    _field("table_versions", _COUNTS),  # the build's version of each table: what readers read
+    _field("seconds", T.DoubleType()), _field("wvb_version", T.StringType()),
+    _field("spark_version", T.StringType()),
+])
+
+HISTOGRAMS = T.StructType([
+    T.StructField("model", T.StringType(), False),
+    T.StructField("side", T.StringType(), False),            # human | model
+    T.StructField("question_id", T.StringType(), False),
+    T.StructField("group_by", T.StringType(), False),
+    T.StructField("group_value", T.StringType(), False),
+    T.StructField("scale_min", T.IntegerType(), False),
+    T.StructField("scale_max", T.IntegerType(), False),
+    T.StructField("points", T.ArrayType(T.DoubleType()), False),   # answer value of each count
+    T.StructField("counts", T.ArrayType(T.DoubleType()), False),   # count / weight sum per point
+    T.StructField("n", T.LongType(), False),                       # respondents (pairs), unweighted
+])
+
+DISTANCES = T.StructType([
+    T.StructField("model", T.StringType(), False),
+    T.StructField("question_id", T.StringType(), False),
+    T.StructField("group_by", T.StringType(), False),
+    T.StructField("group_value", T.StringType(), False),
+    T.StructField("n_human", T.LongType(), False),
+    T.StructField("n_model", T.LongType(), False),
+    T.StructField("n_listed", T.LongType(), False),
+    T.StructField("n_invalid", T.LongType(), False),
+    T.StructField("w1", T.DoubleType(), True),
+    T.StructField("w1_ci_low", T.DoubleType(), True),
+    T.StructField("w1_ci_high", T.DoubleType(), True),
+    T.StructField("jsd", T.DoubleType(), True),
+    T.StructField("tv", T.DoubleType(), True),
+    T.StructField("representativeness", T.DoubleType(), True),
+    T.StructField("noise_floor", T.DoubleType(), True),
+    T.StructField("within_noise_floor", T.BooleanType(), True),
+    T.StructField("invalid_rate", T.DoubleType(), True),
+    T.StructField("invalid_by_status", T.MapType(T.StringType(), T.LongType()), True),
+])
+
+SUMMARY = T.StructType([
+    T.StructField("model", T.StringType(), False),
+    T.StructField("group_by", T.StringType(), False),
+    T.StructField("group_value", T.StringType(), False),
+    T.StructField("threshold", T.DoubleType(), False),
+    T.StructField("pct_questions_below", T.DoubleType(), True),
+    T.StructField("ci_low", T.DoubleType(), True),
+    T.StructField("ci_high", T.DoubleType(), True),
+    T.StructField("mean_w1", T.DoubleType(), True),
+    T.StructField("invalid_rate", T.DoubleType(), True),
+    T.StructField("n_questions", T.LongType(), False),
+])

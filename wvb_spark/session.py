@@ -8,6 +8,17 @@ from importlib import resources
 
 from pyspark.sql import SparkSession
 
+from wvb_spark.errors import WvbError
+
+DELTA_SETTINGS = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+NATIVE_UNAVAILABLE = (
+    "storage.writer=native but Delta's jars cannot be had here ({why}); run `wvb delta-jars` "
+    "where Maven Central is reachable, or use --set storage.writer=offline"
+)
+
 
 def get_spark(config: dict, extra_java_options: str = "") -> SparkSession:
     """The active session if there is one, else a new one from `config['spark']`.
@@ -36,15 +47,29 @@ def get_spark(config: dict, extra_java_options: str = "") -> SparkSession:
         conf["spark.driver.extraJavaOptions"] = " ".join(o for o in options if o)
     for key, value in conf.items():
         builder = builder.config(key, str(value))
-    if spark_conf.get("delta_pip", False):
-        # Delta's jars from Maven (needs network); the extension and catalog make
-        # format("delta") and the native writer available.
-        from delta import configure_spark_with_delta_pip
-
-        builder = configure_spark_with_delta_pip(
-            builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-            .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-        )
+    builder = _with_delta(builder, config)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(spark_conf.get("log_level", "ERROR"))
     return spark
+
+
+def _with_delta(builder, config: dict):
+    """Add Delta's jars and extension unless the offline commit was asked for; `auto` falls
+    back to it with one line on stderr when the jars cannot be had."""
+    from wvb_spark.core import delta_jars
+
+    writer = (config.get("storage") or {}).get("writer", "auto")
+    if writer == "offline":
+        return builder
+    jars = delta_jars.resolve(config, may_fetch=True)
+    if jars is None:
+        why = "not fetched, and the last fetch failed" if delta_jars.recently_failed(config) else "no jars"
+        if writer == "native":
+            raise WvbError(NATIVE_UNAVAILABLE.format(why=why))
+        print("wvb: Delta's jars are not available; tables are written with the offline commit "
+              "(`wvb delta-jars` fetches them)", file=sys.stderr)
+        return builder
+    builder = builder.config("spark.jars", ",".join(jars))
+    for key, value in DELTA_SETTINGS.items():
+        builder = builder.config(key, value)
+    return builder

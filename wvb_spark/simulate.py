@@ -15,7 +15,8 @@ import argparse
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from wvb_spark import config as wvb_config, storage
+from wvb_spark import config as wvb_config
+from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.errors import WvbError
 from wvb_spark.prompts import write_single_text_file
 from wvb_spark.session import get_spark
@@ -70,12 +71,14 @@ def main(args: argparse.Namespace) -> int:
     if not 0 <= args.spoil_rate <= 1:
         raise WvbError("--spoil-rate must be between 0 and 1")
     config = wvb_config.load(args.conf, args.overrides)
+    Warehouse(None, args.warehouse, config).require("predictions", "questions")
     spark = get_spark(config)
-    predictions = storage.read_table(spark, args.warehouse, "predictions", config)
+    tables = Warehouse(spark, args.warehouse, config)
+    predictions = tables.read("predictions")
     source = predictions.where((F.col("model") == args.from_model) & F.col("distribution").isNotNull())
     if source.limit(1).count() == 0:
         raise WvbError(f"no distributions of model {args.from_model!r} in {args.warehouse}/predictions; run `wvb baselines` first")
-    questions = storage.read_table(spark, args.warehouse, "questions", config)
+    questions = tables.read("questions")
     answers = biased_answers(source, questions, shift=args.shift, spoil_rate=args.spoil_rate, seed=args.seed)
     rows = answers.select(F.lit(1).alias("_order"), "question_id", "d_interview",
                           F.concat_ws("\t", "question_id", F.col("d_interview").cast("string"), "score").alias("value"))

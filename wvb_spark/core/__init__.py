@@ -1,0 +1,1 @@
+"""What every stage shares: the warehouse and its table registry, Delta storage, the session."""

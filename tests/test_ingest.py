@@ -51,7 +51,7 @@ def test_answers_follow_the_adjustments_and_scales(sample):
     assert parsed[0]["answers"][position["Q111"]] is None and parsed[0]["n_adjusted_to_missing"] >= 1
     assert parsed[0]["answers"][position["Q1"]] is None and parsed[0]["n_code_m2"] >= 1
     assert parsed[1]["answers"][position["Q56"]] == 2 and parsed[1]["answers"][position["Q111"]] == 1
-    assert parsed[1]["out_of_range_positions"] == [position["Q1"]] and parsed[1]["out_of_range_codes"] == [7]
+    assert parsed[1]["out_of_range_positions"] == [position["Q1"]] and parsed[1]["out_of_range_codes"] == ["7"]
     for row in parsed:
         counted = sum(row[c] for c in ingest.COUNT_COLUMNS)
         assert counted == len(metadata.value_question_ids())

@@ -21,6 +21,14 @@ SCORE_KEYS = (SCORE_KEY, "answer score", "score", "answer")
 
 PARSE_METHODS = ("json", "json_repaired", "number_in_text", "none")
 
+# The one number syntax of prediction files: optional sign, digits, optional fraction,
+# optional exponent, spaces around allowed ("3", " -2.5 ", ".5", "1e2"). Python's float()
+# and Spark's cast accept more ("2d", "3f", "0x1p1", "1_0", "inf", other scripts' digits),
+# none of which a model or a spreadsheet writes for a number. ASCII-only, so Java's regex
+# (Spark's rlike) reads it the same way.
+NUMBER_SYNTAX = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+_NUMBER_SYNTAX = re.compile(NUMBER_SYNTAX, re.ASCII)
+
 _FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_-]*[ \t]*\n?(.*?)(?:```|$)", re.DOTALL)
 # A number not glued to a word or another number ("Q1" and "v2.5" are not numbers here).
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w])")
@@ -180,16 +188,26 @@ class ParsedDistribution:
     status: str  # valid | missing | non_numeric | out_of_range
 
 
+def is_number_text(text: str) -> bool:
+    """Whether `text` is a number in the files' syntax (NUMBER_SYNTAX)."""
+    return _NUMBER_SYNTAX.fullmatch(text) is not None
+
+
 def _as_number(value) -> float | None:
-    """A finite-or-infinite float from a JSON value or string; None for blanks; NaN if unreadable."""
+    """A float from a JSON number (JSON's own NaN / Infinity included) or from a string in
+    NUMBER_SYNTAX; None for blanks; NaN if unreadable."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
         return math.nan
+    if isinstance(value, str) and not is_number_text(value):
+        return math.nan
+    if not isinstance(value, (str, int, float)):
+        return math.nan
     try:
         return float(value)
-    except (TypeError, ValueError):
-        return math.nan
+    except OverflowError:  # an integer beyond float: as unusable as an infinite weight
+        return math.inf
 
 
 def parse_distribution(payload: str | None, kind: str, scale_min: int | None,
@@ -231,11 +249,10 @@ def parse_distribution(payload: str | None, kind: str, scale_min: int | None,
             if number is None:
                 continue
             given = True
-            try:
-                point = float(key)
-            except ValueError:
+            if not is_number_text(key):
                 return ParsedDistribution(None, "non_numeric")
-            if point != int(point):
+            point = float(key)
+            if not math.isfinite(point) or point != int(point):
                 return ParsedDistribution(None, "out_of_range")
             index = int(point) - scale_min
             if not 0 <= index < size:

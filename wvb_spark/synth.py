@@ -736,13 +736,13 @@ def _missing_codes(model: SurveyModel, country: int, nonresponse: np.ndarray, rn
     -1/-2 (more among the least educated), -5, the raw code the adjustment turns
     into missing (at the country's real share), -4 for questions not asked."""
     u = rng.random((len(model.value_ids), len(nonresponse)))
-    dont_know = np.outer(model.dont_know, nonresponse)
-    no_answer = dont_know + np.outer(model.no_answer, nonresponse)
-    rare = no_answer + MISSING_RARE
-    to_missing = rare + model.to_missing[country][:, None]
+    fixed = MISSING_RARE + model.to_missing[country]
+    q, r = np.nonzero(u < np.outer(model.dont_know + model.no_answer, nonresponse) + fixed[:, None])
+    # a few per cent of the cells: which code each gets is worked out for these only
+    dont_know = model.dont_know[q] * nonresponse[r]
+    no_answer = dont_know + model.no_answer[q] * nonresponse[r]
+    band = (u[q, r] >= dont_know).astype(np.int64) + (u[q, r] >= no_answer) + (u[q, r] >= no_answer + MISSING_RARE)
     codes = np.zeros(u.shape, dtype=np.int64)
-    q, r = np.nonzero(u < to_missing)  # a few per cent: the codes are worked out for these cells only
-    band = (u[q, r] >= dont_know[q, r]).astype(np.int64) + (u[q, r] >= no_answer[q, r]) + (u[q, r] >= rare[q, r])
     codes[q, r] = np.where(band == 3, model.to_missing_code[q], np.array([-1, -2, -5, 0])[band])
     codes[model.not_asked[country]] = -4
     return codes
@@ -754,14 +754,19 @@ def _quota_index(latent: np.ndarray, answered: np.ndarray, cum: np.ndarray, offs
     first point, up to floor(m * cum_2 + u) the second, and so on (u uniform per
     question), so each point's count is its target share of m rounded up or
     down with the right expectation. A cut's latent threshold is the order
-    statistic at its bound. Rows that do not answer get any index."""
+    statistic at its bound (those who do not answer sort last, as infinity; a
+    bound of everyone is infinity too). Rows that do not answer get any index."""
+    n = latent.shape[1]
     ordered = np.sort(np.where(answered, latent, np.inf), axis=1)
-    ordered = np.concatenate([ordered, np.full((len(latent), 1), np.inf)], axis=1)  # a bound of m cuts above everyone
     bounds = np.floor(answered.sum(axis=1)[:, None] * cum + offsets[:, None]).astype(np.int64)  # (questions, cuts)
-    thresholds = np.take_along_axis(ordered, bounds, axis=1)
+    thresholds = np.where(bounds < n, np.take_along_axis(ordered, np.minimum(bounds, n - 1), axis=1), np.inf)
     index = np.zeros(latent.shape, dtype=np.int64)
     for cut in range(cum.shape[1]):
-        index += latent >= thresholds[:, cut: cut + 1]
+        used = np.flatnonzero(thresholds[:, cut] < np.inf)  # questions with a point above this cut that someone gets
+        if len(used) == len(thresholds):
+            index += latent >= thresholds[:, cut: cut + 1]
+        elif len(used):
+            index[used] += latent[used] >= thresholds[used, cut: cut + 1]
     return index
 
 

@@ -14,6 +14,7 @@ import bz2
 import csv
 import gzip
 import io
+import json
 import lzma
 import os
 import zipfile
@@ -23,6 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from deltalake import DeltaTable
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from wvb_spark import build, cli, ingest, metadata, preflight, splits
 from wvb_spark.synth import write_synthetic_wvs
@@ -563,3 +566,333 @@ def test_demographic_codes_fit_the_narrow_columns():
         extremes = list(codes) + (list(bounds) if bounds else [])
         assert -2**31 <= min(extremes) and max(extremes) < 2**31, name
         assert bounds is not None or (codes >= 0).any(), name
+
+
+# --------------------------------------------------------------------------- predictions
+
+@dataclass(frozen=True)
+class Prediction:
+    """A row of a predictions TSV for Q1 (scale 1-4): the participant id's text ({id}
+    stands for an accepted respondent's id, {exp} for it in exponent form) and the score."""
+
+    name: str
+    participant: str
+    score: str
+    status: str
+
+
+PREDICTIONS = [
+    Prediction("whole number", "{id}", "3", "valid"),
+    Prediction("spaces around", "{id}", " 3 ", "valid"),
+    Prediction("plus sign", "{id}", "+3", "valid"),
+    Prediction("zero fraction", "{id}", "3.0", "valid"),
+    Prediction("exponent", "{id}", "3e0", "valid"),
+    Prediction("leading dot", "{id}", ".5", "non_integer"),
+    Prediction("fraction", "{id}", "2.5", "non_integer"),
+    Prediction("Java double suffix", "{id}", "2d", "non_numeric"),
+    Prediction("Java float suffix", "{id}", "3f", "non_numeric"),
+    Prediction("hexadecimal float", "{id}", "0x1p1", "non_numeric"),
+    Prediction("digit separator", "{id}", "1_0", "non_numeric"),
+    Prediction("inf", "{id}", "inf", "non_numeric"),
+    Prediction("Infinity", "{id}", "Infinity", "non_numeric"),
+    Prediction("NaN", "{id}", "NaN", "non_numeric"),
+    Prediction("overflow", "{id}", "1e999", "non_numeric"),
+    Prediction("Arabic-Indic digit", "{id}", "\u0663", "non_numeric"),
+    Prediction("decimal comma", "{id}", "2,5", "non_numeric"),
+    Prediction("word", "{id}", "three", "non_numeric"),
+    Prediction("off the scale", "{id}", "7", "out_of_range"),
+    Prediction("negative", "{id}", "-1", "out_of_range"),
+    Prediction("blank", "{id}", "", "missing"),
+    Prediction("id with a d suffix", "{id}d", "3", "unknown_participant"),
+    Prediction("id in exponent form", "{exp}", "3", "unknown_participant"),
+    Prediction("id with a plus sign", "+{id}", "3", "unknown_participant"),
+    Prediction("id with a minus sign", "-{id}", "3", "unknown_participant"),
+    Prediction("id with a fraction", "{id}.5", "3", "unknown_participant"),
+    Prediction("id of 20 digits", "99999999999999999999", "3", "unknown_participant"),
+    Prediction("id with .0", "{id}.0", "3", "valid"),
+    Prediction("id with spaces", " {id} ", "3", "valid"),
+]
+
+
+def exponent_form(number: int) -> str:
+    """818070001 -> '8.18070001E8', as a float-minded spreadsheet writes it."""
+    digits = str(number)
+    return f"{digits[0]}.{digits[1:]}E{len(digits) - 1}"
+
+
+def import_cli(warehouse: str, model: str, path, capsys, fmt: str = "auto") -> tuple[int, str, str]:
+    code = cli.main(["predictions", "import", "--warehouse", warehouse, "--model", model, "--file", str(path),
+                     "--format", fmt, *OFFLINE])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def imported(warehouse: str, model: str) -> dict[str, pd.Series]:
+    """source -> row of the model's predictions."""
+    frame = delta_frame(warehouse, "predictions")
+    return {r.source: r for r in frame[frame.model == model].itertuples()}
+
+
+@pytest.fixture(scope="module")
+def accepted_ids(combined):
+    return sorted(int(i) for i in combined["participants"].d_interview)
+
+
+@pytest.fixture(scope="module")
+def score_import(combined, accepted_ids, tmp_path_factory):
+    """All score cases in one TSV, each on its own respondent, imported once."""
+    assert len(accepted_ids) >= len(PREDICTIONS)
+    lines = ["QUESTION_ID\tPARTICIPANT_ID\tSCORE"]
+    for case, person in zip(PREDICTIONS, accepted_ids):
+        lines.append(f"Q1\t{case.participant.format(id=person, exp=exponent_form(person))}\t{case.score}")
+    path = tmp_path_factory.mktemp("predictions") / "scores.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code = cli.main(["predictions", "import", "--warehouse", combined["warehouse"], "--model", "scores",
+                     "--file", str(path), *OFFLINE])
+    assert code == 0
+    return imported(combined["warehouse"], "scores")
+
+
+@pytest.mark.parametrize("number,case", list(enumerate(PREDICTIONS, start=1)), ids=[c.name for c in PREDICTIONS])
+def test_prediction_score_case(score_import, number, case):
+    row = score_import[f"scores.tsv:{number}"]
+    assert row.status == case.status
+    assert row.raw_score == (case.score or None)  # an empty cell is read as null
+
+
+def test_prediction_jsonl_cases(combined, accepted_ids, tmp_path, capsys):
+    """Ids in JSON: a signed string and an exponent-form number are no respondents; a
+    score of 1e999 is no number."""
+    first, second, third, fourth = accepted_ids[:4]
+    lines = [
+        {"custom_id": f"wvb-Q1-{first}-wd", "content": "3"},
+        {"question_id": "Q1", "participant_id": f"+{second}", "text": "3"},
+        '{"question_id": "Q1", "participant_id": ' + exponent_form(third) + ', "text": "3"}',
+        {"question_id": "Q1", "participant_id": fourth, "text": '{"answer as a score": 1e999}'},
+    ]
+    path = tmp_path / "answers.jsonl"
+    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
+    code, out, err = import_cli(combined["warehouse"], "jsonl-cases", path, capsys)
+    assert code == 0, err
+    rows = imported(combined["warehouse"], "jsonl-cases")
+    assert [rows[f"answers.jsonl:{n}"].status for n in (1, 2, 3, 4)] == [
+        "valid", "unknown_participant", "unknown_participant", "non_numeric"]
+
+
+def test_prediction_distribution_cases(combined, accepted_ids, tmp_path, capsys):
+    """Probability cells follow the same number syntax; blank cells are probability 0."""
+    cells = [("0.5", "0.5", "0", "0", "valid"), ("0.5", "2d", "0", "0", "non_numeric"),
+             ("0.5", "0x1p1", "0", "0", "non_numeric"), ("0.5", "1_0", "0", "0", "non_numeric"),
+             ("0.5", "inf", "0", "0", "non_numeric"), ("1", "", "", "", "valid"), ("", "", "", "", "missing")]
+    lines = ["QUESTION_ID,PARTICIPANT_ID,P1,P2,P3,P4"]
+    lines += [f"Q1,{person}," + ",".join(c[:4]) for c, person in zip(cells, accepted_ids)]
+    path = tmp_path / "dists.csv"
+    path.write_text("\n".join(lines) + "\n")
+    code, out, err = import_cli(combined["warehouse"], "dist-cases", path, capsys)
+    assert code == 0, err
+    rows = imported(combined["warehouse"], "dist-cases")
+    assert [rows[f"dists.csv:{n}"].status for n in range(1, len(cells) + 1)] == [c[4] for c in cells]
+
+
+PREDICTION_REFUSALS = [
+    ("null partition name", "__HIVE_DEFAULT_PARTITION__", "ok", "is the name Spark gives a null partition"),
+    ("path separator", "org/model", "ok", "cannot name a partition"),
+    ("partition syntax", "a=b", "ok", "cannot name a partition"),
+    ("line break", "a\nb", "ok", "cannot name a partition"),
+    ("blank name", "  ", "ok", "--model must not be empty"),
+    ("too long", "m" * 201, "ok", "at most 200 bytes"),
+    ("missing file", "fine", "absent", "predictions file not found"),
+    ("file is a directory", "fine", "directory", "is a directory, not a file"),
+]
+
+
+@pytest.mark.parametrize("name,model,file,expected", PREDICTION_REFUSALS, ids=[c[0] for c in PREDICTION_REFUSALS])
+def test_prediction_refused_before_spark(combined, tmp_path, capsys, monkeypatch, name, model, file, expected):
+    """One line, exit 2, before Spark is asked for, and the warehouse left as it was."""
+    from wvb_spark import session
+
+    monkeypatch.setattr(session, "get_spark", lambda *a, **k: pytest.fail("Spark was started"))
+    path = tmp_path / "ok.tsv"
+    path.write_text("QUESTION_ID\tPARTICIPANT_ID\tSCORE\nQ1\t1\t3\n")
+    if file == "directory":
+        (tmp_path / "directory").mkdir()
+    target = {"ok": path, "absent": tmp_path / "absent.tsv", "directory": tmp_path / "directory"}[file]
+    before = tree(combined["warehouse"])
+    code, out, err = import_cli(combined["warehouse"], model, target, capsys)
+    assert_one_line_refusal(code, err, "predictions", expected)
+    assert tree(combined["warehouse"]) == before
+
+
+@pytest.mark.parametrize("content,expected", [
+    ("", "is empty"),
+    ("QUESTION_ID\tPARTICIPANT_ID\n", "missing column(s) SCORE"),
+    ("QUESTION_ID\tPARTICIPANT_ID\tSCORE\n", "holds no prediction rows"),
+], ids=["empty file", "no SCORE column", "header only"])
+def test_prediction_file_refused(combined, tmp_path, capsys, content, expected):
+    path = tmp_path / "model.tsv"
+    path.write_text(content)
+    before = tree(combined["warehouse"])
+    code, out, err = import_cli(combined["warehouse"], "refused", path, capsys)
+    assert_one_line_refusal(code, err, "predictions", expected)
+    assert tree(combined["warehouse"]) == before
+
+
+@pytest.mark.parametrize("make", ["file", "no tables"])
+def test_prediction_warehouse_refused(tmp_path, capsys, make):
+    path = tmp_path / "model.tsv"
+    path.write_text("QUESTION_ID\tPARTICIPANT_ID\tSCORE\nQ1\t1\t3\n")
+    warehouse = tmp_path / "warehouse"
+    if make == "file":
+        warehouse.write_text("a file")
+    else:
+        warehouse.mkdir()
+    code, out, err = import_cli(str(warehouse), "fine", path, capsys)
+    expected = "is not a directory" if make == "file" else "no questions table in"
+    assert_one_line_refusal(code, err, "predictions", expected)
+
+
+# --------------------------------------------------------------------------- property: mutated cells
+
+PROPERTY_ROWS = 6
+MUTABLE = ["D_INTERVIEW", "B_COUNTRY", "Q260", "Q262", "Q1", "Q56", "Q111", "W_WEIGHT", "Q223_LOCAL"]
+CELL_TEXTS = st.one_of(
+    st.integers(-10**21, 10**21).map(str),
+    st.sampled_from(["", " ", "-1", "-4", "-7", "0", "3", " 3 ", "003", "4294967343", "99999999999999999999",
+                     "1.5", "+3", "1e999", "DK", '"', '""', '"3"', '"a', 'a"b', "a,b", "x\ny", "a\n\nb"]),
+    st.text(alphabet='0123456789-+.e ,"\nab', max_size=6),
+)
+# (row, column, new text, written raw: as given, quotes and line breaks included)
+MUTATIONS = st.lists(st.tuples(st.integers(0, PROPERTY_ROWS - 1), st.sampled_from(MUTABLE), CELL_TEXTS,
+                               st.booleans()), min_size=1, max_size=4)
+
+
+def mutated_file(path, header, rows, mutations) -> str:
+    rows = [list(r) for r in rows[:PROPERTY_ROWS]]
+    raw = [set() for _ in rows]
+    for row, column, text, as_given in mutations:
+        rows[row][header.index(column)] = text
+        if as_given:
+            raw[row].add(header.index(column))
+    return write_lines(path, header, [record(fields, positions) for fields, positions in zip(rows, raw)])
+
+
+def run_build_transforms(spark, path: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(records, participants, examples) as the build makes them, without writing tables."""
+    header, separator = ingest.read_header(path)
+    lines = ingest.read_lines(spark, path, separator)
+    parsed = ingest.flag_duplicate_ids(ingest.parse_lines(lines, header, separator, "wvs.csv")).persist()
+    try:
+        records = parsed.select("source_row", "d_interview", "reject_reason", "reject_value",
+                                "out_of_range_positions", "out_of_range_codes").toPandas()
+        accepted = parsed.where(parsed.reject_reason.isNull()).drop("reject_reason", "reject_value")
+        respondents = splits.assign_hash_split(accepted, "wvb", (0.7, 0.15, 0.15))
+        participants = build.participants_table(respondents, build.label_maps_frame(spark)).toPandas()
+        examples = build.examples_table(respondents).toPandas()
+    finally:
+        parsed.unpersist()
+    return records, participants, examples
+
+
+def record_texts(lines: list[str], sources: list[int]) -> dict[int, str]:
+    """Each record's text: from its first line to the line before the next record's,
+    blank lines at its end left out (file lines numbered from 1, the header being 1)."""
+    starts = sorted(s + 1 for s in sources)
+    out = {}
+    for start, end in zip(starts, starts[1:] + [len(lines) + 1]):
+        piece = lines[start - 1:end - 1]
+        while piece and not piece[-1].strip(" "):
+            piece.pop()
+        out[start - 1] = "\n".join(piece)
+    return out
+
+
+def one_record(text: str) -> list[str] | None:
+    """The fields of `text` if Python's csv module (strict) reads exactly one record."""
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error:
+        return None
+    return rows[0] if len(rows) == 1 else None
+
+
+def expected_answers(fields: list[str], header: list[str]) -> dict[str, int]:
+    """Answers of one accepted record, from the codebook's scales and adjustments."""
+    out = {}
+    for question in metadata.value_question_ids():
+        code = int(fields[header.index(question)].strip())
+        info = metadata.questions()[question]
+        adjustment = metadata.answer_adjustments().get(question, {})
+        answer = adjustment.get(code, code) if code >= 0 else None
+        if answer is not None and info.scale_min <= answer <= info.scale_max:
+            out[question] = answer
+    return out
+
+
+def check_record_invariants(path: str, header: list[str], records, participants, examples) -> None:
+    lines = open(path, encoding="utf-8", newline="").read().split("\n")
+    sources = sorted(int(s) for s in records.source_row)
+    assert len(set(sources)) == len(sources)
+    non_blank = [n for n, line in enumerate(lines[1:], start=1) if line.strip(" ")]
+    assert sources[:1] == non_blank[:1]  # the first data line starts a record
+    texts = record_texts(lines, sources)
+    assert len(participants) == records.reject_reason.isna().sum()  # rows read = participants + quarantined
+    for record_row in records.itertuples():
+        text = texts[int(record_row.source_row)]
+        fields = one_record(text)
+        if "\n" in text:  # lines joined into one record only when they form exactly one record
+            assert fields is not None and len(fields) == len(header), text
+        if record_row.reject_reason is None:
+            check_accepted(record_row, fields, header, participants, examples)
+        else:
+            check_refused(record_row, text, fields, header)
+
+
+def check_accepted(record_row, fields, header, participants, examples) -> None:
+    """Every value in participants and examples is the file's."""
+    assert fields is not None and len(fields) == len(header)
+    person = participants[participants.source_row == record_row.source_row]
+    assert len(person) == 1
+    person = person.iloc[0]
+    assert person.d_interview == int(fields[header.index("D_INTERVIEW")].strip())
+    assert person.country_code == int(fields[header.index("B_COUNTRY")].strip())
+    age = int(fields[header.index("Q262")].strip())
+    assert (pd.isna(person.age) and age < 0) or person.age == age
+    sex = {1: "Male", 2: "Female"}.get(int(fields[header.index("Q260")].strip()))
+    assert (person.sex is None and sex is None) or person.sex == sex
+    weight = fields[header.index("W_WEIGHT")].strip()
+    assert (pd.isna(person.weight) and weight == "") or person.weight == float(weight)
+    got = examples[examples.d_interview == person.d_interview]
+    assert dict(zip(got.question_id, got.answer)) == expected_answers(fields, header)
+    questions = metadata.value_question_ids()
+    for position, code in zip(record_row.out_of_range_positions, record_row.out_of_range_codes):
+        assert code == fields[header.index(questions[position])]
+
+
+def check_refused(record_row, text, fields, header) -> None:
+    """The raw_value of a refused record is text of the file."""
+    reason, value = record_row.reject_reason, record_row.reject_value
+    if reason in ("non_numeric_code", "out_of_range_demographic", "non_numeric_weight"):
+        column, cell = value.split("=", 1)
+        assert fields is not None and fields[header.index(column)] == cell
+    elif reason == "bad_d_interview":
+        assert fields is not None and fields[header.index("D_INTERVIEW")] == value
+    elif reason == "duplicate_d_interview":
+        assert fields is not None and int(fields[header.index("D_INTERVIEW")].strip()) == int(value)
+    elif reason == "malformed_quote":
+        assert fields is None and value.split(": ", 1)[1].rstrip("…") in text
+    else:
+        assert reason == "wrong_field_count"
+        assert value == f"{len(next(csv.reader([text])))} fields, header has {len(header)}"
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(mutations=MUTATIONS)
+def test_mutated_cells_keep_the_invariants(spark, base, tmp_path_factory, mutations):
+    """Whatever is written into a few cells (quoted properly or as given): no traceback,
+    every line belongs to exactly one record, each record is a participant or a
+    quarantined row, and every value in the tables or the quarantine is the file's."""
+    header, rows = base
+    path = mutated_file(tmp_path_factory.mktemp("mutated") / "wvs.csv", header, rows, mutations)
+    records, participants, examples = run_build_transforms(spark, path)
+    check_record_invariants(path, header, records, participants, examples)

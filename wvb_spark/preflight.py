@@ -65,7 +65,7 @@ def check_warehouse(location: str, tables: tuple[str, ...] = ()) -> None:
 
 
 def _nearest_existing(path: Path) -> Path:
-    path = path.absolute()
+    """The deepest existing ancestor, as the user wrote it (a relative path stays relative)."""
     while not path.exists() and path != path.parent:
         path = path.parent
     return path

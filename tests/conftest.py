@@ -1,4 +1,10 @@
-"""One SparkSession for the whole test run: local[2], UI off, few shuffle partitions."""
+"""One SparkSession for the whole test run: local[2], UI off, few shuffle partitions.
+
+When Delta's jars are cached (`make setup` fetches them with `wvb delta-jars`) the
+session also carries Delta's extension, so the same session serves both writers:
+`storage.writer=native` uses Delta's own Spark writer, `offline` the deltalake commit.
+Tests of the native writer skip, saying why, where the jars cannot be had.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,14 @@ import sys
 import pytest
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+WRITERS = ("native", "offline")
+
+
+def _delta_jars() -> list[str] | None:
+    from wvb_spark.core import delta_jars
+
+    return delta_jars.resolve({}, may_fetch=os.environ.get("WVB_TEST_FETCH_JARS", "1") == "1",
+                              say=lambda *a, **k: None)
 
 
 @pytest.fixture(scope="session")
@@ -15,8 +29,10 @@ def spark(tmp_path_factory):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
+    from wvb_spark.session import DELTA_SETTINGS
+
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
-    session = (
+    builder = (
         SparkSession.builder.master("local[2]")
         .appName("wvb_spark-tests")
         .config("spark.ui.enabled", "false")
@@ -28,11 +44,36 @@ def spark(tmp_path_factory):
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.warehouse.dir", str(warehouse))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={warehouse}")
-        .getOrCreate()
+        # Delta's fast local test settings (delta-io/delta python/delta/testing/utils.py)
+        .config("spark.databricks.delta.snapshotPartitions", "2")
+        .config("spark.databricks.delta.delta.log.cacheSize", "3")
+        .config("spark.databricks.delta.snapshotCache.storageLevel", "DISK_ONLY")
     )
+    jars = _delta_jars()
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+        for key, value in DELTA_SETTINGS.items():
+            builder = builder.config(key, value)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def native_available(spark) -> bool:
+    from wvb_spark.core.storage import native_delta_active
+
+    return native_delta_active(spark)
+
+
+@pytest.fixture(params=WRITERS)
+def writer(request, native_available) -> str:
+    """Each test using it runs once per writer; native skips where Delta's jars are missing."""
+    if request.param == "native" and not native_available:
+        pytest.skip("native Delta: Delta's jars are not cached and could not be fetched "
+                    "(run `wvb delta-jars` where Maven Central is reachable)")
+    return request.param
 
 
 @pytest.fixture(scope="session")

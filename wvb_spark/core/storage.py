@@ -320,12 +320,14 @@ def read(spark: SparkSession, location: str, *, native: bool, version: int | Non
     for index, path in enumerate(actions["path"]):
         key = tuple(actions[f"partition.{column}"][index] for column in partitions)
         frames.setdefault(key, []).append(_join(location, unquote(path)))
-    result = None
+    # The empty frame makes every column nullable as the table declares it (a literal
+    # partition column alone would be "not null"); the optimizer drops it.
+    result = spark.createDataFrame([], spark_schema)
     for key, files in sorted(frames.items(), key=lambda item: [str(v) for v in item[0]]):
         part = spark.read.schema(T.StructType(data_columns)).parquet(*files)
         for column, value in zip(partitions, key):
             part = part.withColumn(column, F.lit(value).cast(spark_schema[column].dataType))
-        result = part if result is None else result.unionByName(part)
+        result = result.unionByName(part)
     return result.select(*[f.name for f in spark_schema.fields])
 
 
@@ -393,6 +395,9 @@ def _write_native(spark, df, location, partition_by, replace, metadata) -> int:
     try:
         writer.save(location)
     except Exception as error:  # noqa: BLE001 - py4j/pyspark wrap Delta's Java exceptions
+        if "DELTA_REPLACE_WHERE_MISMATCH" in str(error):
+            raise WvbError(f"replace {_describe(replace)}: the rows to write also hold other "
+                           f"partitions; nothing was committed to {location}", exit_code=1) from None
         if not any(name in str(error) for name in NATIVE_CONFLICTS):
             raise
         latest = latest_version(location)

@@ -9,7 +9,7 @@ WAREHOUSE ?= warehouse
 RESPONDENTS ?= 94728
 SEED ?= 7
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean vacuum
 
 setup: $(STAMP)
 
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
+	@# Delta's JVM jars (Maven Central), once, into ~/.cache/wvb_spark/jars; without them
+	@# the commands still work and write with the offline commit (it says so).
+	$(BIN)/wvb delta-jars
 
 OUT ?= out
 demo: setup
@@ -35,6 +38,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+vacuum: setup
+	$(BIN)/wvb vacuum --warehouse $(WAREHOUSE)
 
 bench: setup
 	$(BIN)/wvb bench

@@ -144,7 +144,9 @@ class Warehouse:
                     "options": options or {}, "counts": counts or {},
                     "run_id": run_id or storage.new_run_id()}
         if replace is not None:
-            metadata["replaced"] = {key: str(value) for key, value in replace.items()}
+            metadata["replaced"] = {key: [str(v) for v in (values if isinstance(values, (list, tuple))
+                                                          else [values])]
+                                    for key, values in replace.items()}
         return storage.write(self._spark(), df, self.location(name), native=self.writer == "native",
                              layout=layout, replace=replace, metadata=metadata,
                              expected_rows=expected_rows)

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from wvb_spark import __version__, config as wvb_config, ingest, metadata, recode, schemas, splits
 from wvb_spark.core.warehouse import Warehouse, describe_writer, new_run_id
 from wvb_spark.errors import WvbError
-from wvb_spark.session import get_spark
+from wvb_spark.session import default_parallelism, get_spark
 
 
 
@@ -268,7 +268,7 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
         participants_table(respondents, label_maps_frame(spark), groupings), "participants", report.participants)
     report.table_versions["examples"] = write(
         examples_table(respondents), "examples", report.examples,
-        range_files=int(build_conf.get("examples_files", 0)) or 2 * spark.sparkContext.defaultParallelism)
+        range_files=int(build_conf.get("examples_files", 0)) or 2 * default_parallelism(spark))
     report.table_versions["quarantine"] = write(
         quarantine.select(*schemas.columns(schemas.QUARANTINE)), "quarantine",
         sum(report.quarantined_rows.values()) + report.quarantined_cells)

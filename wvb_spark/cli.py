@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
+from wvb_spark import runtime
 from wvb_spark.errors import WvbError
+
+# A settings file for every command of a run (a Databricks job sets it once per job
+# cluster, so each task need not repeat --conf); --conf on the command line wins.
+CONF_VARIABLE = "WVB_CONF"
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -33,7 +39,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def common_options() -> argparse.ArgumentParser:
     """Options every Spark stage takes: a config file and key=value overrides."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--conf", metavar="YAML", help="settings file, e.g. conf/local.yaml (default: built-in)")
+    parent.add_argument("--conf", metavar="YAML", default=os.environ.get(CONF_VARIABLE) or None,
+                        help=f"settings file, e.g. conf/local.yaml (default: ${CONF_VARIABLE} if set, "
+                             f"else built-in)")
     parent.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override one setting, e.g. --set spark.master=local[2] or --set storage.writer=offline",
@@ -50,16 +58,41 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text, parents=[parent])
         if only is None or name == only:
-            module = importlib.import_module(module_name)
+            module = _stage_module(module_name, needed=name == only)
+            if module is None:
+                command.set_defaults(run=_pyspark_missing)
+                continue
             module.add_arguments(command)
             command.set_defaults(run=module.main)
     return parser
 
 
+def _stage_module(module_name: str, needed: bool):
+    """The stage's module; None when it needs pyspark and pyspark is absent, so `wvb --help`
+    and the commands without Spark (synth) still work where no runtime is installed. A
+    command that needs it stops with one line (runtime.MISSING)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if not runtime.is_missing_pyspark(error):
+            raise
+        if needed:
+            raise runtime.missing_pyspark_error() from None
+        return None
+
+
+def _pyspark_missing(args) -> int:
+    raise runtime.missing_pyspark_error()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(chosen if chosen in COMMANDS else None)
+    try:
+        parser = build_parser(chosen if chosen in COMMANDS else None)
+    except WvbError as exc:
+        print(f"wvb {chosen}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)

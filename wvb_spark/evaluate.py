@@ -342,9 +342,11 @@ def run_settings(spark, small_run: bool, partitions: int = 0) -> dict[str, str]:
       adaptive execution does not coalesce: coalesced, each small stage would become one
       task on one core while the others wait.
     """
+    from wvb_spark.session import default_parallelism
+
     wanted = {"spark.sql.parquet.pushdown.inFilterThreshold": str(hist.MAX_QUESTIONS)}
     if small_run:
-        wanted["spark.sql.shuffle.partitions"] = str(partitions or spark.sparkContext.defaultParallelism)
+        wanted["spark.sql.shuffle.partitions"] = str(partitions or default_parallelism(spark))
         wanted["spark.sql.adaptive.coalescePartitions.enabled"] = "false"
     return wanted
 

@@ -15,6 +15,7 @@ sort, so line order is (question in metadata order, respondent).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import string
 import uuid
@@ -244,6 +245,19 @@ def _drop_checksum_file(fs, path) -> None:
             fs.getRawFileSystem().delete(checksum, False)
 
 
+def _write_through_driver(lines: DataFrame, out: str) -> None:
+    """Where the session offers no Hadoop FileSystem (no `sparkContext`): stream the rows
+    in order through the driver into a local path - on Databricks a /Volumes/... path,
+    which is mounted on the driver. Written beside `out` and renamed when complete."""
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    partial = f"{out}.tmp-{uuid.uuid4().hex[:8]}"
+    column = lines.columns[0]
+    with open(partial, "w", encoding="utf-8") as handle:
+        for row in lines.toLocalIterator():
+            handle.write(row[column] + "\n")
+    os.replace(partial, out)
+
+
 def write_single_text_file(spark: SparkSession, lines: DataFrame, out: str) -> None:
     """Write a one-string-column DataFrame as ONE text file at `out`, keeping its order.
 
@@ -251,7 +265,11 @@ def write_single_text_file(spark: SparkSession, lines: DataFrame, out: str) -> N
     without pulling the data to the driver; the part file is then renamed to `out`
     through Hadoop's FileSystem, so `out` can be local, HDFS, S3 or DBFS.
     """
-    fs, target, jvm = _hadoop_fs(spark, out)
+    try:
+        fs, target, jvm = _hadoop_fs(spark, out)
+    except Exception:  # noqa: BLE001 - no JVM access (Databricks standard-access/serverless, Connect)
+        _write_through_driver(lines, out)
+        return
     staging = jvm.org.apache.hadoop.fs.Path(f"{out}.tmp-{uuid.uuid4().hex[:8]}")
     lines.coalesce(1).write.mode("overwrite").option("compression", "none").text(staging.toString())
     try:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from importlib import resources
 
 from pyspark.sql import SparkSession
 
+from wvb_spark import runtime
 from wvb_spark.errors import WvbError
 
 DELTA_SETTINGS = {
@@ -23,20 +25,21 @@ NATIVE_UNAVAILABLE = (
 def get_spark(config: dict, extra_java_options: str = "") -> SparkSession:
     """The active session if there is one, else a new one from `config['spark']`.
 
-    Python workers must run the driver's interpreter, or pandas UDFs fail to
-    import pandas when the job runs from a virtual environment. `extra_java_options`
-    go to a new session's driver JVM (a stage may know its run is short).
+    Under spark-submit the master, the executors' Python and the driver JVM's options
+    are spark-submit's; a local session's Python workers run the driver's interpreter
+    (see `_python_for_local_workers`). `extra_java_options` go to a new local session's
+    driver JVM (a stage may know its run is short).
     """
+    _check_runtime()
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     spark_conf = config.get("spark", {})
     builder = SparkSession.builder.appName(spark_conf.get("app_name", "wvb_spark"))
     launched_by_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     if spark_conf.get("master") and not launched_by_spark_submit:
         builder = builder.master(spark_conf["master"])
+        _python_for_local_workers(spark_conf["master"])
     conf = dict(spark_conf.get("conf") or {})
     if "spark.driver.extraJavaOptions" not in conf:
         options = [str(spark_conf.get("java_options") or ""), extra_java_options]
@@ -45,31 +48,49 @@ def get_spark(config: dict, extra_java_options: str = "") -> SparkSession:
             log_config = resources.files("wvb_spark").joinpath("resources", "log4j2.properties")
             options.append(f"-Dlog4j2.configurationFile=file:{log_config}")
         conf["spark.driver.extraJavaOptions"] = " ".join(o for o in options if o)
+    if spark_conf.get("quiet_logs", True):
+        # Under spark-submit the driver JVM already runs with Spark's INFO logging; this
+        # lowers it as the context starts (the log file above does it for local sessions).
+        conf.setdefault("spark.log.level", spark_conf.get("log_level", "ERROR"))
     for key, value in conf.items():
         builder = builder.config(key, str(value))
-    builder = _with_delta(builder, config)
+    if not launched_by_spark_submit:
+        # Under spark-submit the JVM is running: Delta's jars and extension come from the
+        # submit command (--jars/--packages and --conf), as README "Running on a cluster" shows.
+        builder = _with_delta(builder, config)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(spark_conf.get("log_level", "ERROR"))
+    if not launched_by_spark_submit:
+        spark.sparkContext.setLogLevel(spark_conf.get("log_level", "ERROR"))
     return spark
 
 
-def _with_delta(builder, config: dict):
-    """Add Delta's jars and extension unless the offline commit was asked for; `auto` falls
-    back to it with one line on stderr when the jars cannot be had."""
-    from wvb_spark.core import delta_jars
+@functools.cache
+def _check_runtime() -> None:
+    """Once per process: one line when the runtime's pyspark is outside the supported range."""
+    import pyspark
 
-    writer = (config.get("storage") or {}).get("writer", "auto")
-    if writer == "offline":
-        return builder
-    jars = delta_jars.resolve(config, may_fetch=True)
-    if jars is None:
-        why = "not fetched, and the last fetch failed" if delta_jars.recently_failed(config) else "no jars"
-        if writer == "native":
-            raise WvbError(NATIVE_UNAVAILABLE.format(why=why))
-        print("wvb: Delta's jars are not available; tables are written with the offline commit "
-              "(`wvb delta-jars` fetches them)", file=sys.stderr)
-        return builder
-    builder = builder.config("spark.jars", ",".join(jars))
-    for key, value in DELTA_SETTINGS.items():
-        builder = builder.config(key, value)
-    return builder
+    runtime.warn_if_unsupported(pyspark.__version__)
+
+
+def _python_for_local_workers(master: str) -> None:
+    """A local master's Python workers run the driver's interpreter, or pandas UDFs fail
+    to import pandas when wvb runs from a virtual environment. Only for local masters:
+    a cluster's executors have their own Python (PYSPARK_PYTHON or spark.pyspark.python
+    of the submit command or the cluster), and this path exists only on this machine."""
+    if master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+def default_parallelism(spark: SparkSession) -> int:
+    """The cores a job may use (Spark's default parallelism), through the session alone:
+    `spark.sparkContext` is not offered on Databricks standard-access and serverless
+    compute (nor over Spark Connect). `spark.default.parallelism` when set; otherwise the
+    partitions Spark splits a range into, which is that default (one tiny job)."""
+    configured = spark.conf.get("spark.default.parallelism", None)
+    if configured:
+        return max(1, int(configured))
+    from pyspark.sql import functions as F
+
+    partitions = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("partition"))
+    return int(partitions.agg(F.max("partition")).first()[0]) + 1

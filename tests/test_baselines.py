@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import wasserstein_distance
 
+from wvb_spark.core.warehouse import Warehouse
 from wvb_spark import baselines
 from wvb_spark import config as wvb_config
 from wvb_spark import schemas
@@ -202,7 +203,8 @@ def test_settings():
 # --------------------------------------------------------------------------- the command
 
 def test_command_writes_one_partition_per_model(spark, survey, tmp_path, capsys):
-    from wvb_spark import cli, storage
+    from wvb_spark import cli
+    from warehouse_helpers import write_build
 
     people, answers, participants, examples, _, _ = survey
     warehouse = str(tmp_path / "wh")
@@ -211,9 +213,7 @@ def test_command_writes_one_partition_per_model(spark, survey, tmp_path, capsys)
     questions = spark.createDataFrame(
         [(q, f"text {q}", "Test", "value", lo, hi, "ordinal", None, True) for q, (lo, hi) in SCALES.items()],
         schemas.QUESTIONS)
-    storage.write_table(spark, questions, warehouse, "questions", config)
-    storage.write_table(spark, participants, warehouse, "participants", config)
-    storage.write_table(spark, examples, warehouse, "examples", config, partition_by=("split",))
+    write_build(spark, warehouse, config, questions=questions, participants=participants, examples=examples)
 
     assert cli.main(["baselines", "--warehouse", warehouse, *offline]) == 2
     assert "no probe table" in capsys.readouterr().err
@@ -221,9 +221,9 @@ def test_command_writes_one_partition_per_model(spark, survey, tmp_path, capsys)
     assert cli.main(["probe", "--warehouse", warehouse, *offline]) == 0
     assert cli.main(["baselines", "--warehouse", warehouse, "--min-group-size", "1000", *offline]) == 0
     out = capsys.readouterr().out
-    probe = storage.read_table(spark, warehouse, "probe", config).toPandas()
+    probe = Warehouse(spark, warehouse, config).read("probe").toPandas()
     assert len(probe) == 3 * 8 * 5
-    got = storage.read_table(spark, warehouse, "predictions", config).toPandas()
+    got = Warehouse(spark, warehouse, config).read("predictions").toPandas()
     assert got.groupby("model").size().to_dict() == \
         {m: len(probe) for m in ("uniform", "majority-leaky", "global-prior", "group-prior")}
     assert set(got["status"]) == {"valid"}
@@ -242,7 +242,7 @@ def test_command_writes_one_partition_per_model(spark, survey, tmp_path, capsys)
     # re-running one model replaces only its partition
     assert cli.main(["baselines", "--warehouse", warehouse, "--models", "uniform", "--on", "split:valid",
                      *offline]) == 0
-    after = storage.read_table(spark, warehouse, "predictions", config).toPandas()
+    after = Warehouse(spark, warehouse, config).read("predictions").toPandas()
     assert (after["model"] == "uniform").sum() == int((answers["split"] == "valid").sum())
     kept = ["majority-leaky", "global-prior", "group-prior"]
     key = ["model", "question_id", "d_interview"]

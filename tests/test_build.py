@@ -13,7 +13,8 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from wvb_spark import build, cli, config as wvb_config, metadata, storage
+from wvb_spark import build, cli, config as wvb_config, metadata
+from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.synth import write_synthetic_wvs
 
 RESPONDENTS = 1200
@@ -70,7 +71,7 @@ def _raw_frame(raw_file, faults):
 
 def test_every_injected_fault_is_quarantined_with_its_reason(spark, warehouse, config, faults):
     location, _ = warehouse
-    quarantine = storage.read_table(spark, location, "quarantine", config).toPandas()
+    quarantine = Warehouse(spark, location, config).read("quarantine").toPandas()
     for fault in _fault_list(faults):
         if fault["kind"] in ROW_FAULTS:
             hit = quarantine[(quarantine.source_row == fault["row"]) & (quarantine.question_id.isna())]
@@ -85,14 +86,14 @@ def test_counts_reconcile_with_the_file(spark, warehouse, config, raw_file):
     location, report = warehouse
     with open(raw_file, encoding="utf-8") as handle:
         data_lines = sum(1 for line in handle if line.strip()) - 1
-    participants = storage.read_table(spark, location, "participants", config).count()
-    quarantine = storage.read_table(spark, location, "quarantine", config)
+    participants = Warehouse(spark, location, config).read("participants").count()
+    quarantine = Warehouse(spark, location, config).read("quarantine")
     quarantined_rows = quarantine.where("question_id is null").count()
     assert report.rows_read == data_lines
     assert report.participants == participants
     assert data_lines == participants + quarantined_rows
     assert report.reconciles()
-    runs = storage.read_table(spark, location, "build_runs", config).toPandas()
+    runs = Warehouse(spark, location, config).read("build_runs").toPandas()
     assert runs.rows_read.iloc[-1] == data_lines and runs.participants.iloc[-1] == participants
 
 
@@ -128,7 +129,7 @@ def test_examples_equal_an_independent_pandas_explode(spark, warehouse, config, 
     ids = frame["D_INTERVIEW"]
     frame = frame[~ids.duplicated(keep=False)]
     expected = _expected_examples(frame).sort_values(["d_interview", "question_id"]).reset_index(drop=True)
-    got = (storage.read_table(spark, location, "examples", config).select("d_interview", "question_id", "answer")
+    got = (Warehouse(spark, location, config).read("examples").select("d_interview", "question_id", "answer")
            .toPandas().sort_values(["d_interview", "question_id"]).reset_index(drop=True))
     assert len(got) == len(expected) == report.examples
     pd.testing.assert_frame_equal(got.astype({"answer": int}), expected.astype({"answer": int}), check_dtype=False)
@@ -145,7 +146,7 @@ def test_paper_split_equals_an_independent_reimplementation(spark, warehouse, co
     expected = {}
     for rank, position in enumerate(order):
         expected[ids[position]] = "train" if rank < n_train else "test" if rank < n_train + n_test else "valid"
-    got = dict(storage.read_table(spark, location, "participants", config)
+    got = dict(Warehouse(spark, location, config).read("participants")
                .select("d_interview", "split").toPandas().itertuples(index=False, name=None))
     assert got == expected
 
@@ -154,7 +155,7 @@ def test_participants_carry_codebook_labels(spark, warehouse, config, raw_file, 
     location, _ = warehouse
     frame, _ = _raw_frame(raw_file, faults)
     frame = frame[~frame["D_INTERVIEW"].duplicated(keep=False)].set_index("D_INTERVIEW")
-    participants = storage.read_table(spark, location, "participants", config).toPandas().set_index("d_interview")
+    participants = Warehouse(spark, location, config).read("participants").toPandas().set_index("d_interview")
     sample = participants.sample(50, random_state=1)
     for d_interview, row in sample.iterrows():
         raw = frame.loc[str(d_interview)]
@@ -188,7 +189,7 @@ def test_tables_are_delta_with_partitions_stats_and_versions(spark, warehouse, c
     removed = {a["remove"]["path"] for a in actions if "remove" in a}
     assert {p.replace("%3D", "=") for p in removed} | removed >= old_files
     assert set(pa.table(rebuilt.get_add_actions(flatten=True)).to_pandas()["path"]).isdisjoint(old_files)
-    old = storage.read_table(spark, location, "examples", config, version=first_version)
+    old = Warehouse(spark, location, config).read("examples", version=first_version)
     assert old.count() == report.examples
     assert DeltaTable(path, version=first_version).to_pyarrow_table().num_rows == report.examples
 

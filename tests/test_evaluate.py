@@ -10,6 +10,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
+from wvb_spark.core.warehouse import Warehouse
 from wvb_spark import evaluate as ev
 from wvb_spark import histograms as hist
 from wvb_spark import schemas
@@ -366,13 +367,15 @@ def test_summary_shares_equal_an_independent_count(default):
 def test_wvb_evaluate_writes_three_tables_with_settings_and_prints_the_headline(spark, tables, tmp_path, capsys):
     from pyspark.sql import functions as F
 
-    from wvb_spark import cli, storage
+    from wvb_spark import cli
     from wvb_spark import config as wvb_config
+    from wvb_spark.core.warehouse import Warehouse as Tables
+    from warehouse_helpers import write_build
 
     config = wvb_config.load()
     warehouse = str(tmp_path / "warehouse")
-    for name, frame in tables.items():
-        storage.write_table(spark, frame, warehouse, name, config)
+    write_build(spark, warehouse, config, **{n: f for n, f in tables.items() if n != "predictions"})
+    Tables(spark, warehouse, config).write("predictions", tables["predictions"], stage="test")
 
     code = cli.main(["evaluate", "--warehouse", warehouse, "--models", "alpha,broken", "--bootstrap", "30",
                      "--seed", "3", "--group-by", "overall,continent", "--protocol", "paper"])
@@ -382,9 +385,9 @@ def test_wvb_evaluate_writes_three_tables_with_settings_and_prints_the_headline(
     headline = [line for line in out.splitlines() if line.startswith(("alpha", "broken"))]
     assert len(headline) == 2 and headline[1].split()[1] == "-"
 
-    distances = storage.read_table(spark, warehouse, "distances", config)
-    summary = storage.read_table(spark, warehouse, "summary", config)
-    histograms = storage.read_table(spark, warehouse, "histograms", config)
+    distances = Warehouse(spark, warehouse, config).read("distances")
+    summary = Warehouse(spark, warehouse, config).read("summary")
+    histograms = Warehouse(spark, warehouse, config).read("histograms")
     assert distances.columns == [f.name for f in ev.DISTANCES.fields]
     assert summary.columns == [f.name for f in ev.SUMMARY.fields]
     assert {r.model for r in distances.select("model").distinct().collect()} == {"alpha", "broken"}
@@ -392,10 +395,10 @@ def test_wvb_evaluate_writes_three_tables_with_settings_and_prints_the_headline(
     broken = distances.where(F.col("model") == "broken")
     assert broken.where(F.col("w1").isNull()).count() == broken.count() > 0
     assert histograms.count() == 2 * distances.count()
-    info = storage.commit_info(warehouse, "distances", config)
+    info = Warehouse(None, warehouse, config).commit_info("distances")["options"]
     assert info["protocol"] == "paper" and info["bootstrap"] == 30 and info["seed"] == 3
     assert info["group_by"] == ["overall", "continent"] and info["models"] == ["alpha", "broken"]
-    assert storage.commit_info(warehouse, "summary", config)["population"] == "paired"
+    assert Warehouse(None, warehouse, config).commit_info("summary")["options"]["population"] == "paired"
 
     assert cli.main(["evaluate", "--warehouse", warehouse, "--models", "nope"]) == 2
     assert "unknown model(s) nope" in capsys.readouterr().err

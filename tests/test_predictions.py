@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wvb_spark import cli, metadata, schemas, storage
+from wvb_spark import cli, metadata, schemas
+from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.errors import WvbError
 from wvb_spark.predictions import number_records, read_records, score_predictions
+from warehouse_helpers import write_build
 
 PROBE_IDS = list(metadata.probe_questions())
 
@@ -232,13 +234,12 @@ def warehouse(spark, frames, tmp_path_factory):
     questions, participants = frames
     root = str(tmp_path_factory.mktemp("warehouse"))
     config = {"storage": {"writer": "offline"}}
-    storage.write_table(spark, questions, root, "questions", config)
-    storage.write_table(spark, participants, root, "participants", config)
+    write_build(spark, root, config, questions=questions, participants=participants)
     return root
 
 
 def _predictions(spark, warehouse):
-    df = storage.read_table(spark, warehouse, "predictions", {"storage": {"writer": "offline"}})
+    df = Warehouse(spark, warehouse, {"storage": {"writer": "offline"}}).read("predictions")
     return {(r["model"], r["question_id"], r["d_interview"], r["status"]) for r in df.collect()}
 
 

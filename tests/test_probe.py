@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from wvb_spark.core.warehouse import Warehouse
 from wvb_spark import config as wvb_config
 from wvb_spark import probe
 from wvb_spark.errors import WvbError
@@ -237,20 +238,20 @@ def metadata_questions(spark):
 
 
 def test_command_writes_probe_and_group_report(spark, tables, tmp_path, capsys):
-    from wvb_spark import cli, storage
+    from wvb_spark import cli
+    from warehouse_helpers import write_build
 
     people, answers, participants, examples = tables
     warehouse = str(tmp_path / "wh")
     config = wvb_config.load(None, ["storage.writer=offline"])
-    storage.write_table(spark, metadata_questions(spark), warehouse, "questions", config)
-    storage.write_table(spark, participants, warehouse, "participants", config)
-    storage.write_table(spark, examples, warehouse, "examples", config, partition_by=("split",))
+    write_build(spark, warehouse, config, questions=metadata_questions(spark), participants=participants,
+                examples=examples)
 
     # defaults: the 36 probe questions; only Q1..Q3 have answers here
     assert cli.main(["probe", "--warehouse", warehouse, "--set", "storage.writer=offline"]) == 0
     out = capsys.readouterr().out
-    written = storage.read_table(spark, warehouse, "probe", config).toPandas()
-    groups = storage.read_table(spark, warehouse, "probe_groups", config).toPandas()
+    written = Warehouse(spark, warehouse, config).read("probe").toPandas()
+    groups = Warehouse(spark, warehouse, config).read("probe_groups").toPandas()
     sizes = expected_eligible(people, answers).groupby(["question_id", *GROUP_BY]).size()
     expected = {key: 5 for key, n in sizes.items() if n >= 6}
     assert written.groupby(["question_id", *GROUP_BY]).size().to_dict() == expected
@@ -259,16 +260,16 @@ def test_command_writes_probe_and_group_report(spark, tables, tmp_path, capsys):
     kept = len(expected)
     assert (groups["status"] == "kept").sum() == kept
     assert f"{36 * 8} in all, {kept} kept ({5 * kept} rows), {36 * 8 - kept} skipped" in out
-    info = storage.commit_info(warehouse, "probe", config)
-    assert info["skipped_groups"] == str(36 * 8 - kept) and info["seed"] == "0"
+    info = Warehouse(None, warehouse, config).commit_info("probe")
+    assert info["counts"]["skipped_groups"] == 36 * 8 - kept and info["options"]["seed"] == 0
 
     # the same command again gives the same table; another seed another one
     assert cli.main(["probe", "--warehouse", warehouse, "--set", "storage.writer=offline"]) == 0
-    again = storage.read_table(spark, warehouse, "probe", config).toPandas()
+    again = Warehouse(spark, warehouse, config).read("probe").toPandas()
     assert again.values.tolist() == written.values.tolist()
     assert cli.main(["probe", "--warehouse", warehouse, "--seed", "9", "--questions", "Q1,Q2",
                      "--set", "storage.writer=offline"]) == 0
-    other = storage.read_table(spark, warehouse, "probe", config).toPandas()
+    other = Warehouse(spark, warehouse, config).read("probe").toPandas()
     assert set(other["question_id"]) == {"Q1", "Q2"}
     assert set(zip(other["question_id"], other["d_interview"])) != \
         set(zip(written.loc[written["question_id"] != "Q3", "question_id"],

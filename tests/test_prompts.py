@@ -164,7 +164,8 @@ def test_single_file_is_in_question_then_respondent_order(spark, warehouse_frame
 
 @pytest.fixture(scope="module")
 def warehouse(spark, warehouse_frames, tmp_path_factory):
-    from wvb_spark import storage
+    from wvb_spark.core.warehouse import Warehouse
+    from warehouse_helpers import conform, write_build
 
     people, questions = warehouse_frames
     questions = questions.selectExpr("question_id", "text", "'c' as category", "'value' as use_case", "scale_min",
@@ -172,15 +173,14 @@ def warehouse(spark, warehouse_frames, tmp_path_factory):
                                      "cast(null as map<int,string>) as labels", "true as is_probe")
     root = str(tmp_path_factory.mktemp("warehouse"))
     config = {"storage": {"writer": "offline"}}
-    storage.write_table(spark, people, root, "participants", config)
-    storage.write_table(spark, questions, root, "questions", config)
-    storage.write_table(spark, spark.createDataFrame(
-        [("Q2", 484070001, "valid"), ("Q1", 36070002, "valid"), ("Q1", 484070001, "valid")],
-        "question_id string, d_interview long, split string"), root, "probe", config)
-    storage.write_table(spark, spark.createDataFrame(
+    examples = spark.createDataFrame(
         [(36070001, "Q10", 3, "train"), (36070001, "Q1", 2, "train"), (36070002, "Q1", 1, "test"),
-         (484070001, "Q2", 4, "train")],
-        schemas.EXAMPLES), root, "examples", config, partition_by=("split",))
+         (484070001, "Q2", 4, "train")], schemas.EXAMPLES)
+    write_build(spark, root, config, participants=people, questions=questions, examples=examples)
+    probe = spark.createDataFrame(
+        [("Q2", 484070001, "valid"), ("Q1", 36070002, "valid"), ("Q1", 484070001, "valid")],
+        "question_id string, d_interview long, split string")
+    Warehouse(spark, root, config).write("probe", conform(probe, "probe"), stage="test")
     return root
 
 

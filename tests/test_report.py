@@ -15,9 +15,9 @@ import pyspark
 import pytest
 from PIL import Image
 
-from wvb_spark import cli, schemas, storage
-from wvb_spark.build import BUILD_RUNS
-from wvb_spark.evaluate import DISTANCES, SUMMARY
+from wvb_spark import cli, schemas
+from wvb_spark.core.warehouse import Warehouse
+from wvb_spark.schemas import BUILD_RUNS, DISTANCES, SUMMARY
 from wvb_spark.report import order_models, order_values, question_order
 
 CONFIG = {"storage": {"writer": "offline"}}
@@ -87,18 +87,19 @@ def distance_rows() -> list[tuple]:
 def warehouse(spark, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("report-warehouse"))
     # version 0 of summary holds other numbers: the report must read the latest (version 1)
-    storage.write_table(spark, spark.createDataFrame(summary_rows(offset=1.0), SUMMARY), root, "summary", CONFIG,
-                        commit_info={"operation": "wvb evaluate", "stale": True})
-    storage.write_table(spark, spark.createDataFrame(summary_rows(), SUMMARY), root, "summary", CONFIG,
-                        commit_info=SETTINGS)
-    storage.write_table(spark, spark.createDataFrame(distance_rows(), DISTANCES), root, "distances", CONFIG,
-                        partition_by=["model"], commit_info=SETTINGS)
+    tables = Warehouse(spark, root, CONFIG)
+    tables.write("summary", spark.createDataFrame(summary_rows(offset=1.0), SUMMARY), stage="wvb evaluate",
+                 options={"stale": True})
+    tables.write("summary", spark.createDataFrame(summary_rows(), SUMMARY), stage="wvb evaluate",
+                 options=SETTINGS)
+    tables.write("distances", spark.createDataFrame(distance_rows(), DISTANCES), stage="wvb evaluate",
+                 options=SETTINGS)
     questions = [(q, f"text of {q}", category, "value", 1, 4, "ordinal", None, True) for q, category in QUESTIONS]
-    storage.write_table(spark, spark.createDataFrame(questions, schemas.QUESTIONS), root, "questions", CONFIG)
+    tables.write("questions", spark.createDataFrame(questions, schemas.QUESTIONS), stage="wvb build")
     run = (1, datetime.datetime(2024, 5, 1, 12, 0), "wvs.csv", "paper", 1000, 990, 10,
            {"duplicate_id": 4, "unknown_country": 6}, 7, {"code_-1": 120, "code_-2": 30}, 20000,
            {"train": 14000, "test": 3000, "valid": 3000}, {"questions": 0}, 12.5, "0.1.0", "4.2.0")
-    storage.write_table(spark, spark.createDataFrame([run], BUILD_RUNS), root, "build_runs", CONFIG)
+    tables.write("build_runs", spark.createDataFrame([run], BUILD_RUNS), stage="wvb build")
     return root
 
 

@@ -64,6 +64,28 @@ def get_spark(config: dict, extra_java_options: str = "") -> SparkSession:
     return spark
 
 
+def _with_delta(builder, config: dict):
+    """Add Delta's jars and extension unless the offline commit was asked for; `auto` falls
+    back to it with one line on stderr when the jars cannot be had."""
+    from wvb_spark.core import delta_jars
+
+    writer = (config.get("storage") or {}).get("writer", "auto")
+    if writer == "offline":
+        return builder
+    jars = delta_jars.resolve(config, may_fetch=True)
+    if jars is None:
+        why = "not fetched, and the last fetch failed" if delta_jars.recently_failed(config) else "no jars"
+        if writer == "native":
+            raise WvbError(NATIVE_UNAVAILABLE.format(why=why))
+        print("wvb: Delta's jars are not available; tables are written with the offline commit "
+              "(`wvb delta-jars` fetches them)", file=sys.stderr)
+        return builder
+    builder = builder.config("spark.jars", ",".join(jars))
+    for key, value in DELTA_SETTINGS.items():
+        builder = builder.config(key, value)
+    return builder
+
+
 @functools.cache
 def _check_runtime() -> None:
     """Once per process: one line when the runtime's pyspark is outside the supported range."""

@@ -183,7 +183,7 @@ def read_lines(spark: SparkSession, path: str, separator: str = ",") -> DataFram
         F.monotonically_increasing_id().alias("_position"),
         F.regexp_replace("value", "\r$", "").alias("line"),
     )
-    quotes = F.length("line") - F.length(F.regexp_replace("line", QUOTE, ""))
+    quotes = F.length("line") - F.length(F.translate("line", QUOTE, ""))
     opens, closes = quote_patterns(separator)
     # One pass collects the per-partition line counts (to number lines) and, for the lines
     # with an odd number of quotes (the only ones that can open or close a quoted field

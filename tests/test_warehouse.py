@@ -189,3 +189,13 @@ def test_vacuum_keeps_the_last_completed_build(spark, tmp_path):
     warehouse.vacuum(retain_hours=0)
     assertDataFrameEqual(Warehouse(spark, root, config).read("participants").select("d_interview"),
                          people.select("d_interview"))
+
+
+def test_an_offline_first_commit_that_lost_the_creation_race_to_another_partition_is_retried(
+        spark, tmp_path, monkeypatch):
+    warehouse = Warehouse(spark, str(tmp_path), settings("offline"))
+    _race(monkeypatch, lambda: warehouse.write("predictions", predictions(spark, "b", 5), stage="t",
+                                               replace={"model": "b"}))
+
+    assert warehouse.write("predictions", predictions(spark, "a", 2), stage="t", replace={"model": "a"}) == 1
+    assert warehouse.partition_rows("predictions", "model") == {"a": 2, "b": 5}

@@ -517,7 +517,9 @@ def _refuse_unless_disjoint(location, seen, latest, replace) -> None:
     partitions than ours and changed neither schema nor protocol."""
     first = 0 if seen is None else seen + 1
     for version in range(first, latest + 1):
-        if replace is None or _touches(commit_actions(location, version), replace):
+        # A table created meanwhile (version 0) is fine to replace partitions in: its
+        # schema and partitioning are checked against ours before committing.
+        if replace is None or _touches(commit_actions(location, version), replace, version == 0):
             raise WvbError(f"{location} was changed by another writer ({describe_commit(location, version)}) "
                            f"while this run wrote it; nothing was committed - rerun when it has "
                            f"finished", exit_code=CONFLICT_EXIT)
@@ -540,9 +542,9 @@ def _describe(replace: dict) -> str:
     return ", ".join(f"{key} in {[str(v) for v in values]}" for key, values in sorted(replace.items()))
 
 
-def _touches(actions: list[dict], replace: dict) -> bool:
+def _touches(actions: list[dict], replace: dict, creation: bool = False) -> bool:
     for action in actions:
-        if "metaData" in action or "protocol" in action:
+        if ("metaData" in action or "protocol" in action) and not creation:
             return True
         change = action.get("add") or action.get("remove")
         if change is None:

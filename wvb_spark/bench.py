@@ -160,12 +160,26 @@ def _model_counts(value: str) -> list[int]:
     return counts
 
 
-STAGES = {"synth": bench_synth, "build": bench_build, "evaluate": bench_evaluate}
+def bench_commits(args, workdir: Path) -> list[str]:
+    """Commit cost against history: 200 small writes per writer, first vs last."""
+    lines = []
+    for writer in ("offline", "native"):
+        try:
+            run = _run([sys.executable, "-m", "wvb_spark.bench_commits", "--writer", writer, "--writes", "200"])
+        except WvbError as error:
+            lines.append(f"{writer}: not measured ({error})")
+            continue
+        lines += [line for line in run.stdout.splitlines() if line.startswith(writer)]
+    return lines
+
+
+STAGES = {"synth": bench_synth, "build": bench_build, "evaluate": bench_evaluate, "commits": bench_commits}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stages", default="synth,build",
-                        help=f"comma-separated stages to time, from: {', '.join(STAGES)} (default synth,build)")
+                        help=f"comma-separated stages to time, from: {', '.join(STAGES)} (default synth,build; "
+                             "commits: 200 small writes per writer, first against last)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per stage; the median is reported (default 3)")
     parser.add_argument("--respondents", type=int, default=94_728, help="synthetic file size (default 94,728)")
     parser.add_argument("--workdir", default="data/bench", help="where inputs and warehouses go (default data/bench)")

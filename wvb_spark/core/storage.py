@@ -380,7 +380,9 @@ def _lay_out(df: DataFrame, partition_by: list, sort_within: list, range_files: 
 
 # --------------------------------------------------------------------------- native
 
-def _write_native(spark, df, location, partition_by, replace, metadata) -> int:
+def delta_writer(df: DataFrame, partition_by: list, replace: dict | None, metadata: dict):
+    """Delta's Spark writer set up for one overwrite: the whole table (schema may change)
+    or, with `replace` ({column: values}), only those partitions; metadata as userMetadata."""
     writer = df.write.format("delta").mode("overwrite")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
@@ -391,7 +393,11 @@ def _write_native(spark, df, location, partition_by, replace, metadata) -> int:
         writer = writer.option("replaceWhere", predicate)
     else:
         writer = writer.option("overwriteSchema", "true")
-    writer = writer.option("userMetadata", json.dumps(metadata, sort_keys=True, default=str))
+    return writer.option("userMetadata", json.dumps(metadata, sort_keys=True, default=str))
+
+
+def _write_native(spark, df, location, partition_by, replace, metadata) -> int:
+    writer = delta_writer(df, partition_by, replace, metadata)
     try:
         writer.save(location)
     except Exception as error:  # noqa: BLE001 - py4j/pyspark wrap Delta's Java exceptions

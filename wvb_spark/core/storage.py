@@ -397,20 +397,28 @@ def delta_writer(df: DataFrame, partition_by: list, replace: dict | None, metada
 
 
 def _write_native(spark, df, location, partition_by, replace, metadata) -> int:
-    writer = delta_writer(df, partition_by, replace, metadata)
-    try:
-        writer.save(location)
-    except Exception as error:  # noqa: BLE001 - py4j/pyspark wrap Delta's Java exceptions
-        if "DELTA_REPLACE_WHERE_MISMATCH" in str(error):
-            raise WvbError(f"replace {_describe(replace)}: the rows to write also hold other "
-                           f"partitions; nothing was committed to {location}", exit_code=1) from None
-        if not any(name in str(error) for name in NATIVE_CONFLICTS):
-            raise
-        latest = latest_version(location)
-        other = describe_commit(location, latest) if latest is not None else "another writer"
-        raise WvbError(f"{location} was changed by another writer ({other}) while this run "
-                       f"wrote it; nothing was committed - rerun when it has finished",
-                       exit_code=CONFLICT_EXIT) from None
+    """Delta's own writer and conflict detection. Delta does not settle two writers that
+    both create a table: a partition replacement that lost only that race runs again
+    on the table the winner created (Delta then checks the partitions itself)."""
+    created_meanwhile_may_retry = replace is not None and not exists(location)
+    while True:
+        try:
+            delta_writer(df, partition_by, replace, metadata).save(location)
+            break
+        except Exception as error:  # noqa: BLE001 - py4j/pyspark wrap Delta's Java exceptions
+            if "DELTA_REPLACE_WHERE_MISMATCH" in str(error):
+                raise WvbError(f"replace {_describe(replace)}: the rows to write also hold other "
+                               f"partitions; nothing was committed to {location}", exit_code=1) from None
+            if not any(name in str(error) for name in NATIVE_CONFLICTS):
+                raise
+            if created_meanwhile_may_retry and exists(location):
+                created_meanwhile_may_retry = False
+                continue
+            latest = latest_version(location)
+            other = describe_commit(location, latest) if latest is not None else "another writer"
+            raise WvbError(f"{location} was changed by another writer ({other}) while this run "
+                           f"wrote it; nothing was committed - rerun when it has finished",
+                           exit_code=CONFLICT_EXIT) from None
     version = version_of_run(location, metadata["run_id"])
     if version is None:
         raise WvbError(f"{location}: the commit of run {metadata['run_id']} is not in the log",

@@ -47,6 +47,14 @@ class Warehouse:
     """Tables at `<root>/<name>`. `spark` may be None for commands that only read the
     Delta log (vacuum, partition counts): the log is read with deltalake."""
 
+    def __new__(cls, spark: SparkSession | None = None, root: str = "", settings: dict | None = None):
+        """A root `uc://catalog.schema` holds metastore tables instead (core.catalog)."""
+        if cls is Warehouse and str(root).startswith("uc://"):
+            from wvb_spark.core.catalog import CatalogWarehouse
+
+            return super().__new__(CatalogWarehouse)
+        return super().__new__(cls)
+
     def __init__(self, spark: SparkSession | None, root: str, settings: dict):
         self.spark = spark
         self.root = str(root)

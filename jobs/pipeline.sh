@@ -4,21 +4,24 @@
 # (tests/test_cluster.py) and the submit container of docker/compose.yaml both run this
 # script, so what the tests run is what the image runs.
 #
-#   jobs/pipeline.sh [STAGE ...]      stages: build probe baselines predictions evaluate report
-#                                     (default: all of them, in that order)
+#   jobs/pipeline.sh [STAGE ...]      stages: build probe baselines simulate-model predictions
+#                                     evaluate report (default: all of them, in that order;
+#                                     with your own model's file, leave out simulate-model)
 #   jobs/pipeline.sh --print STAGE    print the stage's spark-submit command, run nothing
 #
 # Environment:
 #   SPARK_MASTER      master URL, e.g. spark://127.0.0.1:7077                     (required)
 #   WVB_WAREHOUSE     warehouse root, the same path for driver and executors      (required)
 #   WVB_RAW           the raw WVS CSV, readable by driver and executors           (build)
-#   WVB_MODEL, WVB_MODEL_FILE  a model's answers to import                        (predictions)
+#   WVB_MODEL, WVB_MODEL_FILE  the model and its answers file, written by simulate-model
+#                     (a demo model with a known bias) and imported by predictions
 #   WVB_OUT           report directory on the driver           [$WVB_WAREHOUSE/report]
 #   WVB_PY_FILES      the package for --py-files               [dist/wvb_spark-<version>.zip]
 #   WVB_ENV_ARCHIVE   packed dependencies (make dist-env): sent with --archives, executors run
 #                     ./env/bin/python                         [executors use PYSPARK_PYTHON]
-#   WVB_DELTA_JARS    comma list of Delta's jars (`wvb delta-jars`, or the image's): native
-#                     Delta with its extension and catalog     [none: the offline commit]
+#   WVB_DELTA_JARS    comma list of Delta's jars: native Delta with its extension and catalog
+#   WVB_DELTA_JARS_DIR  or the folder `wvb delta-jars` filled (its jars.txt lists them)
+#                                                              [neither: the offline commit]
 #   WVB_CONF          settings file                            [conf/cluster.yaml]
 #   WVB_SET           space-separated KEY=VALUE settings, each passed as --set
 #   WVB_SUBMIT_OPTIONS  more spark-submit options, space-separated (e.g. --executor-memory 1g)
@@ -27,7 +30,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
-all_stages=(build probe baselines predictions evaluate report)
+all_stages=(build probe baselines simulate-model predictions evaluate report)
 
 need() {  # need VAR STAGE: a one-line error when a required variable is empty
   if [ -z "${!1:-}" ]; then
@@ -40,6 +43,9 @@ stage_arguments() {  # the options of `wvb <stage>` for STAGE
   case "$1" in
     build) need WVB_RAW build; printf '%s\n' --raw "$WVB_RAW" --warehouse "$WVB_WAREHOUSE" ;;
     probe | baselines | evaluate) printf '%s\n' --warehouse "$WVB_WAREHOUSE" ;;
+    simulate-model)
+      need WVB_MODEL_FILE simulate-model
+      printf '%s\n' --warehouse "$WVB_WAREHOUSE" --out "$WVB_MODEL_FILE" --shift 1 --seed 7 ;;
     predictions)
       need WVB_MODEL predictions; need WVB_MODEL_FILE predictions
       printf '%s\n' import --warehouse "$WVB_WAREHOUSE" --model "$WVB_MODEL" --file "$WVB_MODEL_FILE" ;;
@@ -62,13 +68,17 @@ submit_command() {  # the whole spark-submit command for STAGE, one word per lin
     printf '%s\n' --archives "$WVB_ENV_ARCHIVE#env" --conf spark.pyspark.python=./env/bin/python \
       --conf "spark.pyspark.driver.python=${PYSPARK_DRIVER_PYTHON:-python3}"
   fi
-  if [ -n "${WVB_DELTA_JARS:-}" ]; then
-    printf '%s\n' --jars "$WVB_DELTA_JARS" \
+  local jars="${WVB_DELTA_JARS:-}"
+  if [ -z "$jars" ] && [ -n "${WVB_DELTA_JARS_DIR:-}" ]; then
+    jars="$(sed "s|^|$WVB_DELTA_JARS_DIR/|" "$WVB_DELTA_JARS_DIR/jars.txt" | paste -sd, -)"
+  fi
+  if [ -n "$jars" ]; then
+    printf '%s\n' --jars "$jars" \
       --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension \
       --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog
   fi
   for option in ${WVB_SUBMIT_OPTIONS:-}; do printf '%s\n' "$option"; done
-  printf '%s\n' "$here/$stage.py"
+  printf '%s\n' "$here/${stage//-/_}.py"
   stage_arguments "$stage"
   printf '%s\n' --conf "${WVB_CONF:-$root/conf/cluster.yaml}"
   for setting in ${WVB_SET:-}; do printf '%s\n' --set "$setting"; done

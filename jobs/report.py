@@ -1,14 +1,21 @@
-"""spark-submit entry point for `wvb report`: same options as the CLI, e.g.
+"""spark-submit entry point for `wvb report`: the same options as the CLI, e.g.
 
-    spark-submit jobs/report.py --warehouse s3://bucket/wvb ...
+    spark-submit --master spark://host:7077 --py-files dist/wvb_spark-<version>.zip \
+      jobs/report.py --warehouse /shared/wvb ...
 
-The session is spark-submit's; wvb_spark must be importable on the driver and the
-executors (pip install, or --py-files dist/wvb_spark-*.whl).
+The session is spark-submit's. wvb_spark reaches driver and executors as the zip of
+`make dist` (--py-files takes .zip, not wheels); its dependencies must be on the nodes
+or come with --archives dist/env.tar.gz#env (`make dist-env`). jobs/pipeline.sh runs
+every stage this way; README "Running on a cluster" has the whole recipe.
 """
 
 import sys
 
-from wvb_spark.cli import main
+try:
+    from wvb_spark.cli import main
+except ModuleNotFoundError as error:
+    sys.exit(f"jobs/report.py: cannot import {error.name}: pass --py-files dist/wvb_spark-<version>.zip "
+             f"(make dist) and make the dependencies importable (make dist-env)")
 
 if __name__ == "__main__":
     sys.exit(main(["report", *sys.argv[1:]]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from importlib import resources
 
@@ -61,7 +62,35 @@ def get_spark(config: dict, extra_java_options: str = "") -> SparkSession:
     spark = builder.getOrCreate()
     if not launched_by_spark_submit:
         spark.sparkContext.setLogLevel(spark_conf.get("log_level", "ERROR"))
+    elif not str(spark.conf.get("spark.master", "")).startswith("local"):
+        check_executors(spark)
     return spark
+
+
+def _imports_on_executor(batches):
+    """Runs on an executor: unpickling this function imports wvb_spark.session there, and
+    the body imports what the stages' Python code needs."""
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+    import yaml  # noqa: F401
+
+    yield from batches
+
+
+def check_executors(spark: SparkSession) -> None:
+    """One tiny task before any work: can the executors' Python import wvb_spark and its
+    dependencies? If not, one line saying how to ship them, instead of a task's
+    traceback minutes into the job."""
+    try:
+        spark.range(1).mapInArrow(_imports_on_executor, "id long").collect()
+    except Exception as error:  # noqa: BLE001 - the task's error arrives wrapped by py4j/pyspark
+        missing = re.search(r"No module named '([\w.]+)'", str(error))
+        if missing is None:
+            raise
+        raise WvbError(f"the executors' Python cannot import {missing.group(1)}: ship wvb_spark with "
+                       f"--py-files dist/wvb_spark-<version>.zip (make dist) and the dependencies with "
+                       f"--archives dist/env.tar.gz#env (make dist-env) or on the nodes; see README "
+                       f"\"Running on a cluster\"", exit_code=2) from None
 
 
 def _with_delta(builder, config: dict):

@@ -89,15 +89,23 @@ def _copy(source: str, target: Path) -> str:
     return str(target)
 
 
+def _files_under(folder: Path) -> set[Path]:
+    """Every path below `folder`, tolerating the directories Spark removes while we list."""
+    found = set()
+    for parent, directories, files in os.walk(folder, onerror=lambda error: None):
+        found.update(Path(parent) / name for name in directories + files)
+    return found
+
+
 def _kill_after_a_task_finished(process: subprocess.Popen, table: Path, writer: str) -> None:
     """SIGKILL the command's process group as soon as a write task of `table` has finished:
     offline, a committed task directory of its run; native, a closed data file (Hadoop
     writes the checksum file when the data file is closed)."""
-    before = set(table.rglob("*")) if table.exists() else set()
+    before = _files_under(table)
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         if table.exists():
-            new = [p for p in table.rglob("*") if p not in before]
+            new = [p for p in _files_under(table) if p not in before]
             if writer == "offline" and any("task_" in str(p) and p.suffix == ".parquet" for p in new):
                 break
             if writer == "native" and any(p.name.endswith(".parquet.crc") for p in new):

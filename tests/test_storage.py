@@ -282,6 +282,11 @@ def test_an_empty_dataframe_makes_a_valid_empty_version(spark, tmp_path, writer)
     assert len(actions(table, 2, "remove")) == 3
     assert read(spark, table, writer, version=1).count() == 6
 
+    # an empty table overwritten by no rows is still a version, carrying its run's metadata
+    assert write(spark, empty, table, writer, BY_SPLIT, metadata={"run_id": "again-empty"}) == 3
+    assert storage.version_of_run(table, "again-empty") == 3
+    assert read(spark, table, writer).count() == 0
+
 
 def test_overwrite_may_change_schema_and_partitioning(spark, tmp_path, writer):
     table = str(tmp_path / "participants")

@@ -12,7 +12,6 @@ e.g. `uc://spark_catalog.default` in a session with Delta's catalog (the tests d
 
 from __future__ import annotations
 
-import json
 import re
 
 from pyspark.sql import DataFrame, SparkSession
@@ -149,17 +148,7 @@ class CatalogWarehouse(Warehouse):
 
     def _save(self, df: DataFrame, name: str, partition_by: list, replace: dict | None, metadata: dict) -> None:
         self._require_delta()
-        writer = df.write.format("delta").mode("overwrite")
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        if replace and self.exists(name):
-            predicate = " AND ".join(
-                f"{storage._sql_identifier(key)} IN ({', '.join(storage._sql_literal(v) for v in values)})"
-                for key, values in sorted(replace.items()))
-            writer = writer.option("replaceWhere", predicate)
-        else:
-            writer = writer.option("overwriteSchema", "true")
-        writer = writer.option("userMetadata", json.dumps(metadata, sort_keys=True, default=str))
+        writer = storage.delta_writer(df, partition_by, replace if self.exists(name) else None, metadata)
         try:
             writer.saveAsTable(self.location(name))
         except Exception as error:  # noqa: BLE001 - Delta's Java exceptions come wrapped

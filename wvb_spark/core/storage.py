@@ -383,6 +383,9 @@ def _lay_out(df: DataFrame, partition_by: list, sort_within: list, range_files: 
 def delta_writer(df: DataFrame, partition_by: list, replace: dict | None, metadata: dict):
     """Delta's Spark writer set up for one overwrite: the whole table (schema may change)
     or, with `replace` ({column: values}), only those partitions; metadata as userMetadata."""
+    # Delta skips the commit of a write that changes no file (an empty table overwritten
+    # by no rows), and with it the run's metadata: builds record the versions they wrote.
+    df.sparkSession.conf.set("spark.databricks.delta.skipRecordingEmptyCommits", "false")
     writer = df.write.format("delta").mode("overwrite")
     if partition_by:
         writer = writer.partitionBy(*partition_by)

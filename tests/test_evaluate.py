@@ -89,7 +89,7 @@ def tables(spark, frames):
     e = spark.createDataFrame(examples, schemas.EXAMPLES)
     records = [tuple(None if (isinstance(v, float) and math.isnan(v)) else v for v in r)
                for r in predictions.itertuples(index=False)]
-    records = [(m, qid, int(d), raw, score, status, dist, pm, src)
+    records = [(m, qid, int(d), raw, score, status, dist, pm, src, None, None, None)
                for m, qid, d, raw, score, status, dist, pm, src in records]
     pr = spark.createDataFrame(records, schemas.PREDICTIONS)
     return {"questions": q, "participants": p, "examples": e, "predictions": pr}

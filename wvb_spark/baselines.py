@@ -152,6 +152,9 @@ def to_predictions(rows: DataFrame, model: str) -> DataFrame:
         F.col("distribution"),
         F.lit(PARSE_METHOD).alias("parse_method"),
         F.col("source"),
+        F.lit(None).cast("double").alias("off_scale_mass"),
+        F.lit(None).cast("int").alias("n_samples"),
+        F.lit(None).cast("int").alias("n_unusable"),
     ).select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schemas.PREDICTIONS.fields])
 
 

@@ -28,11 +28,7 @@ from pyspark.sql import functions as F
 
 from wvb_spark import metadata
 from wvb_spark.errors import WvbError
-
-VARIANTS = {"with-demographics": "wd", "without-demographics": "nd"}
-CUSTOM_ID_PREFIX = "wvb"
-CUSTOM_ID_PATTERN = re.compile(r"^wvb-(.+)-(\d+)-(wd|nd)$")
-CUSTOM_ID_REGEX = CUSTOM_ID_PATTERN.pattern  # the same pattern, for Spark's regexp_extract
+from wvb_spark.output_formats import CUSTOM_ID_PREFIX, VARIANTS, custom_id, parse_custom_id  # noqa: F401
 
 # Listed first, as in the published example prompt; then the other demographic variables.
 LEADING_DEMOGRAPHICS = ("B_COUNTRY", "H_URBRURAL", "Q275")
@@ -46,23 +42,10 @@ ITEM_PLACEHOLDERS = ("number", "question", "answer", "variable")
 
 # --------------------------------------------------------------------------- custom ids
 
-def custom_id(question_id: str, d_interview: int, variant: str) -> str:
-    """`wvb-<question_id>-<d_interview>-<wd|nd>`, e.g. wvb-Q1-156070594-wd."""
-    return f"{CUSTOM_ID_PREFIX}-{question_id}-{int(d_interview)}-{VARIANTS[variant]}"
-
-
-def parse_custom_id(value: str) -> tuple[str, int, str] | None:
-    """(question_id, d_interview, variant) from a custom_id, None if it is not one of ours."""
-    match = CUSTOM_ID_PATTERN.match(value.strip()) if value else None
-    if not match:
-        return None
-    codes = {code: name for name, code in VARIANTS.items()}
-    return match.group(1), int(match.group(2)), codes[match.group(3)]
-
-
-def custom_id_column(question_id: Column, d_interview: Column, variant: str) -> Column:
-    return F.concat_ws("-", F.lit(CUSTOM_ID_PREFIX), question_id, d_interview.cast("string"),
-                       F.lit(VARIANTS[variant]))
+def custom_id_column(question_id: Column, d_interview: Column, variant: str, elicit: Column | None = None) -> Column:
+    """The custom_id of output_formats.custom_id as a Spark column (elicit: its suffix, or none)."""
+    parts = [F.lit(CUSTOM_ID_PREFIX), question_id, d_interview.cast("string"), F.lit(VARIANTS[variant])]
+    return F.concat_ws("-", *parts, *([elicit] if elicit is not None else []))
 
 
 # --------------------------------------------------------------------------- template

@@ -312,7 +312,9 @@ def read_line(line: str, want: str | None = None, mapped_id: str | None = None) 
             method = {"top_logprobs": "chat_logprobs", "samples": "samples"}.get(want)
             return LineRecord("failed", "openai_chat", payload=None, payload_kind=_payload_kind(want),
                               method=method, raw=f"request failed: {reason}", **key)
-        kind, shape_, payload, payload_kind, method = _from_openai_body(body, want)
+        # a forced kind this envelope cannot hold: say what the line does hold
+        kind, shape_, payload, payload_kind, method = _from_openai_body(
+            body, want if want in ("text", "samples", "top_logprobs") else None)
         return answer(kind, shape_, payload, payload_kind, method)
     if obj.get("error") is not None and response is None:  # an error-file line
         method = {"top_logprobs": "chat_logprobs", "samples": "samples"}.get(want)

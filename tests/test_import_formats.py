@@ -1,0 +1,144 @@
+"""Import of every answer shape: batch output with top log-probabilities (chat and legacy
+completions), sampled and verbalised answers, Anthropic / Bedrock / Together batches,
+lm-evaluation-harness samples. Expected distributions are computed here with numpy from
+the numbers in the fixture, never taken from the code under test.
+
+Fixtures under tests/fixtures/batch/ follow the JSONL shapes of the vendors' documentation
+and were written by hand (see that folder's README); the lm-evaluation-harness file under
+tests/fixtures/lm_eval/ was produced by the real harness.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from wvb_spark import cli, metadata, schemas
+from wvb_spark.core.warehouse import Warehouse
+from wvb_spark.errors import WvbError
+from wvb_spark.predictions import read_records, score_predictions
+from test_predictions import participant_rows, question_rows
+from warehouse_helpers import write_build
+
+PEOPLE = ["484070001", "36070002"]
+QUESTIONS = list(metadata.probe_questions()) + ["Q94"]
+BATCH = os.path.join(os.path.dirname(__file__), "fixtures", "batch")
+
+
+@pytest.fixture(scope="module")
+def frames(spark):
+    participants = spark.createDataFrame(participant_rows(PEOPLE), schemas.participants_schema())
+    questions = spark.createDataFrame(question_rows(QUESTIONS), schemas.QUESTIONS)
+    return questions, participants
+
+
+def scored(spark, frames, path, fmt="auto", **files):
+    questions, participants = frames
+    raw, parse = read_records(spark, str(path), fmt, **files)
+    rows = score_predictions(raw, questions, participants, "m", parse_payloads=parse).collect()
+    return sorted(rows, key=lambda r: (r["source"] or ""))
+
+
+def by_hand(pairs, low, high):
+    """Distribution over low..high and off-scale mass from (token, logprob) pairs, by hand."""
+    weights = np.zeros(high - low + 1)
+    for token, logprob in pairs:
+        text = token.strip()
+        if text.isdigit() and low <= int(text) <= high:
+            weights[int(text) - low] += np.exp(logprob)
+    return weights / weights.sum(), 1.0 - weights.sum()
+
+
+def test_openai_chat_logprobs_with_error_file(spark, frames):
+    rows = scored(spark, frames, f"{BATCH}/openai_chat_logprobs.jsonl", errors=f"{BATCH}/openai_errors.jsonl")
+    assert len(rows) == 7  # 6 lines + 1 error-file line: every record a row
+    got = {r["source"]: r for r in rows}
+    q1 = got["openai_chat_logprobs.jsonl:1"]
+    dist, off = by_hand([("1", -0.3), ("2", -1.9), (" 1", -3.5), ("I", -4.0), ("3", -5.0)], 1, 4)
+    assert q1["status"] == "valid" and q1["parse_method"] == "chat_logprobs"
+    assert q1["distribution"] == pytest.approx(dist.tolist())
+    assert q1["off_scale_mass"] == pytest.approx(off)
+    assert q1["score"] == 1.0  # lower median: P(1) > 1/2
+    refusal = got["openai_chat_logprobs.jsonl:2"]
+    assert (refusal["status"], refusal["distribution"], refusal["parse_method"]) == \
+        ("non_numeric", None, "chat_logprobs")
+    assert refusal["off_scale_mass"] == pytest.approx(1.0)
+    failed = got["openai_chat_logprobs.jsonl:3"]
+    assert failed["status"] == "missing" and failed["parse_method"] == "chat_logprobs"
+    assert "server_error" in failed["raw_score"]
+    ten = got["openai_chat_logprobs.jsonl:4"]  # Q106: scale 1..10; "11" and "0" are off the scale
+    dist, off = by_hand([("10", -0.7), ("1", -1.8), ("9", -2.3), ("11", -3.0), ("0", -3.5)], 1, 10)
+    assert ten["distribution"] == pytest.approx(dist.tolist()) and ten["off_scale_mass"] == pytest.approx(off)
+    assert got["openai_chat_logprobs.jsonl:5"]["status"] == "duplicate"
+    zero_based = got["openai_chat_logprobs.jsonl:6"]  # Q94: scale 0..2
+    dist, off = by_hand([("0", -1.2), ("2", -0.7), ("1", -2.3)], 0, 2)
+    assert zero_based["distribution"] == pytest.approx(dist.tolist())
+    assert zero_based["score"] == 2.0  # cumulative 0.30, 0.40, 1.0
+    error_line = got["openai_errors.jsonl:1"]
+    assert (error_line["question_id"], error_line["status"]) == ("Q46", "missing")
+    assert "rate_limit_exceeded" in error_line["raw_score"]
+
+
+def test_legacy_completions_logprobs(spark, frames):
+    [row] = scored(spark, frames, f"{BATCH}/completions_logprobs.jsonl")
+    dist, off = by_hand([(" 2", -0.5), (" 3", -1.5), (" 1", -3.0), (" The", -3.3)], 1, 4)
+    assert (row["status"], row["parse_method"], row["d_interview"]) == ("valid", "completion_logprobs", 36070002)
+    assert row["distribution"] == pytest.approx(dist.tolist())
+    assert row["off_scale_mass"] == pytest.approx(off)
+
+
+def _chat_line(custom_id, top=None, content="3"):
+    choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+    if top is not None:
+        choice["logprobs"] = {"content": [{"token": top[0][0], "logprob": top[0][1],
+                                           "top_logprobs": [{"token": t, "logprob": lp} for t, lp in top]}]}
+    return json.dumps({"custom_id": custom_id, "response": {"status_code": 200, "body": {"choices": [choice]}}})
+
+
+def test_a_file_mixing_formats_is_an_error_naming_the_line(spark, frames, tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([_chat_line("wvb-Q1-484070001-wd", [("2", -0.1)]),
+                               _chat_line("wvb-Q2-484070001-wd", [("3", -0.1)]),
+                               _chat_line("wvb-Q3-484070001-wd")]) + "\n", encoding="utf-8")
+    with pytest.raises(WvbError, match=r"mixed\.jsonl:3 holds model text, but mixed\.jsonl:1 holds top "
+                                       r"log-probabilities: a file must hold one format"):
+        read_records(spark, str(path), "auto")
+    # forced: the line without log-probabilities is a record without an answer
+    rows = scored(spark, frames, path, "logprobs")
+    assert [r["status"] for r in rows] == ["valid", "valid", "missing"]
+    # forced the other way: the texts are read
+    rows = scored(spark, frames, path, "jsonl")
+    assert [(r["status"], r["parse_method"], r["score"]) for r in rows] == [("valid", "number_in_text", 3.0)] * 3
+
+
+def test_letters_and_forced_token_rules(spark, frames, tmp_path):
+    path = tmp_path / "letters.jsonl"
+    path.write_text(_chat_line("wvb-Q1-484070001-wd-lpl", [("B", -0.4), (" A", -1.9), ("D", -2.6), ("1", -3.0)])
+                    + "\n", encoding="utf-8")
+    [row] = scored(spark, frames, path)
+    weights = np.array([np.exp(-1.9), np.exp(-0.4), 0.0, np.exp(-2.6)])  # A=1, B=2, C=3, D=4; "1" is no letter
+    assert row["distribution"] == pytest.approx((weights / weights.sum()).tolist())
+    assert row["off_scale_mass"] == pytest.approx(1 - weights.sum())
+
+
+def test_cli_import_prints_counts_that_add_up(spark, frames, tmp_path, capsys):
+    questions, participants = frames
+    root = str(tmp_path / "warehouse")
+    write_build(spark, root, {"storage": {"writer": "offline"}}, questions=questions, participants=participants)
+    code = cli.main(["predictions", "import", "--warehouse", root, "--model", "gpt-lp", "--file",
+                     f"{BATCH}/openai_chat_logprobs.jsonl", "--errors", f"{BATCH}/openai_errors.jsonl",
+                     "--set", "storage.writer=offline", "--set", "spark.master=local[1]"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert ("7 rows read; valid 3, missing 2, non_numeric 1, non_integer 0, out_of_range 0, unknown_question 0, "
+            "unknown_participant 0, duplicate 1; parse_method chat_logprobs 7;") in out
+    table = Warehouse(spark, root, {"storage": {"writer": "offline"}}).read("predictions")
+    assert table.count() == 7
+    code = cli.main(["predictions", "import", "--warehouse", root, "--model", "x", "--file",
+                     f"{BATCH}/openai_chat_logprobs.jsonl", "--format", "lm-eval",
+                     "--set", "storage.writer=offline"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "openai_chat_logprobs.jsonl:1 holds top log-probabilities" in err

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 VARIANTS = {"with-demographics": "wd", "without-demographics": "nd"}
 CUSTOM_ID_PREFIX = "wvb"
 # How the request asked for the answer, as the id's optional last part: option
-# log-probabilities with numbered (lp) or lettered (lpl) options, sample k of N (s<k>),
-# or a verbalised distribution (vd). No suffix: today's free-text prompt.
+# log-probabilities with numbered (lp) or lettered (lpl) options, sample k of N (s<k>;
+# `s` alone for one request asking for n samples), or a verbalised distribution (vd).
+# No suffix: the free-text prompt.
 ELICIT_CODES = ("lp", "lpl", "vd")
-CUSTOM_ID_PATTERN = re.compile(r"^wvb-(.+?)-(\d+)-(wd|nd)(?:-(lp|lpl|vd|s\d+))?$")
+CUSTOM_ID_PATTERN = re.compile(r"^wvb-(.+?)-(\d+)-(wd|nd)(?:-(lp|lpl|vd|s\d*))?$")
 
 
 def custom_id(question_id: str, d_interview: int, variant: str, elicit: str | None = None) -> str:

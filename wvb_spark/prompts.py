@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import string
 import uuid
 from dataclasses import dataclass
@@ -35,9 +34,17 @@ LEADING_DEMOGRAPHICS = ("B_COUNTRY", "H_URBRURAL", "Q275")
 # Interview logistics and identifiers rather than attributes of the person.
 EXCLUDED_DEMOGRAPHICS = ("D_INTERVIEW", "J_INTDATE", "N_TOWN")
 
-OUTPUT_COLUMNS = ("custom_id", "question_id", "d_interview", "variant", "system", "prompt", "request")
-PROMPT_PLACEHOLDERS = ("demographics", "question", "question_id", "scale_min", "scale_max")
+OUTPUT_COLUMNS = ("custom_id", "question_id", "d_interview", "sample", "variant", "system", "prompt", "request")
+PROMPT_PLACEHOLDERS = ("demographics", "question", "question_id", "scale_min", "scale_max", "options",
+                       "option_word")
+# How the model is asked (--elicit): the free-text answer of the published prompt; the
+# probabilities of the first token over the numbered options; several sampled free-text
+# answers; or a distribution the model writes out as JSON.
+ELICITATIONS = ("free-text", "logprobs", "sample", "verbalised")
+OPTION_STYLES = ("numbers", "letters")
 ITEM_PLACEHOLDERS = ("number", "question", "answer", "variable")
+ELICITED_KEYS = ("options_with_demographics", "options_without_demographics", "verbalised_with_demographics",
+                 "verbalised_without_demographics")
 
 
 # --------------------------------------------------------------------------- custom ids
@@ -57,9 +64,15 @@ class PromptTemplate:
     without_demographics: str
     demographic_item: str
     demographic_separator: str
+    options_with_demographics: str = ""
+    options_without_demographics: str = ""
+    verbalised_with_demographics: str = ""
+    verbalised_without_demographics: str = ""
 
-    def for_variant(self, variant: str) -> str:
-        return self.with_demographics if variant == "with-demographics" else self.without_demographics
+    def for_variant(self, variant: str, elicit: str = "free-text") -> str:
+        suffix = "with_demographics" if variant == "with-demographics" else "without_demographics"
+        prefix = {"logprobs": "options_", "verbalised": "verbalised_"}.get(elicit, "")
+        return getattr(self, prefix + suffix)
 
 
 def load_template(path: str | None = None) -> PromptTemplate:
@@ -84,6 +97,10 @@ def load_template(path: str | None = None) -> PromptTemplate:
     missing = [key for key in required if not isinstance(raw.get(key), str)]
     if missing:
         raise WvbError(f"{where}: missing text for {', '.join(missing)}")
+    # the option prompts of a user's file default to the built-in ones
+    builtin = raw if path is None else yaml.safe_load(
+        resources.files("wvb_spark").joinpath("resources", "prompt_template.yaml").read_text(encoding="utf-8"))
+    elicited = {key: str(raw.get(key) or builtin[key]) for key in ELICITED_KEYS}
     system = str(raw.get("system") or "")
     template = PromptTemplate(
         # the system message has no placeholders; only $$ -> $ applies
@@ -92,10 +109,12 @@ def load_template(path: str | None = None) -> PromptTemplate:
         without_demographics=raw["without_demographics"],
         demographic_item=raw["demographic_item"],
         demographic_separator=str(raw.get("demographic_separator", "\n")),
+        **elicited,
     )
     for text_, allowed, key in ((template.with_demographics, PROMPT_PLACEHOLDERS, "with_demographics"),
                                 (template.without_demographics, PROMPT_PLACEHOLDERS, "without_demographics"),
-                                (template.demographic_item, ITEM_PLACEHOLDERS, "demographic_item")):
+                                (template.demographic_item, ITEM_PLACEHOLDERS, "demographic_item"),
+                                *[(elicited[k], PROMPT_PLACEHOLDERS, k) for k in ELICITED_KEYS]):
         template_parts(text_, allowed, f"{where}: {key}")
     return template
 
@@ -160,40 +179,106 @@ def demographics_block(variables: list[str], template: PromptTemplate) -> Column
     return F.array_join(lines, template.demographic_separator)
 
 
+@dataclass(frozen=True)
+class Elicitation:
+    """How the requests ask for the answer (--elicit and its options) and what that puts in
+    each request body."""
+
+    how: str = "free-text"
+    options: str = "numbers"        # logprobs: number or letter the options
+    top_logprobs: int = 20          # logprobs: how many alternatives per token
+    samples: int = 10               # sample: answers per (question, respondent)
+    sample_as: str = "requests"     # sample: N requests, or one request with n: N
+    temperature: float | None = None
+
+    def suffix(self) -> str | None:
+        """The custom_id suffix (output_formats.ELICIT_CODES, s<k>); None for free text."""
+        if self.how == "logprobs":
+            return "lpl" if self.options == "letters" else "lp"
+        if self.how == "verbalised":
+            return "vd"
+        return None
+
+    def body_fields(self) -> list[Column]:
+        """What the request body adds to model and messages."""
+        if self.how == "logprobs":
+            return [F.lit(1).alias("max_tokens"), F.lit(True).alias("logprobs"),
+                    F.lit(self.top_logprobs).alias("top_logprobs"),
+                    F.lit(float(0.0 if self.temperature is None else self.temperature)).alias("temperature")]
+        fields = []
+        if self.how == "sample":
+            fields.append(F.lit(float(1.0 if self.temperature is None else self.temperature)).alias("temperature"))
+            if self.sample_as == "n":
+                fields.append(F.lit(self.samples).alias("n"))
+        elif self.temperature is not None:
+            fields.append(F.lit(float(self.temperature)).alias("temperature"))
+        return fields
+
+
+def options_column(labels: Column, scale_min: Column, scale_max: Column, letters: bool = False) -> Column:
+    """The question's answer options, one a line, numbered as the scale ("1. Very important")
+    or lettered ("A. Very important"); a label that is only the number is not repeated."""
+    def line(point):
+        mark = F.char(F.lit(65) + point - scale_min) if letters else point.cast("string")
+        label = F.try_element_at(labels, point.cast("int")) if labels is not None else F.lit(None)
+        named = label.isNotNull() & (F.trim(label) != point.cast("string"))
+        return F.when(named, F.concat(mark, F.lit(". "), label)).otherwise(mark)
+
+    return F.array_join(F.transform(F.sequence(scale_min, scale_max), line), "\n")
+
+
 def render_prompts(rows: DataFrame, participants: DataFrame, questions: DataFrame, *,
                    template: PromptTemplate, variant: str, demographics: list[str], model: str,
-                   url: str = "/v1/chat/completions") -> DataFrame:
-    """One request per (question_id, d_interview) row: custom_id, prompt text and the JSON line.
+                   url: str = "/v1/chat/completions", elicit: Elicitation | None = None) -> DataFrame:
+    """One request per (question_id, d_interview) row (N per row when sampling in separate
+    requests): custom_id, prompt text and the JSON line.
 
     Rows whose respondent or question is absent from `participants` / `questions` are not
     rendered (inner joins); `main` counts them first and refuses such input.
     """
+    elicit = elicit or Elicitation()
     if variant not in VARIANTS:
         raise WvbError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     selected = rows.select("question_id", F.col("d_interview").cast("long").alias("d_interview"))
     people = participants.select("d_interview", *[F.col(v) for v in demographics]) \
         if variant == "with-demographics" else participants.select("d_interview")
-    asked = questions.select("question_id", F.col("text").alias("question_text"), "scale_min", "scale_max")
+    labels = [F.col("labels")] if "labels" in questions.columns else []
+    asked = questions.select("question_id", F.col("text").alias("question_text"), "scale_min", "scale_max",
+                             *labels)
     joined = selected.join(people, on="d_interview", how="inner").join(F.broadcast(asked), on="question_id",
                                                                         how="inner")
+    letters = elicit.how == "logprobs" and elicit.options == "letters"
     values = {
         "demographics": demographics_block(demographics, template) if variant == "with-demographics" else F.lit(""),
         "question": F.col("question_text"),
         "question_id": F.col("question_id"),
         "scale_min": F.col("scale_min"),
         "scale_max": F.col("scale_max"),
+        "options": options_column(F.col("labels") if labels else None, F.col("scale_min"), F.col("scale_max"),
+                                  letters),
+        "option_word": F.lit("letter" if letters else "number"),
     }
-    prompt = template_column(template.for_variant(variant), values, variant.replace("-", "_"))
+    key = ("options_" if elicit.how == "logprobs" else "verbalised_" if elicit.how == "verbalised" else "") \
+        + variant.replace("-", "_")
+    prompt = template_column(template.for_variant(variant, elicit.how), values, key)
     messages = [F.struct(F.lit("user").alias("role"), F.col("prompt").alias("content"))]
     if template.system:
         messages.insert(0, F.struct(F.lit("system").alias("role"), F.col("system").alias("content")))
     request = F.to_json(F.struct(
         F.col("custom_id"), F.lit("POST").alias("method"), F.lit(url).alias("url"),
-        F.struct(F.lit(model).alias("model"), F.array(*messages).alias("messages")).alias("body"),
+        F.struct(F.lit(model).alias("model"), F.array(*messages).alias("messages"),
+                 *elicit.body_fields()).alias("body"),
     ))
+    if elicit.how == "sample" and elicit.sample_as == "requests":
+        joined = joined.withColumn("sample", F.explode(F.sequence(F.lit(1), F.lit(elicit.samples))))
+        suffix = F.concat(F.lit("s"), F.col("sample").cast("string"))
+    else:
+        joined = joined.withColumn("sample", F.lit(None).cast("int"))
+        code = "s" if elicit.how == "sample" else elicit.suffix()
+        suffix = F.lit(code) if code else None
     return (
         joined
-        .withColumn("custom_id", custom_id_column(F.col("question_id"), F.col("d_interview"), variant))
+        .withColumn("custom_id", custom_id_column(F.col("question_id"), F.col("d_interview"), variant, suffix))
         .withColumn("variant", F.lit(variant))
         .withColumn("system", F.lit(template.system) if template.system else F.lit(None).cast("string"))
         .withColumn("prompt", prompt)
@@ -203,12 +288,13 @@ def render_prompts(rows: DataFrame, participants: DataFrame, questions: DataFram
 
 
 def in_question_order(requests: DataFrame) -> DataFrame:
-    """Sorted by question (metadata order, unknown ids last by name), then respondent."""
+    """Sorted by question (metadata order, unknown ids last by name), then respondent, then sample."""
     spark = requests.sparkSession
     order = spark.createDataFrame([(qid, i) for i, qid in enumerate(metadata.questions())],
                                   "question_id string, question_order int")
     return (requests.join(F.broadcast(order), on="question_id", how="left")
-            .orderBy(F.col("question_order").asc_nulls_last(), "question_id", "d_interview")
+            .orderBy(F.col("question_order").asc_nulls_last(), "question_id", "d_interview",
+                     *(["sample"] if "sample" in requests.columns else []))
             .select(*requests.columns))
 
 
@@ -296,6 +382,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default="/v1/chat/completions",
                         help="endpoint put in each request (default: /v1/chat/completions)")
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N requests in output order")
+    parser.add_argument("--elicit", choices=ELICITATIONS, default="free-text",
+                        help="free-text (default: the published prompt), logprobs (the option number alone, "
+                             "one token with its top log-probabilities), sample (N free-text answers at a "
+                             "temperature), verbalised (a JSON distribution over the options)")
+    parser.add_argument("--options", choices=OPTION_STYLES, default="numbers",
+                        help="--elicit logprobs: number the options as the scale (default) or letter them A, B, ...")
+    parser.add_argument("--top-logprobs", dest="top_logprobs", type=int, default=20, metavar="K",
+                        help="--elicit logprobs: alternatives per token (default 20, the OpenAI maximum)")
+    parser.add_argument("--samples", type=int, default=10, metavar="N",
+                        help="--elicit sample: answers per question and respondent (default 10)")
+    parser.add_argument("--sample-as", dest="sample_as", choices=("requests", "n"), default="requests",
+                        help="--elicit sample: N requests (default; any API) or one request with n: N")
+    parser.add_argument("--temperature", type=float, metavar="T",
+                        help="body temperature (default: 0 for logprobs, 1 for sample, none otherwise)")
+
+
+def resolve_elicitation(args) -> Elicitation:
+    """--elicit and its options, checked (an option of another elicitation is an error)."""
+    how = getattr(args, "elicit", "free-text") or "free-text"
+    given = {name: getattr(args, name, default) for name, default in
+             (("options", "numbers"), ("top_logprobs", 20), ("samples", 10), ("sample_as", "requests"))}
+    belongs = {"options": "logprobs", "top_logprobs": "logprobs", "samples": "sample", "sample_as": "sample"}
+    defaults = Elicitation()
+    for name, value in given.items():
+        if value != getattr(defaults, name) and belongs[name] != how:
+            raise WvbError(f"--{name.replace('_', '-')} goes with --elicit {belongs[name]}, not {how}")
+    if not 1 <= given["top_logprobs"] <= 20:
+        raise WvbError(f"--top-logprobs must be 1 to 20, got {given['top_logprobs']}")
+    if given["samples"] < 1:
+        raise WvbError(f"--samples must be at least 1, got {given['samples']}")
+    temperature = getattr(args, "temperature", None)
+    if temperature is not None and not 0 <= temperature <= 2:
+        raise WvbError(f"--temperature must be between 0 and 2, got {temperature:g}")
+    return Elicitation(how=how, temperature=temperature, **given)
 
 
 def resolve_demographics(spec: str | None) -> list[str]:
@@ -320,6 +440,7 @@ def main(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise WvbError(f"--limit must be at least 1, got {args.limit}")
     template = load_template(args.template)
+    elicit = resolve_elicitation(args)
     demographics = resolve_demographics(args.demographics)
     Warehouse(None, args.warehouse, config).require(args.source, "participants", "questions")
     spark = get_spark(config)
@@ -342,10 +463,11 @@ def main(args) -> int:
 
     requests = in_question_order(render_prompts(
         rows, participants, questions, template=template, variant=args.variant,
-        demographics=demographics, model=args.model, url=args.url))
+        demographics=demographics, model=args.model, url=args.url, elicit=elicit))
     if args.limit:
         requests = requests.limit(args.limit)
     total = requests.count()
     write_single_text_file(spark, requests.select("request"), args.out)
-    print(f"wrote {total} {args.variant} requests from {args.source} to {args.out}")
+    how = "" if elicit.how == "free-text" else f" {elicit.how}"
+    print(f"wrote {total} {args.variant}{how} requests from {args.source} to {args.out}")
     return 0

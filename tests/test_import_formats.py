@@ -142,3 +142,26 @@ def test_cli_import_prints_counts_that_add_up(spark, frames, tmp_path, capsys):
                      "--set", "storage.writer=offline"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "openai_chat_logprobs.jsonl:1 holds top log-probabilities" in err
+
+
+def test_an_older_predictions_table_gets_the_new_columns_once(spark, frames, tmp_path, capsys):
+    """A table written before off_scale_mass / n_samples / n_unusable existed keeps its rows
+    (nulls in the new columns) and takes the new model beside them."""
+    from wvb_spark.core import storage
+
+    questions, participants = frames
+    root = str(tmp_path / "warehouse")
+    config = {"storage": {"writer": "offline"}}
+    write_build(spark, root, config, questions=questions, participants=participants)
+    old_columns = [f for f in schemas.PREDICTIONS.fields if f.name not in ("off_scale_mass", "n_samples", "n_unusable")]
+    from pyspark.sql import types as T
+    old = spark.createDataFrame([("old", "Q1", 484070001, "2", 2.0, "valid", None, "score_column", "a.tsv:1")],
+                                T.StructType(old_columns))
+    location = Warehouse(spark, root, config).location("predictions")
+    storage.write(spark, old, location, native=False, layout=storage.Layout(partition_by=("model",)))
+    assert cli.main(["predictions", "import", "--warehouse", root, "--model", "new", "--file",
+                     f"{BATCH}/completions_logprobs.jsonl", "--set", "storage.writer=offline"]) == 0
+    rows = {r["model"]: r for r in Warehouse(spark, root, config).read("predictions").collect()}
+    assert set(rows) == {"old", "new"}
+    assert (rows["old"]["score"], rows["old"]["off_scale_mass"], rows["old"]["n_samples"]) == (2.0, None, None)
+    assert rows["new"]["off_scale_mass"] is not None

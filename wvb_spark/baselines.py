@@ -303,6 +303,7 @@ def main(args) -> int:
                                            settings["group_by"], settings["min_group_size"]),
     }
     print(f"baselines: on {settings['targets']}, priors fitted on split {train_split}")
+    tables.add_new_columns("predictions", stage="wvb baselines")
     for model in settings["models"]:
         predictions = builders[model]().cache()
         statuses = {r["status"]: r["count"] for r in predictions.groupBy("status").count().collect()}

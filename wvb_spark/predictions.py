@@ -574,6 +574,7 @@ def main(args) -> int:
     if rows_read == 0:  # a header alone must not replace the model's rows with nothing
         raise WvbError(f"{args.file} holds no prediction rows (a header only); nothing was imported")
     predictions = score_predictions(raw, questions, participants, model, parse_payloads=parse_payloads)
+    tables.add_new_columns("predictions", stage="wvb predictions import")
     version = tables.write("predictions", predictions, stage="wvb predictions import",
                            options={"model": model, "file": args.file, "format": args.format},
                            counts={"rows_read": rows_read}, replace={"model": model}, expected_rows=rows_read)

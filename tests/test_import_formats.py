@@ -165,3 +165,89 @@ def test_an_older_predictions_table_gets_the_new_columns_once(spark, frames, tmp
     assert set(rows) == {"old", "new"}
     assert (rows["old"]["score"], rows["old"]["off_scale_mass"], rows["old"]["n_samples"]) == (2.0, None, None)
     assert rows["new"]["off_scale_mass"] is not None
+
+
+def _write_lines(path, objects):
+    path.write_text("".join((o if isinstance(o, str) else json.dumps(o)) + "\n" for o in objects), encoding="utf-8")
+    return path
+
+
+def test_sampled_answers_become_one_distribution(spark, frames, tmp_path):
+    texts = ['{"answer as a score": "2"}', "I'd say 3.", "N/A", None, '{"answer as a score": 2}']
+    lines = [{"custom_id": f"wvb-Q1-484070001-wd-s{k}", "content": t} for k, t in enumerate(texts, 1) if t]
+    lines.insert(3, {"custom_id": "wvb-Q1-484070001-wd-s4", "response": None,
+                     "error": {"code": "server_error", "message": "boom"}})
+    lines.append({"custom_id": "wvb-Q2-484070001-wd-s1", "content": "nothing here"})
+    path = _write_lines(tmp_path / "samples.jsonl", lines)
+    rows = {r["question_id"]: r for r in scored(spark, frames, path)}
+    assert len(rows) == 2
+    q1 = rows["Q1"]
+    usable = np.array([2, 3, 2])
+    expected = np.bincount(usable - 1, minlength=4) / len(usable)
+    assert (q1["status"], q1["parse_method"], q1["n_samples"], q1["n_unusable"]) == ("valid", "samples", 5, 2)
+    assert q1["distribution"] == pytest.approx(expected.tolist())
+    assert q1["off_scale_mass"] == pytest.approx(2 / 5)
+    assert q1["source"] == "samples.jsonl:1,2,3,4,5"
+    assert json.loads(q1["raw_score"])[3] is None  # the failed request
+    assert (rows["Q2"]["status"], rows["Q2"]["n_samples"], rows["Q2"]["n_unusable"]) == ("non_numeric", 1, 1)
+
+
+def test_n_choices_in_one_line_and_forced_samples(spark, frames, tmp_path):
+    choices = [{"index": i, "message": {"role": "assistant", "content": c}} for i, c in enumerate(["1", "1", "4", "xyz"])]
+    path = _write_lines(tmp_path / "n.jsonl", [{"custom_id": "wvb-Q2-484070001-wd-s", "response": {
+        "status_code": 200, "body": {"choices": choices}}}])
+    [row] = scored(spark, frames, path)
+    assert row["distribution"] == pytest.approx([2 / 3, 0, 0, 1 / 3])
+    assert (row["n_samples"], row["n_unusable"], row["parse_method"]) == (4, 1, "samples")
+    # plain lines without our ids: --format samples groups them by question and respondent
+    path = _write_lines(tmp_path / "plain.jsonl", [
+        {"question_id": "Q46", "participant_id": "36070002", "text": t} for t in ("2", "2", "3", "4")])
+    [row] = scored(spark, frames, path, "samples")
+    assert row["distribution"] == pytest.approx([0, 0.5, 0.25, 0.25]) and row["n_samples"] == 4
+    # without --format samples they are one answer each, later ones duplicates
+    assert [r["status"] for r in scored(spark, frames, path)] == ["valid", "duplicate", "duplicate", "duplicate"]
+
+
+def test_verbalised_distributions(spark, frames, tmp_path):
+    path = _write_lines(tmp_path / "vd.jsonl", [
+        {"custom_id": "wvb-Q1-484070001-wd-vd", "content": 'Here:\n```json\n{"1": 0.1, "2": 0.6, "3": 0.2, "4": 0.1}\n```'},
+        {"custom_id": "wvb-Q2-484070001-wd-vd", "content": '{"1. Very important": 50, "2. Rather important": 30, "3": 20}'},
+        {"custom_id": "wvb-Q3-484070001-wd-vd", "content": "I cannot say."},
+        {"custom_id": "wvb-Q46-484070001-wd-vd", "content": '{"distribution": {"5": 0.5, "1": 0.5}}'},
+        {"custom_id": "wvb-Q94-36070002-wd-vd", "content": "[0.2, 0.3, 0.5]"},
+    ])
+    rows = {r["question_id"]: r for r in scored(spark, frames, path)}
+    assert rows["Q1"]["distribution"] == pytest.approx([0.1, 0.6, 0.2, 0.1])
+    assert rows["Q2"]["distribution"] == pytest.approx([0.5, 0.3, 0.2, 0.0])
+    assert {q: r["status"] for q, r in rows.items()} == {"Q1": "valid", "Q2": "valid", "Q3": "non_numeric",
+                                                         "Q46": "out_of_range", "Q94": "valid"}
+    assert {r["parse_method"] for r in rows.values()} == {"verbalised"}
+    assert rows["Q94"]["score"] == 1.0  # scale 0..2, cumulative 0.2, 0.5: the lower median is 1
+
+
+def test_anthropic_message_batch_results(spark, frames):
+    rows = {r["question_id"]: r for r in scored(spark, frames, f"{BATCH}/anthropic_results.jsonl")}
+    assert (rows["Q1"]["status"], rows["Q1"]["score"], rows["Q1"]["parse_method"]) == ("valid", 1.0, "json")
+    assert [rows[q]["status"] for q in ("Q2", "Q3", "Q47")] == ["missing"] * 3
+    assert rows["Q2"]["raw_score"] == "anthropic errored: invalid_request_error: max_tokens: Field required"
+    assert (rows["Q3"]["raw_score"], rows["Q47"]["raw_score"]) == ("anthropic canceled", "anthropic expired")
+    assert (rows["Q48"]["status"], rows["Q48"]["score"]) == ("valid", 3.0)
+
+
+def test_bedrock_batch_output_keyed_by_the_input_records(spark, frames):
+    rows = scored(spark, frames, f"{BATCH}/bedrock_output.jsonl.out", inputs=f"{BATCH}/bedrock_input.jsonl")
+    got = [(r["question_id"], r["d_interview"], r["status"], r["score"]) for r in rows]
+    assert got == [("Q1", 484070001, "valid", 2.0), ("Q2", 484070001, "missing", None),
+                   (None, None, "unknown_question", None)]  # CALL0000009 is in no input record
+    assert rows[1]["raw_score"] == "bedrock error: 400: Malformed input request"
+    assert rows[2]["raw_score"] == "3"  # the Llama body's generation, kept
+    # without --inputs no line is keyed, and every line is still a row
+    assert [r["status"] for r in scored(spark, frames, f"{BATCH}/bedrock_output.jsonl.out")] == \
+        ["unknown_question"] * 3
+
+
+def test_together_batch_with_its_error_file(spark, frames):
+    rows = scored(spark, frames, f"{BATCH}/together_output.jsonl", errors=f"{BATCH}/together_errors.jsonl")
+    assert [(r["source"], r["question_id"], r["status"], r["score"]) for r in rows] == [
+        ("together_errors.jsonl:1", "Q2", "missing", None), ("together_output.jsonl:1", "Q1", "valid", 4.0)]
+    assert rows[0]["raw_score"] == "request failed: timeout: Request timed out"

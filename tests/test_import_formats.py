@@ -251,3 +251,60 @@ def test_together_batch_with_its_error_file(spark, frames):
     assert [(r["source"], r["question_id"], r["status"], r["score"]) for r in rows] == [
         ("together_errors.jsonl:1", "Q2", "missing", None), ("together_output.jsonl:1", "Q1", "valid", 4.0)]
     assert rows[0]["raw_score"] == "request failed: timeout: Request timed out"
+
+
+LM_EVAL = os.path.join(os.path.dirname(__file__), "fixtures", "lm_eval")
+
+
+def test_lm_eval_samples_file_of_the_real_harness(spark, frames):
+    """The samples file lm-evaluation-harness 0.4.13 wrote for the exported task: each
+    option's log-likelihood in filtered_resps -> softmax, computed here with numpy."""
+    [path] = [os.path.join(LM_EVAL, f) for f in os.listdir(LM_EVAL) if f.startswith("samples_")]
+    rows = {(r["question_id"], r["d_interview"]): r for r in scored(spark, frames, path)}
+    harness = [json.loads(line) for line in open(path, encoding="utf-8")]
+    assert len(rows) == len(harness) == 6
+    for sample in harness:
+        loglik = np.array([float(value) for value, _ in sample["filtered_resps"]])
+        expected = np.exp(loglik - loglik.max()) / np.exp(loglik - loglik.max()).sum()
+        row = rows[(sample["doc"]["question_id"], sample["doc"]["d_interview"])]
+        assert (row["status"], row["parse_method"]) == ("valid", "lm_eval")
+        assert len(sample["doc"]["choices"]) == len(expected)
+        assert row["distribution"] == pytest.approx(expected.tolist())
+        assert row["off_scale_mass"] is None
+
+
+def test_lm_eval_wrong_option_count_is_out_of_range(spark, frames, tmp_path):
+    [path] = [os.path.join(LM_EVAL, f) for f in os.listdir(LM_EVAL) if f.startswith("samples_")]
+    sample = json.loads(open(path, encoding="utf-8").readline())
+    sample["filtered_resps"] = sample["filtered_resps"][:-1]
+    [row] = scored(spark, frames, _write_lines(tmp_path / "samples_x.jsonl", [sample]))
+    assert (row["status"], row["distribution"]) == ("out_of_range", None)
+
+
+def test_export_lm_eval_task(spark, frames, tmp_path, capsys):
+    """`wvb export lm-eval-task`: one document per probe row, the logprobs prompt ending in
+    'Answer:', the options' numbers as choices, a task YAML pointing at the documents."""
+    import yaml
+
+    from warehouse_helpers import conform
+
+    questions, participants = frames
+    root = str(tmp_path / "warehouse")
+    config = {"storage": {"writer": "offline"}}
+    write_build(spark, root, config, questions=questions, participants=participants)
+    probe = spark.createDataFrame([("Q94", 36070002, "valid"), ("Q1", 484070001, "valid")],
+                                  "question_id string, d_interview long, split string")
+    Warehouse(spark, root, config).write("probe", conform(probe, "probe"), stage="test")
+    out = tmp_path / "task"
+    assert cli.main(["export", "lm-eval-task", "--warehouse", root, "--out", str(out), "--variant",
+                     "without-demographics", "--set", "storage.writer=offline"]) == 0
+    assert "wrote 2 documents" in capsys.readouterr().out
+    docs = [json.loads(line) for line in (out / "wvb_probe.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(d["question_id"], d["d_interview"], d["choices"]) for d in docs] == [
+        ("Q1", 484070001, ["1", "2", "3", "4"]), ("Q94", 36070002, ["0", "1", "2"])]
+    assert docs[0]["custom_id"] == "wvb-Q1-484070001-nd-lp"
+    assert docs[0]["prompt"].endswith("Answer with the number of one option only.\nAnswer:")
+    task = yaml.safe_load((out / "wvb_probe.yaml").read_text(encoding="utf-8"))
+    assert task["task"] == "wvb_probe" and task["output_type"] == "multiple_choice"
+    assert task["dataset_kwargs"]["data_files"]["test"] == str(out / "wvb_probe.jsonl")
+    assert (task["doc_to_text"], task["doc_to_choice"]) == ("{{prompt}}", "choices")

@@ -89,7 +89,7 @@ def tables(spark, frames):
     e = spark.createDataFrame(examples, schemas.EXAMPLES)
     records = [tuple(None if (isinstance(v, float) and math.isnan(v)) else v for v in r)
                for r in predictions.itertuples(index=False)]
-    records = [(m, qid, int(d), raw, score, status, dist, pm, src)
+    records = [(m, qid, int(d), raw, score, status, dist, pm, src, None, None, None)
                for m, qid, d, raw, score, status, dist, pm, src in records]
     pr = spark.createDataFrame(records, schemas.PREDICTIONS)
     return {"questions": q, "participants": p, "examples": e, "predictions": pr}
@@ -471,3 +471,17 @@ def test_the_examples_scan_skips_the_pages_of_unpredicted_questions(spark, tmp_p
     with_spark_default = count_rows({"spark.sql.parquet.pushdown.inFilterThreshold": "10"}, "spark-default")
     assert 2000 * len(wanted) <= with_run_settings <= 0.15 * 400_000
     assert with_spark_default >= 0.5 * 400_000
+
+
+def test_printed_headline_stays_aligned_with_long_model_names():
+    from wvb_spark.evaluate import headline_table
+
+    def row(model, pct):
+        return {"model": model, "pct_questions_below": pct, "ci_low": 38.9, "ci_high": 47.2, "mean_w1": 0.236,
+                "invalid_rate": 0.029, "n_questions": 36}
+
+    lines = headline_table([row("a", 41.7), row("meta-llama--Llama-3.1-70B-Instruct-logprobs-wd", 5.0)],
+                           0.2).splitlines()
+    assert len({len(line) for line in lines}) == 1  # every line as wide: the columns line up
+    ends = [line.rindex("36") + 2 for line in lines[1:]]
+    assert ends[0] == ends[1] == lines[0].index("questions") + len("questions")

@@ -140,7 +140,7 @@ MESSY = [
     ({"custom_id": "wvb-Q106-36070002-wd", "content": '{"answer as a score": "7.5"}'},
      "non_integer", 7.5, "json", '{"answer as a score": "7.5"}'),
     ({"custom_id": "wvb-Q47-484070001-wd", "response": None, "error": {"message": "rate limited"}},
-     "missing", None, "none", None),
+     "missing", None, "none", "request failed: rate limited"),
     ({"custom_id": "wvb-Q1-484070001-wd", "content": '{"answer as a score": 4}'},
      "duplicate", 4.0, "json", '{"answer as a score": 4}'),
     ({"custom_id": "wvb-Q1-123-wd", "content": '{"answer as a score": 4}'},

@@ -142,6 +142,13 @@ def test_custom_id_round_trip():
         ("Q289CS9", 36070002, "without-demographics")
     assert parse_custom_id("wvb-Q1-x-wd") is None
     assert parse_custom_id("request-1") is None
+    from wvb_spark.output_formats import elicitation_of
+
+    for suffix, code in (("lp", "lp"), ("lpl", "lpl"), ("vd", "vd"), ("s12", "s"), ("s", "s")):
+        assert parse_custom_id(f"wvb-Q1-156070594-nd-{suffix}") == ("Q1", 156070594, "without-demographics")
+        assert elicitation_of(f"wvb-Q1-156070594-nd-{suffix}") == code
+    assert elicitation_of("wvb-Q1-156070594-nd") is None
+    assert parse_custom_id("wvb-Q1-156070594-nd-xx") is None
 
 
 def test_single_file_is_in_question_then_respondent_order(spark, warehouse_frames, tmp_path):
@@ -205,3 +212,89 @@ def test_cli_probe_and_examples(warehouse, tmp_path, capsys):
     code = cli.main(["prompts", "--warehouse", str(tmp_path / "empty"), "--out", str(out),
                      "--set", "storage.writer=offline"])
     assert code == 2 and "no probe table" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- --elicit
+
+EXPECTED_OPTIONS = """Which answer would Person X give to the following question?
+Question: On a scale of 1 to 4, 1 meaning 'Very important' and 4 meaning 'Not at all important', how important is family in your life?
+Options:
+1. Very important
+2. Rather important
+3. Not very important
+4. Not at all important
+
+Answer with the number of one option only."""
+
+
+@pytest.fixture(scope="module")
+def labelled(spark, warehouse_frames):
+    people, _ = warehouse_frames
+    questions = spark.createDataFrame([
+        ("Q1", Q1_TEXT, 1, 4, {1: "Very important", 2: "Rather important", 3: "Not very important",
+                                4: "Not at all important"}),
+        ("Q106", "Incomes?", 1, 10, {1: "Incomes more equal", 2: "2", 10: "Larger income differences"}),
+    ], "question_id string, text string, scale_min int, scale_max int, labels map<int,string>")
+    return people, questions
+
+
+def _render(spark, labelled, elicit, pairs=(("Q1", 484070001),), variant="without-demographics"):
+    from wvb_spark.prompts import Elicitation
+
+    people, questions = labelled
+    rows = spark.createDataFrame(list(pairs), "question_id string, d_interview long")
+    return in_question_order(render_prompts(rows, people, questions, template=load_template(), variant=variant,
+                                            demographics=[], model="m", elicit=Elicitation(**elicit))).collect()
+
+
+def test_logprobs_prompt_lists_the_options_and_asks_for_one_token(spark, labelled):
+    [row] = _render(spark, labelled, {"how": "logprobs"})
+    assert row["prompt"] == EXPECTED_OPTIONS
+    request = json.loads(row["request"])
+    assert request["custom_id"] == "wvb-Q1-484070001-nd-lp"
+    assert request["body"] == {"model": "m", "messages": [{"role": "user", "content": EXPECTED_OPTIONS}],
+                               "max_tokens": 1, "logprobs": True, "top_logprobs": 20, "temperature": 0.0}
+    # letters; a label that is just the number is not repeated; points without a label are listed
+    [row] = _render(spark, labelled, {"how": "logprobs", "options": "letters", "top_logprobs": 5},
+                    pairs=[("Q106", 484070001)])
+    assert "Options:\nA. Incomes more equal\nB\nC\nD\nE\nF\nG\nH\nI\nJ. Larger income differences\n\n" \
+           "Answer with the letter of one option only." in row["prompt"]
+    assert json.loads(row["request"])["custom_id"] == "wvb-Q106-484070001-nd-lpl"
+    [row] = _render(spark, labelled, {"how": "logprobs"}, pairs=[("Q106", 484070001)])
+    assert "Options:\n1. Incomes more equal\n2\n3\n" in row["prompt"] and "\n10. Larger income differences" in row["prompt"]
+
+
+def test_sample_prompts_are_n_requests_or_one_with_n(spark, labelled):
+    rows = _render(spark, labelled, {"how": "sample", "samples": 11, "temperature": 0.7},
+                   pairs=[("Q1", 484070001), ("Q1", 36070002)])
+    ids = [json.loads(r["request"])["custom_id"] for r in rows]
+    assert ids == [f"wvb-Q1-36070002-nd-s{k}" for k in range(1, 12)] + \
+        [f"wvb-Q1-484070001-nd-s{k}" for k in range(1, 12)]
+    body = json.loads(rows[0]["request"])["body"]
+    assert body["temperature"] == 0.7 and "n" not in body
+    assert body["messages"][0]["content"] == EXPECTED_WITHOUT  # the free-text prompt
+    [row] = _render(spark, labelled, {"how": "sample", "samples": 5, "sample_as": "n"})
+    request = json.loads(row["request"])
+    assert request["custom_id"] == "wvb-Q1-484070001-nd-s"
+    assert (request["body"]["n"], request["body"]["temperature"]) == (5, 1.0)
+
+
+def test_verbalised_prompt(spark, labelled):
+    [row] = _render(spark, labelled, {"how": "verbalised"}, variant="with-demographics")
+    assert json.loads(row["request"])["custom_id"] == "wvb-Q1-484070001-wd-vd"
+    assert row["prompt"].startswith("Person X provided the following demographic information in an interview:")
+    assert "Options:\n1. Very important\n2. Rather important" in row["prompt"]
+    assert row["prompt"].endswith("mapping each option's\nnumber to its probability, the probabilities summing to 1.")
+    assert "temperature" not in json.loads(row["request"])["body"]
+
+
+def test_elicit_options_of_another_elicitation_are_errors():
+    from argparse import Namespace
+
+    from wvb_spark.prompts import resolve_elicitation
+
+    with pytest.raises(WvbError, match="--samples goes with --elicit sample, not logprobs"):
+        resolve_elicitation(Namespace(elicit="logprobs", samples=5))
+    with pytest.raises(WvbError, match="--top-logprobs must be 1 to 20"):
+        resolve_elicitation(Namespace(elicit="logprobs", top_logprobs=50))
+    assert resolve_elicitation(Namespace(elicit="sample", samples=3)).samples == 3

@@ -126,8 +126,8 @@ def markdown_table(text: str, heading: str) -> tuple[list[str], list[list[str]]]
 
 def test_headline_table_holds_the_summary_numbers(report):
     header, rows = markdown_table((report / "report.md").read_text(), "## Headline")
-    assert header == ["model", "type", "% questions W1 < 0.2", "90% CI", "mean W1", "invalid", "questions",
-                      "mean noise floor", "% noise floor < 0.2"]
+    assert header == ["model", "type", "elicited", "% questions W1 < 0.2", "90% CI", "mean W1", "invalid",
+                      "questions", "mean noise floor", "% noise floor < 0.2"]
     assert [row[0] for row in rows] == REPORT_ORDER
     expected = {
         "sim-biased": ["sim-biased", "model", "50.0", "[33.3, 66.7]", "0.183", "2.5%", "6"],
@@ -135,8 +135,19 @@ def test_headline_table_holds_the_summary_numbers(report):
         "uniform": ["uniform", "baseline", "16.7", "–", "0.301", "0.0%", "6"],
     }
     for row in rows:
-        assert row[:7] == expected[row[0]]
-        assert tuple(row[7:]) == EXPECTED_NOISE[row[0]]
+        assert row[2] == "–"  # this warehouse has no predictions table to say how
+        assert row[:2] + row[3:8] == expected[row[0]]
+        assert tuple(row[8:]) == EXPECTED_NOISE[row[0]]
+
+
+def test_elicitation_from_parse_methods():
+    from wvb_spark.report import elicitation
+
+    assert elicitation({"chat_logprobs": 900, "none": 3}) == "option log-probs"
+    assert elicitation({"json": 50, "json_repaired": 30, "number_in_text": 25, "none": 5}) == "free text"
+    assert elicitation({"none": 7}) == "none"
+    assert elicitation({"samples": 10, "score_column": 40}) == "point scores + sampled answers"
+    assert elicitation({"baseline": 1}) == "baseline" and elicitation({"lm_eval": 2}) == "lm-eval log-likelihoods"
 
 
 def test_headline_csv_has_the_summary_values_at_full_precision(report):
@@ -217,9 +228,9 @@ def test_models_option_and_errors(warehouse, tmp_path, capsys):
     assert cli.main(["report", "--warehouse", warehouse, "--out", str(out), "--models", "uniform",
                      "--threshold", "0.4"]) == 0
     header, rows = markdown_table((out / "report.md").read_text(), "## Headline")
-    assert header[2] == "% questions W1 < 0.4" and [r[0] for r in rows] == ["uniform"]
+    assert header[3] == "% questions W1 < 0.4" and [r[0] for r in rows] == ["uniform"]
     expected = min(100.0, 25.0 * 4 + 5.0 * 2 + 0)    # uniform (m=2), overall (g=0), τ index 4
-    assert rows[0][2] == f"{expected:.1f}"
+    assert rows[0][3] == f"{expected:.1f}"
     # no non-baseline model: the country chart shows the baseline
     with Image.open(out / "w1_by_country.png") as image:
         assert image.size == (1400, 400)
@@ -284,5 +295,5 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
     loaded = {image["file"]: (image["width"], image["height"]) for image in check["images"] if image["complete"]}
     assert loaded == PNG_SIZES
     assert [row[0] for row in check["rows"]] == REPORT_ORDER
-    assert check["rows"][0][2:4] == ["50.0", "[33.3, 66.7]"]
+    assert check["rows"][0][3:5] == ["50.0", "[33.3, 66.7]"]
     assert check["fetched"] == []

@@ -182,10 +182,17 @@ DISTRIBUTION_KINDS = ("probabilities", "logprobs")
 
 @dataclass(frozen=True)
 class ParsedDistribution:
-    """A normalised distribution over scale_min..scale_max, or None with the reason."""
+    """A normalised distribution over scale_min..scale_max, or None with the reason.
+
+    off_scale_mass: the share of the model's answer that fell outside the scale and was
+    left out before normalising (probability on other tokens; unusable samples);
+    n_samples / n_unusable: for a distribution of sampled answers."""
 
     distribution: list[float] | None
     status: str  # valid | missing | non_numeric | out_of_range
+    off_scale_mass: float | None = None
+    n_samples: int | None = None
+    n_unusable: int | None = None
 
 
 def is_number_text(text: str) -> bool:
@@ -282,3 +289,173 @@ def parse_distribution(payload: str | None, kind: str, scale_min: int | None,
         return ParsedDistribution(None, "non_numeric")
     return ParsedDistribution([w / total for w in weights], "valid")
 
+
+
+# ---------------------------------------------------------------- elicited distributions
+#
+# Three ways of asking a model for a distribution rather than one answer: the
+# probabilities of its first token over the option numbers (or letters), several sampled
+# answers, or a distribution the model writes out ("verbalised"); and a harness's
+# log-likelihood of each option. Each becomes a ParsedDistribution like the files'.
+
+_TOKEN_EDGES = " \t\n\r\"'`*_([{<.:)]}>,;"
+
+
+def scale_point_of_token(token: str | None, scale_min: int, scale_max: int, letters: bool = False) -> int | None:
+    """The scale point a first token names: its digits when the options were numbered as the
+    scale ("3", " 3", "3." -> 3), or its letter when they were lettered (A = scale_min);
+    None for any other token. Spaces and bracket/period marks around it are trimmed."""
+    if token is None:
+        return None
+    text = str(token).strip(_TOKEN_EDGES)
+    if letters:
+        if len(text) == 1 and "A" <= text.upper() <= "Z":
+            point = scale_min + ord(text.upper()) - ord("A")
+            return point if point <= scale_max else None
+        return None
+    if not text.isascii() or not text.isdigit():
+        return None
+    point = int(text)
+    return point if scale_min <= point <= scale_max else None
+
+
+def distribution_from_top_logprobs(pairs, scale_min: int | None, scale_max: int | None,
+                                   letters: bool = False) -> ParsedDistribution:
+    """[(token, logprob), ...] of the first answer token -> the distribution over the scale.
+
+    Tokens naming the same point (" 3" and "3") add up; the probabilities of the scale
+    tokens are divided by their sum, and what the listed tokens did not put on the scale
+    (1 - that sum) is kept as off_scale_mass (a refusal, another word, the unlisted tail).
+    No scale token at all -> non_numeric; no tokens -> missing.
+    """
+    if scale_min is None or scale_max is None:
+        return ParsedDistribution(None, "out_of_range")
+    if not pairs:
+        return ParsedDistribution(None, "missing")
+    weights = [0.0] * (scale_max - scale_min + 1)
+    found = False
+    for token, logprob in pairs:
+        value = _as_number(logprob)
+        if value is None or math.isnan(value) or value > 1e-9:
+            return ParsedDistribution(None, "non_numeric")
+        point = scale_point_of_token(token, scale_min, scale_max, letters)
+        if point is None:
+            continue
+        found = True
+        weights[point - scale_min] += math.exp(value)
+    total = sum(weights)
+    if not found or total <= 0:
+        return ParsedDistribution(None, "non_numeric", off_scale_mass=1.0)
+    return ParsedDistribution([w / total for w in weights], "valid", off_scale_mass=max(0.0, 1.0 - total))
+
+
+def distribution_from_samples(texts, scale_min: int | None, scale_max: int | None) -> ParsedDistribution:
+    """Several sampled answers -> the share of each scale point among the usable ones.
+
+    Each text is read like a single answer (parse_answer); a sample is unusable when no
+    whole number on the scale comes out of it (or the request failed: None). off_scale_mass
+    is the unusable share. No usable sample -> non_numeric (missing when none was given).
+    """
+    if scale_min is None or scale_max is None:
+        return ParsedDistribution(None, "out_of_range")
+    texts = list(texts or [])
+    if not texts:
+        return ParsedDistribution(None, "missing", n_samples=0, n_unusable=0)
+    counts = [0] * (scale_max - scale_min + 1)
+    unusable = 0
+    for text in texts:
+        answer = parse_answer(text, scale_min, scale_max)
+        value = answer.score_text
+        number = float(value) if value is not None and is_number_text(value) else None
+        if number is None or not math.isfinite(number) or number != int(number) \
+                or not scale_min <= number <= scale_max:
+            unusable += 1
+            continue
+        counts[int(number) - scale_min] += 1
+    usable = len(texts) - unusable
+    share = unusable / len(texts)
+    if usable == 0:
+        blank = all(t is None or not str(t).strip() for t in texts)
+        return ParsedDistribution(None, "missing" if blank else "non_numeric", off_scale_mass=share,
+                                  n_samples=len(texts), n_unusable=unusable)
+    return ParsedDistribution([c / usable for c in counts], "valid", off_scale_mass=share,
+                              n_samples=len(texts), n_unusable=unusable)
+
+
+_DISTRIBUTION_KEYS = ("distribution", "probabilities", "probability", "probs", "answer distribution")
+
+
+def _verbalised_object(value):
+    """The probabilities inside a decoded JSON value: a list, an object keyed by option, or
+    either under a "distribution"/"probabilities" key."""
+    if isinstance(value, dict):
+        keys = {_normalise_key(k): k for k in value}
+        for wanted in _DISTRIBUTION_KEYS:
+            if wanted in keys and isinstance(value[keys[wanted]], (dict, list)):
+                return value[keys[wanted]]
+        return value
+    return value if isinstance(value, list) else None
+
+
+def verbalised_payload(text: str | None, scale_min: int | None = None) -> str | None:
+    """The JSON distribution a model wrote in its answer (code fence or prose around it
+    allowed), as a payload for parse_distribution; keys like "3", "3. Rather important" or
+    "Option 3" name scale points. None when the text holds no JSON object or list."""
+    if text is None or not str(text).strip():
+        return None
+    text = str(text)
+    decoded = None
+    for candidate in _json_candidates(text):
+        decoded = _decode_first_value(candidate)
+        if decoded is None:
+            obj = _repaired_object(candidate)
+            decoded = obj
+        if decoded is not None:
+            break
+    found = _verbalised_object(decoded)
+    if isinstance(found, list):
+        return json.dumps(found)
+    if isinstance(found, dict):
+        out = {}
+        for key, value in found.items():
+            number = re.search(r"[-+]?\d+", str(key))
+            out[number.group(0) if number else str(key)] = value
+        return json.dumps(out)
+    return None
+
+
+def _decode_first_value(text: str):
+    """The first JSON object or list that decodes at some '{' or '['."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"[\[{]", text):
+        try:
+            value, _ = decoder.raw_decode(text, match.start())
+        except ValueError:
+            continue
+        if isinstance(value, (dict, list)):
+            return value
+    return None
+
+
+def verbalised_distribution(text: str | None, scale_min: int | None, scale_max: int | None) -> ParsedDistribution:
+    """A distribution the model wrote out -> normalised like a distribution file's
+    probabilities (percentages work: entries are divided by their sum)."""
+    if text is None or not str(text).strip():
+        return ParsedDistribution(None, "missing")
+    payload = verbalised_payload(text, scale_min)
+    if payload is None:
+        return ParsedDistribution(None, "non_numeric")
+    return parse_distribution(payload, "probabilities", scale_min, scale_max)
+
+
+def distribution_from_loglikelihoods(values, scale_min: int | None, scale_max: int | None) -> ParsedDistribution:
+    """One log-likelihood per option, in scale order (an eval harness's multiple-choice
+    answer) -> their softmax. The wrong number of options -> out_of_range."""
+    if scale_min is None or scale_max is None:
+        return ParsedDistribution(None, "out_of_range")
+    if not values:
+        return ParsedDistribution(None, "missing")
+    if len(values) != scale_max - scale_min + 1:
+        return ParsedDistribution(None, "out_of_range")
+    return parse_distribution(json.dumps([v if v is None or isinstance(v, (int, float)) else str(v)
+                                          for v in values]), "logprobs", scale_min, scale_max)

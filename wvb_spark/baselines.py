@@ -152,6 +152,9 @@ def to_predictions(rows: DataFrame, model: str) -> DataFrame:
         F.col("distribution"),
         F.lit(PARSE_METHOD).alias("parse_method"),
         F.col("source"),
+        F.lit(None).cast("double").alias("off_scale_mass"),
+        F.lit(None).cast("int").alias("n_samples"),
+        F.lit(None).cast("int").alias("n_unusable"),
     ).select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schemas.PREDICTIONS.fields])
 
 
@@ -300,6 +303,7 @@ def main(args) -> int:
                                            settings["group_by"], settings["min_group_size"]),
     }
     print(f"baselines: on {settings['targets']}, priors fitted on split {train_split}")
+    tables.add_new_columns("predictions", stage="wvb baselines")
     for model in settings["models"]:
         predictions = builders[model]().cache()
         statuses = {r["status"]: r["count"] for r in predictions.groupBy("status").count().collect()}

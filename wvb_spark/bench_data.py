@@ -66,6 +66,8 @@ def noisy_predictions(targets: DataFrame, questions: DataFrame, models: list[str
         F.when(spoiled, F.lit("non_numeric")).otherwise(F.lit("valid")).alias("status"),
         F.lit(None).cast(T.ArrayType(T.DoubleType())).alias("distribution"),
         F.lit("bench").alias("parse_method"), F.lit("wvb_spark.bench_data").alias("source"),
+        F.lit(None).cast("double").alias("off_scale_mass"), F.lit(None).cast("int").alias("n_samples"),
+        F.lit(None).cast("int").alias("n_unusable"),
     ).select(*schemas.columns(schemas.PREDICTIONS))
 
 

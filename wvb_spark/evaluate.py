@@ -364,17 +364,21 @@ def choose_join(settings: dict, prediction_rows: int | None, answer_rows: int | 
 
 
 def headline_table(summary_rows: list, threshold: float) -> str:
-    """The printed headline: one line per model (overall group, τ = threshold)."""
-    lines = [f"{'model':<24} {'% W1<' + format(threshold, 'g'):>9} {'95% CI':>17} {'mean W1':>8} "
-             f"{'invalid':>8} {'questions':>9}"]
+    """The printed headline: one line per model (overall group, τ = threshold); the model
+    column as wide as the longest name, so the columns stay aligned."""
+    cells = []
     for row in sorted(summary_rows, key=lambda r: r["model"]):
         pct = "-" if row["pct_questions_below"] is None else f"{row['pct_questions_below']:.1f}"
         ci = ("-" if row["ci_low"] is None
               else f"[{row['ci_low']:.1f}, {row['ci_high']:.1f}]")
         mean = "-" if row["mean_w1"] is None else f"{row['mean_w1']:.3f}"
         invalid = "-" if row["invalid_rate"] is None else f"{100 * row['invalid_rate']:.1f}%"
-        lines.append(f"{row['model']:<24} {pct:>9} {ci:>17} {mean:>8} {invalid:>8} {row['n_questions']:>9}")
-    return "\n".join(lines)
+        cells.append((str(row["model"]), pct, ci, mean, invalid, str(row["n_questions"])))
+    width = max([len("model")] + [len(c[0]) for c in cells])
+    header = ("model", "% W1<" + format(threshold, "g"), "95% CI", "mean W1", "invalid", "questions")
+    widths = (width, 9, 17, 8, 8, 9)
+    return "\n".join(" ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+                     for line in [header, *cells])
 
 
 def main(args) -> int:

@@ -22,26 +22,20 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from wvb_spark import schemas
-from wvb_spark.answer_parsing import NUMBER_SYNTAX, parse_answer, parse_distribution
+from wvb_spark import output_formats, schemas
+from wvb_spark.answer_parsing import (
+    NUMBER_SYNTAX, distribution_from_loglikelihoods, distribution_from_samples, distribution_from_top_logprobs,
+    parse_answer, parse_distribution, verbalised_distribution,
+)
 from wvb_spark.errors import WvbError
-from wvb_spark.prompts import CUSTOM_ID_REGEX
 
-FORMATS = ("auto", "tsv", "csv", "jsonl", "distribution")
+FORMATS = ("auto", "tsv", "csv", "jsonl", "distribution", "logprobs", "samples", "verbalised", "lm-eval")
 STATUSES = schemas.PREDICTION_STATUSES
 PARTICIPANT_ALIASES = ("PARTICIPANT_ID", "D_INTERVIEW")
-RAW_COLUMNS = ("record", "source", "question_id", "participant_id", "raw_score", "payload", "payload_kind")
-PAYLOAD_KINDS = ("score", "text", "probabilities", "logprobs")
-
-# Where the model's text sits in a JSONL line, first match wins: OpenAI batch output
-# (chat completions, then responses), Anthropic message batches, then simple shapes.
-TEXT_PATHS = (
-    "$.response.body.choices[0].message.content",
-    "$.response.body.output[0].content[0].text",
-    "$.result.message.content[0].text",
-    "$.content",
-    "$.text",
-)
+RAW_COLUMNS = ("record", "source", "question_id", "participant_id", "raw_score", "payload", "payload_kind",
+               "method")
+PAYLOAD_KINDS = ("score", "text", "probabilities", "logprobs", "top_logprobs", "top_logprobs_letters",
+                 "samples", "verbalised", "loglikelihoods", "failed")
 _POINT_COLUMN = re.compile(r"^(P|PROB|LOGPROB|LP)_?(-?\d+)$", re.IGNORECASE)
 
 
@@ -54,7 +48,7 @@ def detect_layout(path: str, first_line: str, fmt: str) -> dict:
         raise WvbError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     line = first_line.lstrip("\ufeff").strip()
     name = path.lower().removesuffix(".gz")
-    if fmt == "jsonl" or (fmt in ("auto", "distribution") and
+    if fmt in output_formats.FORMAT_KINDS and fmt != "distribution" or (fmt in ("auto", "distribution") and
                           (name.endswith((".jsonl", ".ndjson", ".json")) or line.startswith("{"))):
         keys = ('"distribution"', '"probabilities"', '"logprobs"')
         distribution = fmt == "distribution" or (fmt == "auto" and any(k in line for k in keys))
@@ -137,53 +131,125 @@ def records_from_delimited(table: DataFrame, source_name: str, distribution: boo
         raw.alias("raw_score"),
         payload.alias("payload"),
         kind.alias("payload_kind"),
+        F.lit(None).cast("string").alias("method"),
     ).select(*RAW_COLUMNS)
 
 
-def _json_path(line: Column, *paths: str) -> Column:
-    return F.coalesce(*[F.get_json_object(line, p) for p in paths])
+LINE_READ = T.StructType([T.StructField(name, T.StringType()) for name in (
+    "kind", "shape", "question_id", "participant_id", "elicit", "payload", "payload_kind", "method", "raw")])
 
 
-def records_from_jsonl(lines: DataFrame, source_name: str, distribution: bool) -> DataFrame:
-    """JSONL lines (`line`, `record`) -> raw records; blank lines are not records.
+def _line_reader(want: str | None):
+    @F.pandas_udf(LINE_READ)
+    def read_lines(line: pd.Series, mapped_id: pd.Series) -> pd.DataFrame:
+        """Each JSONL line -> its kind, key and answer (wvb_spark.output_formats.read_line)."""
+        rows = []
+        for text, mapped in zip(line, mapped_id):
+            mapped = None if mapped is None or (isinstance(mapped, float) and pd.isna(mapped)) else mapped
+            record = output_formats.read_line(text, want, mapped)
+            rows.append(tuple(getattr(record, name) for name in LINE_READ.names))
+        return pd.DataFrame(rows, columns=LINE_READ.names)
+    return read_lines
 
-    The key is `custom_id` (wvb-<question>-<respondent>-<wd|nd>) or question_id and
-    participant_id fields. Answers: the model text (see TEXT_PATHS, or a string `response`),
-    or for distributions `distribution` / `probabilities` (list or {value: p}) / `logprobs`.
-    A line that is not JSON keeps its text as raw_score and gets `unknown_question`.
-    """
-    line = F.col("line")
-    custom = F.get_json_object(line, "$.custom_id")
-    parsed_id_question = F.regexp_extract(custom, CUSTOM_ID_REGEX, 1)
-    question = F.when(parsed_id_question != "", parsed_id_question).otherwise(
-        _json_path(line, "$.question_id", "$.QUESTION_ID"))
-    participant = F.when(parsed_id_question != "", F.regexp_extract(custom, CUSTOM_ID_REGEX, 2)).otherwise(
-        _json_path(line, "$.participant_id", "$.PARTICIPANT_ID", "$.d_interview", "$.D_INTERVIEW"))
-    is_json = F.get_json_object(line, "$").isNotNull()
-    if distribution:
-        logprobs = F.get_json_object(line, "$.logprobs")
-        probabilities = _json_path(line, "$.distribution", "$.probabilities")
-        payload = F.coalesce(probabilities, logprobs)
-        kind = F.when(probabilities.isNull() & logprobs.isNotNull(), F.lit("logprobs")).otherwise(
-            F.lit("probabilities"))
+
+def read_jsonl_lines(lines: DataFrame, source_name: str, fmt: str = "auto",
+                     record_ids: DataFrame | None = None) -> DataFrame:
+    """JSONL lines (`line`, `record`, optional `source`) -> each line read: `kind`, key,
+    `payload`, `payload_kind`, `method`, `raw`. Blank lines are not records. `record_ids`
+    (recordId, custom_id) keys Bedrock output lines by our custom_id."""
+    want = output_formats.FORMAT_KINDS.get(fmt)
+    lines = lines.where(F.trim(F.col("line")) != "")
+    if "source" not in lines.columns:
+        lines = lines.withColumn("source", _source(source_name))
+    if record_ids is not None:
+        record = F.get_json_object(F.col("line"), "$.recordId")
+        lines = (lines.withColumn("_record_id", record)
+                 .join(F.broadcast(record_ids.select(F.col("recordId").alias("_record_id"),
+                                                     F.col("custom_id").alias("mapped_id"))),
+                       on="_record_id", how="left").drop("_record_id"))
     else:
-        # `response` as a plain string (not the batch-output object)
-        response_text = F.when(line.rlike(r'"response"\s*:\s*"'), F.get_json_object(line, "$.response"))
-        payload = F.coalesce(_json_path(line, *TEXT_PATHS), response_text)
-        kind = F.lit("text")
-    return (
-        lines.where(F.trim(line) != "")
-        .select(
-            F.col("record"),
-            _source(source_name).alias("source"),
-            F.when(is_json, question).alias("question_id"),
-            F.when(is_json, participant).alias("participant_id"),
-            F.when(is_json, payload).otherwise(line).alias("raw_score"),
-            F.when(is_json, payload).alias("payload"),
-            kind.alias("payload_kind"),
-        )
-        .select(*RAW_COLUMNS)
+        lines = lines.withColumn("mapped_id", F.lit(None).cast("string"))
+    read = _line_reader(want)(F.col("line"), F.col("mapped_id"))
+    return lines.select("record", "source", read.alias("read")).select("record", "source", "read.*")
+
+
+def file_kind(read: DataFrame, fmt: str) -> dict:
+    """What the file holds: {"kind", "method", "samples"} from the first answered line (or
+    the forced --format), checking every answered line holds the same kind of answer; a
+    line that does not is a one-line error naming it and the first line."""
+    firsts = (read.groupBy("kind")
+              .agg(F.min_by(F.struct("source", "method", "elicit"), F.col("record")).alias("first"),
+                   F.min("record").alias("line"),
+                   F.sum(F.when(F.col("elicit") == "s", 1).otherwise(0)).alias("sampled"))
+              .collect())
+    kinds = sorted((r for r in firsts if r["kind"] not in output_formats.FITS_ANY), key=lambda r: r["line"])
+    forced = output_formats.FORMAT_KINDS.get(fmt)
+    first = forced or (kinds[0]["kind"] if kinds else None)
+    first_source = f"--format {fmt}" if forced else (kinds[0]["first"]["source"] if kinds else "")
+    for row in kinds:
+        if first is not None and not output_formats.compatible(first, row["kind"]):
+            raise WvbError(f"{row['first']['source']} holds {output_formats.KIND_NAMES[row['kind']]}, but "
+                           f"{first_source} {'reads' if forced else 'holds'} "
+                           f"{output_formats.KIND_NAMES[first]}: a file must hold one format "
+                           f"(split it, or force one with --format)")
+    method = next((r["first"]["method"] for r in kinds if r["kind"] == first), None)
+    sampled = sum(r["sampled"] or 0 for r in firsts) > 0
+    return {"kind": first, "method": method,
+            "samples": first == "samples" or fmt == "samples" or sampled}
+
+
+def records_from_jsonl_read(read: DataFrame, layout: dict, fmt: str = "auto") -> DataFrame:
+    """Lines read (read_jsonl_lines) -> raw records. Under samples (--format samples, n > 1
+    choices, or ids of `wvb prompts --elicit sample`) the lines of one (question,
+    respondent) become one record whose payload is the list of their texts (a failed
+    request is an unusable sample); its source lists the lines."""
+    kind = F.col("kind")
+    method = F.coalesce(F.col("method"), F.lit(layout.get("method")))
+    failed = kind == "failed"
+    verbalised = (kind == "text") & ((F.lit(fmt) == "verbalised") | (F.col("elicit") == "vd"))
+    payload_kind = (F.when(failed & ~F.col("payload_kind").isin("samples"), F.lit("failed"))
+                    .when(verbalised, F.lit("verbalised"))
+                    .otherwise(F.coalesce(F.col("payload_kind"), F.lit("text"))))
+    raw = F.when(kind == "not_json", F.col("raw")).otherwise(F.coalesce(F.col("raw"), F.col("payload")))
+    records = read.select(
+        "record", "source", "kind",
+        F.when(kind != "not_json", F.col("question_id")).alias("question_id"),
+        F.when(kind != "not_json", F.col("participant_id")).alias("participant_id"),
+        raw.alias("raw_score"),
+        F.when(kind.isin("failed", "not_json"), F.lit(None)).otherwise(F.col("payload")).alias("payload"),
+        payload_kind.alias("payload_kind"),
+        F.when(verbalised, F.lit("verbalised")).otherwise(method).alias("method"),
     )
+    if not layout.get("samples"):
+        return records.select(*RAW_COLUMNS)
+
+    texts = (F.when(kind == "samples", F.from_json("payload", "array<string>"))
+             .when(kind.isin("text", "failed", "empty"), F.array(F.col("payload").cast("string"))))
+    keyed = F.col("question_id").isNotNull() & F.col("participant_id").isNotNull() & texts.isNotNull()
+    group = F.when(keyed, F.concat_ws("\u0001", "question_id", "participant_id")).otherwise(
+        F.concat(F.lit("#"), F.col("record").cast("string")))
+    grouped = (records.withColumn("texts", texts).withColumn("group", group)
+               .groupBy("group")
+               .agg(F.array_sort(F.collect_list(F.struct("record", "source", "texts", "question_id",
+                                                         "participant_id", "raw_score", "payload", "payload_kind",
+                                                         "kind"))).alias("lines")))
+    first = F.col("lines")[0]
+    lines_text = F.concat(
+        F.substring_index(first["source"], ":", 1), F.lit(":"),
+        F.array_join(F.transform(F.slice("lines", 1, 10), lambda l: l["record"].cast("string")), ","),
+        F.when(F.size("lines") > 10, F.lit(",...")).otherwise(F.lit("")))
+    all_texts = F.flatten(F.transform("lines", lambda l: l["texts"]))
+    is_set = first["texts"].isNotNull()
+    return grouped.select(
+        first["record"].alias("record"),
+        F.when(F.size("lines") > 1, lines_text).otherwise(first["source"]).alias("source"),
+        first["question_id"].alias("question_id"),
+        first["participant_id"].alias("participant_id"),
+        F.when(is_set, F.to_json(all_texts)).otherwise(first["raw_score"]).alias("raw_score"),
+        F.when(is_set, F.to_json(all_texts)).otherwise(first["payload"]).alias("payload"),
+        F.when(is_set, F.lit("samples")).otherwise(first["payload_kind"]).alias("payload_kind"),
+        F.when(is_set, F.lit("samples")).otherwise(F.lit(None)).alias("method"),
+    ).select(*RAW_COLUMNS)
 
 
 # --------------------------------------------------------------------------- scoring (pure)
@@ -193,24 +259,57 @@ INTERPRETED = T.StructType([
     T.StructField("parse_method", T.StringType()),
     T.StructField("distribution", T.ArrayType(T.DoubleType())),
     T.StructField("distribution_status", T.StringType()),
+    T.StructField("off_scale_mass", T.DoubleType()),
+    T.StructField("n_samples", T.IntegerType()),
+    T.StructField("n_unusable", T.IntegerType()),
 ])
+
+# payload kind -> (parse_method when the reader named none, how to read it)
+_DISTRIBUTION_READERS = {
+    "probabilities": ("probabilities", lambda p, lo, hi: parse_distribution(p, "probabilities", lo, hi)),
+    "logprobs": ("logprobs", lambda p, lo, hi: parse_distribution(p, "logprobs", lo, hi)),
+    "top_logprobs": ("chat_logprobs", lambda p, lo, hi: distribution_from_top_logprobs(_loads(p), lo, hi)),
+    "top_logprobs_letters": ("chat_logprobs",
+                             lambda p, lo, hi: distribution_from_top_logprobs(_loads(p), lo, hi, letters=True)),
+    "samples": ("samples", lambda p, lo, hi: distribution_from_samples(_loads(p), lo, hi)),
+    "verbalised": ("verbalised", lambda p, lo, hi: verbalised_distribution(p, lo, hi)),
+    "loglikelihoods": ("lm_eval", lambda p, lo, hi: distribution_from_loglikelihoods(_loads(p), lo, hi)),
+}
+
+
+def _loads(payload):
+    import json
+
+    if payload is None:
+        return None
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return None
 
 
 @F.pandas_udf(INTERPRETED)
-def interpret_payloads(payload: pd.Series, kind: pd.Series, scale_min: pd.Series,
+def interpret_payloads(payload: pd.Series, kind: pd.Series, method: pd.Series, scale_min: pd.Series,
                        scale_max: pd.Series) -> pd.DataFrame:
-    """Model text -> (score text, parse method); distribution JSON -> (normalised list, status)."""
+    """Model text -> (score text, parse method); a distribution of any origin -> (normalised
+    list, status, off-scale mass, samples); a failed request -> missing."""
     rows = []
-    for text, what, low, high in zip(payload, kind, scale_min, scale_max):
+    for text, what, named, low, high in zip(payload, kind, method, scale_min, scale_max):
         low = None if pd.isna(low) else int(low)
         high = None if pd.isna(high) else int(high)
         text = None if text is None or (isinstance(text, float) and pd.isna(text)) else text
+        named = None if named is None or (isinstance(named, float) and pd.isna(named)) else named
         if what == "text":
             answer = parse_answer(text, low, high)
-            rows.append((answer.score_text, answer.parse_method, None, None))
+            rows.append((answer.score_text, answer.parse_method, None, None, None, None, None))
+        elif what == "failed":
+            rows.append((None, named or "none", None, "missing", None, None, None))
         else:
-            parsed = parse_distribution(text, what, low, high)
-            rows.append((None, what, parsed.distribution, parsed.status))
+            default, reader = _DISTRIBUTION_READERS[what]
+            parsed = reader(text, low, high) if low is not None and high is not None else \
+                parse_distribution(text, "probabilities", low, high)
+            rows.append((None, named or default, parsed.distribution, parsed.status, parsed.off_scale_mass,
+                         parsed.n_samples, parsed.n_unusable))
     return pd.DataFrame(rows, columns=[f.name for f in INTERPRETED.fields])
 
 
@@ -268,15 +367,18 @@ def score_predictions(raw: DataFrame, questions: DataFrame, participants: DataFr
              .join(F.broadcast(people), on="d_interview", how="left"))
 
     if parse_payloads:
-        interpreted = interpret_payloads(F.col("payload"), F.col("payload_kind"), F.col("scale_min"),
-                                         F.col("scale_max"))
+        interpreted = interpret_payloads(F.col("payload"), F.col("payload_kind"), F.col("method"),
+                                         F.col("scale_min"), F.col("scale_max"))
         keyed = keyed.withColumn("interpreted", interpreted).select(
             "*", *[F.col("interpreted")[f.name].alias(f.name) for f in INTERPRETED.fields]).drop("interpreted")
     else:
         keyed = keyed.select("*", F.col("payload").alias("score_text"),
                              F.lit("score_column").alias("parse_method"),
                              F.lit(None).cast("array<double>").alias("distribution"),
-                             F.lit(None).cast("string").alias("distribution_status"))
+                             F.lit(None).cast("string").alias("distribution_status"),
+                             F.lit(None).cast("double").alias("off_scale_mass"),
+                             F.lit(None).cast("int").alias("n_samples"),
+                             F.lit(None).cast("int").alias("n_unusable"))
 
     number = _number(F.col("score_text"))
     is_distribution = F.col("distribution_status").isNotNull()
@@ -301,6 +403,9 @@ def score_predictions(raw: DataFrame, questions: DataFrame, participants: DataFr
         distribution.alias("distribution"),
         F.col("parse_method"),
         F.col("source"),
+        F.col("off_scale_mass"),
+        F.col("n_samples"),
+        F.col("n_unusable"),
     ).select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schemas.PREDICTIONS.fields])
 
 
@@ -339,18 +444,43 @@ def _hadoop_path_exists(spark: SparkSession, path: str) -> bool:
         return os.path.isfile(path)
 
 
-def read_records(spark: SparkSession, path: str, fmt: str) -> tuple[DataFrame, bool]:
-    """(raw records, whether their payloads need parsing in Python) for one file."""
-    if not _hadoop_path_exists(spark, path):
-        raise WvbError(f"file not found: {path}")
+def _numbered_lines(spark: SparkSession, path: str, name: str, first_record: int = 0) -> DataFrame:
+    lines = number_records(spark.read.text(path).withColumnRenamed("value", "line"))
+    return lines.select((F.col("record") + F.lit(first_record)).alias("record"), "line",
+                        F.concat(F.lit(f"{name}:"), F.col("record").cast("string")).alias("source"))
+
+
+def _record_ids(spark: SparkSession, path: str) -> DataFrame:
+    """recordId -> custom_id from the records sent to Bedrock (each line holding both)."""
+    lines = spark.read.text(path)
+    return (lines.select(F.get_json_object("value", "$.recordId").alias("recordId"),
+                         F.get_json_object("value", "$.custom_id").alias("custom_id"))
+            .where(F.col("recordId").isNotNull() & F.col("custom_id").isNotNull())
+            .dropDuplicates(["recordId"]))
+
+
+def read_records(spark: SparkSession, path: str, fmt: str, errors: str | None = None,
+                 inputs: str | None = None) -> tuple[DataFrame, bool]:
+    """(raw records, whether their payloads need parsing in Python) for one file; for JSONL
+    also the lines of a batch's separate error file (`errors`, numbered after the file's)
+    and the Bedrock input records that key recordIds (`inputs`)."""
+    for given in (path, errors, inputs):
+        if given is not None and not _hadoop_path_exists(spark, given):
+            raise WvbError(f"file not found: {given}")
     first = spark.read.text(path).where(F.trim("value") != "").limit(1).collect()
     if not first:
         raise WvbError(f"{path} is empty")
     layout = detect_layout(path, first[0]["value"], fmt)
     name = os.path.basename(path.rstrip("/"))
     if layout["kind"] == "jsonl":
-        lines = number_records(spark.read.text(path).withColumnRenamed("value", "line"))
-        return records_from_jsonl(lines, name, layout["distribution"]), True
+        lines = _numbered_lines(spark, path, name)
+        if errors is not None:
+            count = lines.count()
+            lines = lines.unionByName(_numbered_lines(spark, errors, os.path.basename(errors.rstrip("/")), count))
+        read = read_jsonl_lines(lines, name, fmt, _record_ids(spark, inputs) if inputs else None)
+        return records_from_jsonl_read(read, file_kind(read, fmt), fmt), True
+    if errors is not None or inputs is not None:
+        raise WvbError("--errors and --inputs go with JSONL batch output, not a TSV/CSV file")
     header = [h.lstrip("\ufeff") for h in layout["header"]]
     if len(set(h.upper() for h in header)) != len(header):
         raise WvbError(f"{path}: repeated column names in header: {', '.join(header)}")
@@ -376,8 +506,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="model name; its rows in predictions are replaced by this import")
     imp.add_argument("--file", required=True, metavar="FILE", help="the predictions file")
     imp.add_argument("--format", choices=FORMATS, default="auto",
-                     help="auto (default: from the extension and first line), tsv, csv, jsonl, or distribution "
-                          "(a TSV/CSV/JSONL of probabilities)")
+                     help="auto (default: from the extension and the lines), tsv, csv, jsonl (model texts), "
+                          "distribution (a TSV/CSV/JSONL of probabilities), logprobs (batch output with top "
+                          "log-probabilities), samples (several answers per question and respondent), verbalised "
+                          "(texts holding a JSON distribution), lm-eval (lm-evaluation-harness samples file)")
+    imp.add_argument("--errors", metavar="FILE",
+                     help="the batch's separate error file (OpenAI, Together): its failed requests become "
+                          "rows with status missing")
+    imp.add_argument("--inputs", metavar="FILE",
+                     help="Bedrock: the input records sent (recordId and custom_id per line), to key the output")
 
 
 # A model name is a partition value, hence a directory name: letters, digits, spaces and
@@ -430,19 +567,39 @@ def main(args) -> int:
     questions = tables.read("questions")
     participants = tables.read("participants")
 
-    raw, parse_payloads = read_records(spark, args.file, args.format)
+    raw, parse_payloads = read_records(spark, args.file, args.format, errors=getattr(args, "errors", None),
+                                       inputs=getattr(args, "inputs", None))
+    raw = raw.persist()
     rows_read = raw.count()
     if rows_read == 0:  # a header alone must not replace the model's rows with nothing
         raise WvbError(f"{args.file} holds no prediction rows (a header only); nothing was imported")
     predictions = score_predictions(raw, questions, participants, model, parse_payloads=parse_payloads)
+    tables.add_new_columns("predictions", stage="wvb predictions import")
     version = tables.write("predictions", predictions, stage="wvb predictions import",
                            options={"model": model, "file": args.file, "format": args.format},
                            counts={"rows_read": rows_read}, replace={"model": model}, expected_rows=rows_read)
+    raw.unpersist()
     written = (tables.read("predictions", version=version)
-               .where(F.col("model") == model).groupBy("status").count().collect())
-    counts = {r["status"]: r["count"] for r in written}
-    print(f"imported {args.file} as model {model!r}: {rows_read} rows read; {format_counts(counts)}; "
+               .where(F.col("model") == model).groupBy("status", "parse_method").count().collect())
+    counts, methods = {}, {}
+    for row in written:
+        counts[row["status"]] = counts.get(row["status"], 0) + row["count"]
+        methods[row["parse_method"]] = methods.get(row["parse_method"], 0) + row["count"]
+    lines = _lines_grouped(spark, args, rows_read)
+    print(f"imported {args.file} as model {model!r}: {rows_read} rows read{lines}; {format_counts(counts)}; "
+          f"parse_method {', '.join(f'{m} {n}' for m, n in sorted(methods.items(), key=lambda i: str(i[0])))}; "
           f"predictions version {version}")
     if sum(counts.values()) != rows_read:
         raise WvbError(f"{sum(counts.values())} rows written but {rows_read} read", exit_code=1)
     return 0
+
+
+def _lines_grouped(spark: SparkSession, args, rows_read: int) -> str:
+    """' (from N lines: sampled answers grouped)' when JSONL lines became fewer rows."""
+    paths = [p for p in (args.file, getattr(args, "errors", None)) if p]
+    first = spark.read.text(args.file).where(F.trim("value") != "").limit(1).collect()
+    if not first or not first[0]["value"].lstrip("\ufeff").strip().startswith("{"):
+        return ""
+    lines = sum(spark.read.text(p).where(F.trim("value") != "").count() for p in paths)
+    return f" (from {lines} lines: the sampled answers of each question and respondent as one row)" \
+        if lines != rows_read else ""

@@ -34,15 +34,37 @@ OVERALL = "overall"          # evaluate's group_by of "everyone"
 FACET_SKIP = (OVERALL, "country")   # country gets its own bar chart
 BASELINE_MODELS = ("uniform", "majority-leaky", "global-prior", "group-prior")
 REQUIRED_TABLES = ("summary", "distances", "questions")
-OPTIONAL_TABLES = ("build_runs",)
+OPTIONAL_TABLES = ("build_runs", "predictions")
 SOFTWARE = ("pyspark", "delta-spark", "deltalake", "pyarrow", "pandas", "numpy", "scipy", "matplotlib")
 GROUPING_LABELS = {"continent": "continent", "urban_rural": "urban / rural", "education_level": "education level"}
 KNOWN_ORDER = {"continent": metadata.CONTINENTS, "education_level": metadata.EDUCATION_LEVELS,
                "urban_rural": ("Urban", "Rural")}
 MISSING_VALUE = "(missing)"
 UNKNOWN_CATEGORY = "(unknown category)"   # a scored question the questions table lacks
-HEADLINE_COLUMNS = ["model", "kind", "threshold", "pct_questions_below", "ci_low", "ci_high", "mean_w1",
+HEADLINE_COLUMNS = ["model", "kind", "elicited", "threshold", "pct_questions_below", "ci_low", "ci_high", "mean_w1",
                     "invalid_rate", "n_questions", "mean_noise_floor", "pct_noise_floor_below"]
+
+
+# How each parse_method of `predictions` elicited the answers, for the headline.
+ELICITATION_LABELS = {
+    "score_column": "point scores", "json": "free text", "json_repaired": "free text",
+    "number_in_text": "free text", "chat_logprobs": "option log-probs", "completion_logprobs": "option log-probs",
+    "samples": "sampled answers", "verbalised": "verbalised", "lm_eval": "lm-eval log-likelihoods",
+    "probabilities": "distribution file", "logprobs": "distribution file", "baseline": "baseline",
+}
+
+
+def elicitation(method_counts: dict) -> str:
+    """One model's parse_method counts -> how it was asked, e.g. "option log-probs"; several
+    ways joined by " + ", most rows first. Rows where nothing was read (`none`) say nothing
+    about the way unless there is nothing else."""
+    labels: dict[str, int] = {}
+    for method, count in method_counts.items():
+        if method == "none" and len(method_counts) > 1:
+            continue
+        label = ELICITATION_LABELS.get(method, str(method) if method else "unknown")
+        labels[label] = labels.get(label, 0) + int(count)
+    return " + ".join(sorted(labels, key=lambda label: (-labels[label], label))) or "–"
 
 
 # --------------------------------------------------------------------------- options
@@ -67,6 +89,7 @@ class ReportInputs:
     build_run: dict | None = None          # latest build_runs row
     evaluate_settings: dict | None = None  # commit info of the summary version read
     distance_settings: dict | None = None  # commit info of the distances version read
+    elicitation: dict = field(default_factory=dict)  # model -> how it was asked (from predictions)
     table_versions: dict = field(default_factory=dict)
     software: dict = field(default_factory=dict)
     warehouse: str = ""
@@ -101,7 +124,8 @@ def _matches(values: pd.Series, threshold: float) -> pd.Series:
     return (values.astype(float) - threshold).abs() < 1e-9
 
 
-def headline(summary: pd.DataFrame, overall_distances: pd.DataFrame, threshold: float) -> pd.DataFrame:
+def headline(summary: pd.DataFrame, overall_distances: pd.DataFrame, threshold: float,
+             elicited: dict | None = None) -> pd.DataFrame:
     """One row per model: the overall summary row at τ, plus the noise floor of its questions.
 
     mean_noise_floor: mean over the model's scored questions of the W1 between the humans
@@ -117,6 +141,7 @@ def headline(summary: pd.DataFrame, overall_distances: pd.DataFrame, threshold: 
         floors = scored.loc[scored["model"] == model, "noise_floor"].dropna().to_numpy(dtype=float)
         out.append({
             "model": model, "kind": "baseline" if model in BASELINE_MODELS else "model",
+            "elicited": (elicited or {}).get(model, "–"),
             "threshold": float(row["threshold"]),
             "pct_questions_below": row["pct_questions_below"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
             "mean_w1": row["mean_w1"], "invalid_rate": row["invalid_rate"], "n_questions": int(row["n_questions"]),
@@ -161,12 +186,12 @@ def fmt_rate(value) -> str:
 
 def headline_header(threshold: float, confidence: float) -> list[str]:
     tau = format(threshold, "g")
-    return ["model", "type", f"% questions W1 < {tau}", f"{round(100 * confidence):g}% CI", "mean W1",
+    return ["model", "type", "elicited", f"% questions W1 < {tau}", f"{round(100 * confidence):g}% CI", "mean W1",
             "invalid", "questions", "mean noise floor", f"% noise floor < {tau}"]
 
 
 def headline_cells(table: pd.DataFrame) -> list[list[str]]:
-    return [[row.model, row.kind, fmt_pct(row.pct_questions_below), fmt_ci(row.ci_low, row.ci_high),
+    return [[row.model, row.kind, row.elicited, fmt_pct(row.pct_questions_below), fmt_ci(row.ci_low, row.ci_high),
              fmt_w1(row.mean_w1), fmt_rate(row.invalid_rate), str(int(row.n_questions)),
              fmt_w1(row.mean_noise_floor), fmt_pct(row.pct_noise_floor_below)]
             for row in table.itertuples(index=False)]
@@ -334,7 +359,7 @@ def build_report(inputs: ReportInputs, out_dir, threshold: float = 0.2, models: 
     settings = inputs.evaluate_settings or {}
     confidence = float(settings.get("confidence", 0.95))
 
-    table = headline(summary, distances, threshold)
+    table = headline(summary, distances, threshold, inputs.elicitation)
     table.to_csv(out / "headline.csv", index=False)
 
     files = []
@@ -396,6 +421,11 @@ def _document(inputs: ReportInputs, table: pd.DataFrame, chosen: list[str], thre
         ("list", [f"`% questions W1 < {tau}`: share of the model's scored questions, everyone together "
                   f"(group `overall`), with the {level} bootstrap interval (`summary`: pct_questions_below, "
                   "ci_low, ci_high).",
+                  "`elicited`: how the model's answers were obtained, from the `parse_method` of its "
+                  "`predictions` rows: free text or point scores (one answer each), option log-probs (the "
+                  "probabilities of the first token over the options), sampled answers, verbalised (a "
+                  "distribution the model wrote), lm-eval log-likelihoods, a distribution file, or a baseline; "
+                  "every distribution is scored the same way, whatever its origin.",
                   "`mean W1`: mean over those questions; `invalid`: share of the prediction rows that could not "
                   "be used (unparsable, out of range, missing...); `questions`: questions scored.",
                   "`mean noise floor`: the mean W1 between the humans and an independent resample of the same "
@@ -493,6 +523,12 @@ def read_inputs(spark, warehouse: str, config: dict) -> ReportInputs:
     distances = (read("distances").where(F.col("group_by") == OVERALL)
                  .select("model", "question_id", "w1", "noise_floor"))
     questions = read("questions").select("question_id", "category")
+    elicited = {}
+    if "predictions" in versions:  # a small aggregate: models x parse methods
+        counts: dict = {}
+        for row in read("predictions").groupBy("model", "parse_method").count().collect():
+            counts.setdefault(row["model"], {})[row["parse_method"]] = row["count"]
+        elicited = {model: elicitation(methods) for model, methods in counts.items()}
     build_run = None
     if "build_runs" in versions:
         latest = read("build_runs").orderBy(F.col("run_number").desc()).limit(1).collect()
@@ -500,7 +536,7 @@ def read_inputs(spark, warehouse: str, config: dict) -> ReportInputs:
     return ReportInputs(
         summary=summary.toPandas(), overall_distances=distances.toPandas(), questions=questions.toPandas(),
         build_run=build_run,
-        evaluate_settings=settings("summary"), distance_settings=settings("distances"),
+        evaluate_settings=settings("summary"), distance_settings=settings("distances"), elicitation=elicited,
         table_versions=versions, software=software_versions(spark.version), warehouse=str(warehouse))
 
 

@@ -78,6 +78,11 @@ PREDICTIONS = T.StructType([
     T.StructField("distribution", T.ArrayType(T.DoubleType()), True),  # P(scale_min..scale_max)
     T.StructField("parse_method", T.StringType(), True),
     T.StructField("source", T.StringType(), True),
+    # a distribution's mass that fell off the scale and was left out before normalising
+    # (other tokens' probability; the unusable share of sampled answers)
+    T.StructField("off_scale_mass", T.DoubleType(), True),
+    T.StructField("n_samples", T.IntegerType(), True),     # sampled answers behind a distribution
+    T.StructField("n_unusable", T.IntegerType(), True),    # of which no score could be read
 ])
 
 PREDICTION_STATUSES = ("valid", "missing", "non_numeric", "non_integer", "out_of_range",

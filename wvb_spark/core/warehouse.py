@@ -136,6 +136,29 @@ class Warehouse:
 
     # ------------------------------------------------------------------ write
 
+    def add_new_columns(self, name: str, stage: str) -> int | None:
+        """A table written before some of its declared columns existed gets them, as nulls,
+        in one whole-table commit (so partitions of the new shape can be written beside the
+        old rows); the version written, or None when nothing was missing."""
+        from pyspark.sql import functions as F
+
+        if not self.exists(name):
+            return None
+        location = self.location(name)
+        version = self.version(name)
+        frame = storage.read(self._spark(), location, native=self.writer == "native", version=version)
+        declared = tables.table(name).columns()
+        missing = [f for f in declared if f.name not in frame.columns]
+        if not missing:
+            return None
+        for field in missing:
+            frame = frame.withColumn(field.name, F.lit(None).cast(field.dataType))
+        frame = frame.select(*[f.name for f in declared],
+                             *[c for c in frame.columns if c not in {f.name for f in declared}])
+        frame = frame.localCheckpoint()  # read fully before the same table is overwritten
+        return self.write(name, frame, stage=stage, options={"added_columns": [f.name for f in missing]},
+                          expected_rows=frame.count())
+
     def write(self, name: str, df: DataFrame, *, stage: str, options: dict | None = None,
               counts: dict | None = None, replace: dict | None = None,
               expected_rows: int | None = None, sort_within: tuple | None = None,

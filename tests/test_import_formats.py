@@ -1,0 +1,310 @@
+"""Import of every answer shape: batch output with top log-probabilities (chat and legacy
+completions), sampled and verbalised answers, Anthropic / Bedrock / Together batches,
+lm-evaluation-harness samples. Expected distributions are computed here with numpy from
+the numbers in the fixture, never taken from the code under test.
+
+Fixtures under tests/fixtures/batch/ follow the JSONL shapes of the vendors' documentation
+and were written by hand (see that folder's README); the lm-evaluation-harness file under
+tests/fixtures/lm_eval/ was produced by the real harness.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from wvb_spark import cli, metadata, schemas
+from wvb_spark.core.warehouse import Warehouse
+from wvb_spark.errors import WvbError
+from wvb_spark.predictions import read_records, score_predictions
+from test_predictions import participant_rows, question_rows
+from warehouse_helpers import write_build
+
+PEOPLE = ["484070001", "36070002"]
+QUESTIONS = list(metadata.probe_questions()) + ["Q94"]
+BATCH = os.path.join(os.path.dirname(__file__), "fixtures", "batch")
+
+
+@pytest.fixture(scope="module")
+def frames(spark):
+    participants = spark.createDataFrame(participant_rows(PEOPLE), schemas.participants_schema())
+    questions = spark.createDataFrame(question_rows(QUESTIONS), schemas.QUESTIONS)
+    return questions, participants
+
+
+def scored(spark, frames, path, fmt="auto", **files):
+    questions, participants = frames
+    raw, parse = read_records(spark, str(path), fmt, **files)
+    rows = score_predictions(raw, questions, participants, "m", parse_payloads=parse).collect()
+    return sorted(rows, key=lambda r: (r["source"] or ""))
+
+
+def by_hand(pairs, low, high):
+    """Distribution over low..high and off-scale mass from (token, logprob) pairs, by hand."""
+    weights = np.zeros(high - low + 1)
+    for token, logprob in pairs:
+        text = token.strip()
+        if text.isdigit() and low <= int(text) <= high:
+            weights[int(text) - low] += np.exp(logprob)
+    return weights / weights.sum(), 1.0 - weights.sum()
+
+
+def test_openai_chat_logprobs_with_error_file(spark, frames):
+    rows = scored(spark, frames, f"{BATCH}/openai_chat_logprobs.jsonl", errors=f"{BATCH}/openai_errors.jsonl")
+    assert len(rows) == 7  # 6 lines + 1 error-file line: every record a row
+    got = {r["source"]: r for r in rows}
+    q1 = got["openai_chat_logprobs.jsonl:1"]
+    dist, off = by_hand([("1", -0.3), ("2", -1.9), (" 1", -3.5), ("I", -4.0), ("3", -5.0)], 1, 4)
+    assert q1["status"] == "valid" and q1["parse_method"] == "chat_logprobs"
+    assert q1["distribution"] == pytest.approx(dist.tolist())
+    assert q1["off_scale_mass"] == pytest.approx(off)
+    assert q1["score"] == 1.0  # lower median: P(1) > 1/2
+    refusal = got["openai_chat_logprobs.jsonl:2"]
+    assert (refusal["status"], refusal["distribution"], refusal["parse_method"]) == \
+        ("non_numeric", None, "chat_logprobs")
+    assert refusal["off_scale_mass"] == pytest.approx(1.0)
+    failed = got["openai_chat_logprobs.jsonl:3"]
+    assert failed["status"] == "missing" and failed["parse_method"] == "chat_logprobs"
+    assert "server_error" in failed["raw_score"]
+    ten = got["openai_chat_logprobs.jsonl:4"]  # Q106: scale 1..10; "11" and "0" are off the scale
+    dist, off = by_hand([("10", -0.7), ("1", -1.8), ("9", -2.3), ("11", -3.0), ("0", -3.5)], 1, 10)
+    assert ten["distribution"] == pytest.approx(dist.tolist()) and ten["off_scale_mass"] == pytest.approx(off)
+    assert got["openai_chat_logprobs.jsonl:5"]["status"] == "duplicate"
+    zero_based = got["openai_chat_logprobs.jsonl:6"]  # Q94: scale 0..2
+    dist, off = by_hand([("0", -1.2), ("2", -0.7), ("1", -2.3)], 0, 2)
+    assert zero_based["distribution"] == pytest.approx(dist.tolist())
+    assert zero_based["score"] == 2.0  # cumulative 0.30, 0.40, 1.0
+    error_line = got["openai_errors.jsonl:1"]
+    assert (error_line["question_id"], error_line["status"]) == ("Q46", "missing")
+    assert "rate_limit_exceeded" in error_line["raw_score"]
+
+
+def test_legacy_completions_logprobs(spark, frames):
+    [row] = scored(spark, frames, f"{BATCH}/completions_logprobs.jsonl")
+    dist, off = by_hand([(" 2", -0.5), (" 3", -1.5), (" 1", -3.0), (" The", -3.3)], 1, 4)
+    assert (row["status"], row["parse_method"], row["d_interview"]) == ("valid", "completion_logprobs", 36070002)
+    assert row["distribution"] == pytest.approx(dist.tolist())
+    assert row["off_scale_mass"] == pytest.approx(off)
+
+
+def _chat_line(custom_id, top=None, content="3"):
+    choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+    if top is not None:
+        choice["logprobs"] = {"content": [{"token": top[0][0], "logprob": top[0][1],
+                                           "top_logprobs": [{"token": t, "logprob": lp} for t, lp in top]}]}
+    return json.dumps({"custom_id": custom_id, "response": {"status_code": 200, "body": {"choices": [choice]}}})
+
+
+def test_a_file_mixing_formats_is_an_error_naming_the_line(spark, frames, tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([_chat_line("wvb-Q1-484070001-wd", [("2", -0.1)]),
+                               _chat_line("wvb-Q2-484070001-wd", [("3", -0.1)]),
+                               _chat_line("wvb-Q3-484070001-wd")]) + "\n", encoding="utf-8")
+    with pytest.raises(WvbError, match=r"mixed\.jsonl:3 holds model text, but mixed\.jsonl:1 holds top "
+                                       r"log-probabilities: a file must hold one format"):
+        read_records(spark, str(path), "auto")
+    # forced: the line without log-probabilities is a record without an answer
+    rows = scored(spark, frames, path, "logprobs")
+    assert [r["status"] for r in rows] == ["valid", "valid", "missing"]
+    # forced the other way: the texts are read
+    rows = scored(spark, frames, path, "jsonl")
+    assert [(r["status"], r["parse_method"], r["score"]) for r in rows] == [("valid", "number_in_text", 3.0)] * 3
+
+
+def test_letters_and_forced_token_rules(spark, frames, tmp_path):
+    path = tmp_path / "letters.jsonl"
+    path.write_text(_chat_line("wvb-Q1-484070001-wd-lpl", [("B", -0.4), (" A", -1.9), ("D", -2.6), ("1", -3.0)])
+                    + "\n", encoding="utf-8")
+    [row] = scored(spark, frames, path)
+    weights = np.array([np.exp(-1.9), np.exp(-0.4), 0.0, np.exp(-2.6)])  # A=1, B=2, C=3, D=4; "1" is no letter
+    assert row["distribution"] == pytest.approx((weights / weights.sum()).tolist())
+    assert row["off_scale_mass"] == pytest.approx(1 - weights.sum())
+
+
+def test_cli_import_prints_counts_that_add_up(spark, frames, tmp_path, capsys):
+    questions, participants = frames
+    root = str(tmp_path / "warehouse")
+    write_build(spark, root, {"storage": {"writer": "offline"}}, questions=questions, participants=participants)
+    code = cli.main(["predictions", "import", "--warehouse", root, "--model", "gpt-lp", "--file",
+                     f"{BATCH}/openai_chat_logprobs.jsonl", "--errors", f"{BATCH}/openai_errors.jsonl",
+                     "--set", "storage.writer=offline", "--set", "spark.master=local[1]"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert ("7 rows read; valid 3, missing 2, non_numeric 1, non_integer 0, out_of_range 0, unknown_question 0, "
+            "unknown_participant 0, duplicate 1; parse_method chat_logprobs 7;") in out
+    table = Warehouse(spark, root, {"storage": {"writer": "offline"}}).read("predictions")
+    assert table.count() == 7
+    code = cli.main(["predictions", "import", "--warehouse", root, "--model", "x", "--file",
+                     f"{BATCH}/openai_chat_logprobs.jsonl", "--format", "lm-eval",
+                     "--set", "storage.writer=offline"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "openai_chat_logprobs.jsonl:1 holds top log-probabilities" in err
+
+
+def test_an_older_predictions_table_gets_the_new_columns_once(spark, frames, tmp_path, capsys):
+    """A table written before off_scale_mass / n_samples / n_unusable existed keeps its rows
+    (nulls in the new columns) and takes the new model beside them."""
+    from wvb_spark.core import storage
+
+    questions, participants = frames
+    root = str(tmp_path / "warehouse")
+    config = {"storage": {"writer": "offline"}}
+    write_build(spark, root, config, questions=questions, participants=participants)
+    old_columns = [f for f in schemas.PREDICTIONS.fields if f.name not in ("off_scale_mass", "n_samples", "n_unusable")]
+    from pyspark.sql import types as T
+    old = spark.createDataFrame([("old", "Q1", 484070001, "2", 2.0, "valid", None, "score_column", "a.tsv:1")],
+                                T.StructType(old_columns))
+    location = Warehouse(spark, root, config).location("predictions")
+    storage.write(spark, old, location, native=False, layout=storage.Layout(partition_by=("model",)))
+    assert cli.main(["predictions", "import", "--warehouse", root, "--model", "new", "--file",
+                     f"{BATCH}/completions_logprobs.jsonl", "--set", "storage.writer=offline"]) == 0
+    rows = {r["model"]: r for r in Warehouse(spark, root, config).read("predictions").collect()}
+    assert set(rows) == {"old", "new"}
+    assert (rows["old"]["score"], rows["old"]["off_scale_mass"], rows["old"]["n_samples"]) == (2.0, None, None)
+    assert rows["new"]["off_scale_mass"] is not None
+
+
+def _write_lines(path, objects):
+    path.write_text("".join((o if isinstance(o, str) else json.dumps(o)) + "\n" for o in objects), encoding="utf-8")
+    return path
+
+
+def test_sampled_answers_become_one_distribution(spark, frames, tmp_path):
+    texts = ['{"answer as a score": "2"}', "I'd say 3.", "N/A", None, '{"answer as a score": 2}']
+    lines = [{"custom_id": f"wvb-Q1-484070001-wd-s{k}", "content": t} for k, t in enumerate(texts, 1) if t]
+    lines.insert(3, {"custom_id": "wvb-Q1-484070001-wd-s4", "response": None,
+                     "error": {"code": "server_error", "message": "boom"}})
+    lines.append({"custom_id": "wvb-Q2-484070001-wd-s1", "content": "nothing here"})
+    path = _write_lines(tmp_path / "samples.jsonl", lines)
+    rows = {r["question_id"]: r for r in scored(spark, frames, path)}
+    assert len(rows) == 2
+    q1 = rows["Q1"]
+    usable = np.array([2, 3, 2])
+    expected = np.bincount(usable - 1, minlength=4) / len(usable)
+    assert (q1["status"], q1["parse_method"], q1["n_samples"], q1["n_unusable"]) == ("valid", "samples", 5, 2)
+    assert q1["distribution"] == pytest.approx(expected.tolist())
+    assert q1["off_scale_mass"] == pytest.approx(2 / 5)
+    assert q1["source"] == "samples.jsonl:1,2,3,4,5"
+    assert json.loads(q1["raw_score"])[3] is None  # the failed request
+    assert (rows["Q2"]["status"], rows["Q2"]["n_samples"], rows["Q2"]["n_unusable"]) == ("non_numeric", 1, 1)
+
+
+def test_n_choices_in_one_line_and_forced_samples(spark, frames, tmp_path):
+    choices = [{"index": i, "message": {"role": "assistant", "content": c}} for i, c in enumerate(["1", "1", "4", "xyz"])]
+    path = _write_lines(tmp_path / "n.jsonl", [{"custom_id": "wvb-Q2-484070001-wd-s", "response": {
+        "status_code": 200, "body": {"choices": choices}}}])
+    [row] = scored(spark, frames, path)
+    assert row["distribution"] == pytest.approx([2 / 3, 0, 0, 1 / 3])
+    assert (row["n_samples"], row["n_unusable"], row["parse_method"]) == (4, 1, "samples")
+    # plain lines without our ids: --format samples groups them by question and respondent
+    path = _write_lines(tmp_path / "plain.jsonl", [
+        {"question_id": "Q46", "participant_id": "36070002", "text": t} for t in ("2", "2", "3", "4")])
+    [row] = scored(spark, frames, path, "samples")
+    assert row["distribution"] == pytest.approx([0, 0.5, 0.25, 0.25]) and row["n_samples"] == 4
+    # without --format samples they are one answer each, later ones duplicates
+    assert [r["status"] for r in scored(spark, frames, path)] == ["valid", "duplicate", "duplicate", "duplicate"]
+
+
+def test_verbalised_distributions(spark, frames, tmp_path):
+    path = _write_lines(tmp_path / "vd.jsonl", [
+        {"custom_id": "wvb-Q1-484070001-wd-vd", "content": 'Here:\n```json\n{"1": 0.1, "2": 0.6, "3": 0.2, "4": 0.1}\n```'},
+        {"custom_id": "wvb-Q2-484070001-wd-vd", "content": '{"1. Very important": 50, "2. Rather important": 30, "3": 20}'},
+        {"custom_id": "wvb-Q3-484070001-wd-vd", "content": "I cannot say."},
+        {"custom_id": "wvb-Q46-484070001-wd-vd", "content": '{"distribution": {"5": 0.5, "1": 0.5}}'},
+        {"custom_id": "wvb-Q94-36070002-wd-vd", "content": "[0.2, 0.3, 0.5]"},
+    ])
+    rows = {r["question_id"]: r for r in scored(spark, frames, path)}
+    assert rows["Q1"]["distribution"] == pytest.approx([0.1, 0.6, 0.2, 0.1])
+    assert rows["Q2"]["distribution"] == pytest.approx([0.5, 0.3, 0.2, 0.0])
+    assert {q: r["status"] for q, r in rows.items()} == {"Q1": "valid", "Q2": "valid", "Q3": "non_numeric",
+                                                         "Q46": "out_of_range", "Q94": "valid"}
+    assert {r["parse_method"] for r in rows.values()} == {"verbalised"}
+    assert rows["Q94"]["score"] == 1.0  # scale 0..2, cumulative 0.2, 0.5: the lower median is 1
+
+
+def test_anthropic_message_batch_results(spark, frames):
+    rows = {r["question_id"]: r for r in scored(spark, frames, f"{BATCH}/anthropic_results.jsonl")}
+    assert (rows["Q1"]["status"], rows["Q1"]["score"], rows["Q1"]["parse_method"]) == ("valid", 1.0, "json")
+    assert [rows[q]["status"] for q in ("Q2", "Q3", "Q47")] == ["missing"] * 3
+    assert rows["Q2"]["raw_score"] == "anthropic errored: invalid_request_error: max_tokens: Field required"
+    assert (rows["Q3"]["raw_score"], rows["Q47"]["raw_score"]) == ("anthropic canceled", "anthropic expired")
+    assert (rows["Q48"]["status"], rows["Q48"]["score"]) == ("valid", 3.0)
+
+
+def test_bedrock_batch_output_keyed_by_the_input_records(spark, frames):
+    rows = scored(spark, frames, f"{BATCH}/bedrock_output.jsonl.out", inputs=f"{BATCH}/bedrock_input.jsonl")
+    got = [(r["question_id"], r["d_interview"], r["status"], r["score"]) for r in rows]
+    assert got == [("Q1", 484070001, "valid", 2.0), ("Q2", 484070001, "missing", None),
+                   (None, None, "unknown_question", None)]  # CALL0000009 is in no input record
+    assert rows[1]["raw_score"] == "bedrock error: 400: Malformed input request"
+    assert rows[2]["raw_score"] == "3"  # the Llama body's generation, kept
+    # without --inputs no line is keyed, and every line is still a row
+    assert [r["status"] for r in scored(spark, frames, f"{BATCH}/bedrock_output.jsonl.out")] == \
+        ["unknown_question"] * 3
+
+
+def test_together_batch_with_its_error_file(spark, frames):
+    rows = scored(spark, frames, f"{BATCH}/together_output.jsonl", errors=f"{BATCH}/together_errors.jsonl")
+    assert [(r["source"], r["question_id"], r["status"], r["score"]) for r in rows] == [
+        ("together_errors.jsonl:1", "Q2", "missing", None), ("together_output.jsonl:1", "Q1", "valid", 4.0)]
+    assert rows[0]["raw_score"] == "request failed: timeout: Request timed out"
+
+
+LM_EVAL = os.path.join(os.path.dirname(__file__), "fixtures", "lm_eval")
+
+
+def test_lm_eval_samples_file_of_the_real_harness(spark, frames):
+    """The samples file lm-evaluation-harness 0.4.13 wrote for the exported task: each
+    option's log-likelihood in filtered_resps -> softmax, computed here with numpy."""
+    [path] = [os.path.join(LM_EVAL, f) for f in os.listdir(LM_EVAL) if f.startswith("samples_")]
+    rows = {(r["question_id"], r["d_interview"]): r for r in scored(spark, frames, path)}
+    harness = [json.loads(line) for line in open(path, encoding="utf-8")]
+    assert len(rows) == len(harness) == 6
+    for sample in harness:
+        loglik = np.array([float(value) for value, _ in sample["filtered_resps"]])
+        expected = np.exp(loglik - loglik.max()) / np.exp(loglik - loglik.max()).sum()
+        row = rows[(sample["doc"]["question_id"], sample["doc"]["d_interview"])]
+        assert (row["status"], row["parse_method"]) == ("valid", "lm_eval")
+        assert len(sample["doc"]["choices"]) == len(expected)
+        assert row["distribution"] == pytest.approx(expected.tolist())
+        assert row["off_scale_mass"] is None
+
+
+def test_lm_eval_wrong_option_count_is_out_of_range(spark, frames, tmp_path):
+    [path] = [os.path.join(LM_EVAL, f) for f in os.listdir(LM_EVAL) if f.startswith("samples_")]
+    sample = json.loads(open(path, encoding="utf-8").readline())
+    sample["filtered_resps"] = sample["filtered_resps"][:-1]
+    [row] = scored(spark, frames, _write_lines(tmp_path / "samples_x.jsonl", [sample]))
+    assert (row["status"], row["distribution"]) == ("out_of_range", None)
+
+
+def test_export_lm_eval_task(spark, frames, tmp_path, capsys):
+    """`wvb export lm-eval-task`: one document per probe row, the logprobs prompt ending in
+    'Answer:', the options' numbers as choices, a task YAML pointing at the documents."""
+    import yaml
+
+    from warehouse_helpers import conform
+
+    questions, participants = frames
+    root = str(tmp_path / "warehouse")
+    config = {"storage": {"writer": "offline"}}
+    write_build(spark, root, config, questions=questions, participants=participants)
+    probe = spark.createDataFrame([("Q94", 36070002, "valid"), ("Q1", 484070001, "valid")],
+                                  "question_id string, d_interview long, split string")
+    Warehouse(spark, root, config).write("probe", conform(probe, "probe"), stage="test")
+    out = tmp_path / "task"
+    assert cli.main(["export", "lm-eval-task", "--warehouse", root, "--out", str(out), "--variant",
+                     "without-demographics", "--set", "storage.writer=offline"]) == 0
+    assert "wrote 2 documents" in capsys.readouterr().out
+    docs = [json.loads(line) for line in (out / "wvb_probe.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(d["question_id"], d["d_interview"], d["choices"]) for d in docs] == [
+        ("Q1", 484070001, ["1", "2", "3", "4"]), ("Q94", 36070002, ["0", "1", "2"])]
+    assert docs[0]["custom_id"] == "wvb-Q1-484070001-nd-lp"
+    assert docs[0]["prompt"].endswith("Answer with the number of one option only.\nAnswer:")
+    task = yaml.safe_load((out / "wvb_probe.yaml").read_text(encoding="utf-8"))
+    assert task["task"] == "wvb_probe" and task["output_type"] == "multiple_choice"
+    assert task["dataset_kwargs"]["data_files"]["test"] == str(out / "wvb_probe.jsonl")
+    assert (task["doc_to_text"], task["doc_to_choice"]) == ("{{prompt}}", "choices")

@@ -1,0 +1,133 @@
+"""`wvb export lm-eval-task`: the probe as a task an eval harness runs.
+
+EleutherAI's lm-evaluation-harness scores a multiple-choice task by the log-likelihood
+the model gives each option after the prompt; its `--log_samples` file keeps those
+numbers per document, and `wvb predictions import` turns them into a distribution (their
+softmax). The export writes the documents (one per probe row: the same persona block and
+numbered options as `wvb prompts --elicit logprobs`, ending in "Answer:", the options'
+numbers as the choices) and a task YAML pointing at them, so `lm_eval --include_path DIR
+--tasks wvb_probe --log_samples` runs the probe on any model the harness can load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+
+from pyspark.sql import functions as F
+
+from wvb_spark.core.text_files import write_single_text_file
+from wvb_spark.errors import WvbError
+from wvb_spark.prompt_render import (
+    VARIANTS, Elicitation, default_demographics, in_question_order, load_template, render_prompts,
+)
+
+TASK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+ANSWER_CUE = "\nAnswer:"
+
+TASK_YAML = """\
+# lm-evaluation-harness task written by `wvb export lm-eval-task` ({count} documents).
+# Run:    lm_eval --model <model> --model_args ... --include_path {folder} --tasks {task} --log_samples --output_path OUT
+# Import: wvb predictions import --warehouse WAREHOUSE --model NAME --file OUT/<model>/samples_{task}_<date>.jsonl
+# Each choice is an option's number on the question's scale, in scale order; the log-likelihoods the
+# harness logs per choice are what wvb imports. doc_to_target is a placeholder (the harness needs one):
+# the accuracy it reports means nothing here.
+task: {task}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {docs}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{prompt}}}}"
+doc_to_choice: choices
+doc_to_target: 0
+target_delimiter: " "
+metric_list:
+  - metric: acc
+metadata:
+  version: 1.0
+"""
+
+
+def task_documents(requests):
+    """Rendered `--elicit logprobs` prompts -> one JSON document per row: the key, the prompt
+    ending in the answer cue, the options' numbers as choices."""
+    choices = F.transform(F.sequence(F.col("scale_min"), F.col("scale_max")), lambda k: k.cast("string"))
+    return requests.select(
+        "question_id", "d_interview",
+        F.to_json(F.struct(
+            F.col("custom_id"), F.col("question_id"), F.col("d_interview"), F.col("scale_min"),
+            F.concat(F.col("prompt"), F.lit(ANSWER_CUE)).alias("prompt"), choices.alias("choices"),
+        )).alias("document"))
+
+
+def task_yaml(task: str, docs_path: str, count: int) -> str:
+    return TASK_YAML.format(task=task, docs=docs_path, folder=os.path.dirname(docs_path), count=count)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="WHAT", required=True)
+    task = actions.add_parser("lm-eval-task", help="the probe as an lm-evaluation-harness multiple-choice task",
+                              description="Write an lm-evaluation-harness task (YAML + JSONL documents) of the probe.")
+    task.add_argument("--conf", metavar="YAML", default=argparse.SUPPRESS, help="settings file")
+    task.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=argparse.SUPPRESS,
+                      help="override one setting")
+    task.add_argument("--warehouse", required=True, metavar="DIR", help="warehouse root (needs probe, "
+                                                                        "participants, questions)")
+    task.add_argument("--out", required=True, metavar="DIR", help="local folder for <task>.yaml and <task>.jsonl")
+    task.add_argument("--task", default="wvb_probe", help="task name (default wvb_probe)")
+    task.add_argument("--variant", choices=tuple(VARIANTS), default="with-demographics",
+                      help="include the respondent's demographics or not (default: with-demographics)")
+    task.add_argument("--source", choices=("probe", "examples"), default="probe",
+                      help="one document per probe row (default) or per selected example")
+    task.add_argument("--split", help="only rows of this split")
+    task.add_argument("--questions", metavar="Q1,Q2", help="only these questions (comma list)")
+    task.add_argument("--limit", type=int, metavar="N", help="only the first N documents in question order")
+    task.add_argument("--template", metavar="FILE", help="YAML prompt template (default: the built-in one)")
+
+
+def main(args) -> int:
+    from wvb_spark import config as wvb_config
+    from wvb_spark.core.warehouse import Warehouse
+    from wvb_spark.session import get_spark
+
+    if not TASK_NAME.match(args.task):
+        raise WvbError(f"--task {args.task!r}: use a letter, then letters, digits or _ (at most 64)")
+    if args.limit is not None and args.limit < 1:
+        raise WvbError(f"--limit must be at least 1, got {args.limit}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise WvbError(f"--out {args.out} is a file, not a folder")
+    config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
+    template = load_template(args.template)
+    Warehouse(None, args.warehouse, config).require(args.source, "participants", "questions")
+    spark = get_spark(config)
+    tables = Warehouse(spark, args.warehouse, config)
+    rows = tables.read(args.source)
+    questions = tables.read("questions")
+    if args.split:
+        rows = rows.where(F.col("split") == args.split)
+    if args.questions:
+        wanted = [q.strip() for q in args.questions.split(",") if q.strip()]
+        rows = rows.where(F.col("question_id").isin(wanted))
+    requests = render_prompts(rows.select("question_id", "d_interview"), tables.read("participants"), questions,
+                              template=template, variant=args.variant, demographics=default_demographics(),
+                              model="", elicit=Elicitation(how="logprobs"))
+    scales = questions.select("question_id", "scale_min", "scale_max")
+    documents = in_question_order(task_documents(requests.join(F.broadcast(scales), on="question_id",
+                                                               how="inner")))
+    if args.limit:
+        documents = documents.limit(args.limit)
+    count = documents.count()
+    if count == 0:
+        raise WvbError(f"no {args.source} rows selected: nothing to export")
+    folder = os.path.abspath(args.out)
+    os.makedirs(folder, exist_ok=True)
+    docs_path = os.path.join(folder, f"{args.task}.jsonl")
+    write_single_text_file(spark, documents.select("document"), docs_path)
+    with open(os.path.join(folder, f"{args.task}.yaml"), "w", encoding="utf-8") as handle:
+        handle.write(task_yaml(args.task, docs_path, count))
+    print(f"wrote {count} documents to {docs_path} and the task {os.path.join(folder, args.task + '.yaml')}; "
+          f"run: lm_eval --include_path {folder} --tasks {args.task} --log_samples --output_path OUT ...")
+    return 0

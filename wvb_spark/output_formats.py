@@ -98,10 +98,22 @@ class LineRecord:
     raw: str | None = None
 
 
+class WrittenNumber(float):
+    """A JSON number with a fraction or exponent that remembers how it was written: an id
+    written 8.18070001E8 is no respondent id (ids are digits), though it equals one."""
+
+    def __new__(cls, text: str):
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
 def _text(value) -> str | None:
     """A key value as text: numbers as written (156070594, not 156070594.0)."""
     if value is None or isinstance(value, (dict, list, bool)):
         return None
+    if isinstance(value, WrittenNumber):
+        return value.text
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -236,7 +248,7 @@ def read_line(line: str, want: str | None = None, mapped_id: str | None = None) 
     """Read one JSONL line. `want` is the kind a forced --format reads (None: whatever the
     line holds); `mapped_id` is our custom_id for a Bedrock recordId (from --inputs)."""
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, parse_float=WrittenNumber)
     except ValueError:
         obj = None
     if not isinstance(obj, dict):

@@ -1,11 +1,12 @@
 """Import of every answer shape: batch output with top log-probabilities (chat and legacy
 completions), sampled and verbalised answers, Anthropic / Bedrock / Together batches,
-lm-evaluation-harness samples. Expected distributions are computed here with numpy from
+lm-evaluation-harness samples, inspect_ai eval logs. Expected distributions are computed here with numpy from
 the numbers in the fixture, never taken from the code under test.
 
 Fixtures under tests/fixtures/batch/ follow the JSONL shapes of the vendors' documentation
 and were written by hand (see that folder's README); the lm-evaluation-harness file under
-tests/fixtures/lm_eval/ was produced by the real harness.
+tests/fixtures/lm_eval/ was produced by the real harness, the logs under
+tests/fixtures/inspect/ by inspect_ai itself (mockllm/model).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Import of every answer shape: batch output with top log-probabilities (chat and legacy
 completions), sampled and verbalised answers, Anthropic / Bedrock / Together batches,
-lm-evaluation-harness samples. Expected distributions are computed here with numpy from
+lm-evaluation-harness samples, inspect_ai eval logs. Expected distributions are computed here with numpy from
 the numbers in the fixture, never taken from the code under test.
 
 Fixtures under tests/fixtures/batch/ follow the JSONL shapes of the vendors' documentation
 and were written by hand (see that folder's README); the lm-evaluation-harness file under
-tests/fixtures/lm_eval/ was produced by the real harness.
+tests/fixtures/lm_eval/ was produced by the real harness, the logs under
+tests/fixtures/inspect/ by inspect_ai itself (mockllm/model).
 """
 
 from __future__ import annotations
@@ -308,3 +309,192 @@ def test_export_lm_eval_task(spark, frames, tmp_path, capsys):
     assert task["task"] == "wvb_probe" and task["output_type"] == "multiple_choice"
     assert task["dataset_kwargs"]["data_files"]["test"] == str(out / "wvb_probe.jsonl")
     assert (task["doc_to_text"], task["doc_to_choice"]) == ("{{prompt}}", "choices")
+
+
+INSPECT = os.path.join(os.path.dirname(__file__), "fixtures", "inspect")
+
+
+def _zstd_readable() -> bool:
+    import importlib.util
+    import sys
+
+    return sys.version_info >= (3, 14) or importlib.util.find_spec("zstandard") is not None
+
+
+def _inspect_samples(path):
+    """The samples of an inspect log, read here without the code under test."""
+    import zipfile
+
+    if path.endswith(".json"):
+        return json.load(open(path, encoding="utf-8"))["samples"]
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if n.startswith("samples/")]
+        return [json.loads(_member(archive, n, path)) for n in names]
+
+
+def _member(archive, name, path):
+    try:
+        return archive.read(name)
+    except NotImplementedError:  # zstandard on Python < 3.14
+        import zstandard
+
+        info = archive.getinfo(name)
+        with open(path, "rb") as handle:
+            handle.seek(info.header_offset)
+            header = handle.read(30)
+            handle.seek(info.header_offset + 30 + int.from_bytes(header[26:28], "little")
+                        + int.from_bytes(header[28:30], "little"))
+            data = handle.read(info.compress_size)
+        return zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True).read()
+
+
+def _as_deflate(source, target):
+    """The same members in a DEFLATE zip (what inspect_ai wrote before zstandard)."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+        for name in archive.namelist():
+            out.writestr(name, _member(archive, name, source))
+    return str(target)
+
+
+def _text_logs(tmp_path):
+    logs = [os.path.join(INSPECT, "text.json")]
+    if _zstd_readable():
+        logs.append(os.path.join(INSPECT, "text.eval"))
+        logs.append(_as_deflate(os.path.join(INSPECT, "text.eval"), tmp_path / "text_deflate.eval"))
+    return logs
+
+
+def test_inspect_text_logs_of_mockllm(spark, frames, tmp_path):
+    """mockllm/model answers 'Default output from mockllm/model' to every sample: no score
+    in it, so every sample is non_numeric, keyed by the sample id, read as inspect_text."""
+    expected = sorted((q, d) for q in ("Q1", "Q94", "Q106") for d in (484070001, 36070002))
+    for path in _text_logs(tmp_path):
+        rows = scored(spark, frames, path)
+        assert sorted((r["question_id"], r["d_interview"]) for r in rows) == expected, path
+        assert {(r["status"], r["parse_method"], r["raw_score"]) for r in rows} == {
+            ("non_numeric", "inspect_text", "Default output from mockllm/model")}, path
+        assert all(r["source"].startswith(os.path.basename(path) + ":") for r in rows)
+
+
+@pytest.mark.parametrize("name", ["logprobs.json", "logprobs.eval"])
+def test_inspect_logprobs_logs(spark, frames, name):
+    """The first token's top log-probabilities the log holds (set through inspect's own
+    ModelOutput / Logprobs classes, see the fixture's README) -> a distribution over the
+    scale, renormalised here with numpy; the refusal is non_numeric, the failed sample
+    missing."""
+    path = os.path.join(INSPECT, name)
+    if name.endswith(".eval") and not _zstd_readable():
+        pytest.skip("reading a zstandard .eval needs Python 3.14 or the zstandard package")
+    rows = {(r["question_id"], r["d_interview"]): r for r in scored(spark, frames, path)}
+    samples = _inspect_samples(path)
+    assert len(rows) == len(samples) == 6
+    scales = {"Q1": (1, 4), "Q94": (0, 2), "Q106": (1, 10)}
+    statuses = {}
+    for sample in samples:
+        key = (sample["metadata"]["question_id"], sample["metadata"]["d_interview"])
+        row = rows[key]
+        assert row["parse_method"] == "inspect_logprobs"
+        statuses[key] = row["status"]
+        if sample.get("error") is not None:
+            assert row["status"] == "missing" and "mock model failure" in row["raw_score"]
+            continue
+        top = sample["output"]["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        low, high = scales[key[0]]
+        pairs = [(t["token"], t["logprob"]) for t in top]
+        if not any(t.strip().isdigit() and low <= int(t.strip()) <= high for t, _ in pairs):
+            assert row["status"] == "non_numeric" and row["distribution"] is None
+            continue
+        dist, off = by_hand(pairs, low, high)
+        assert row["status"] == "valid"
+        assert row["distribution"] == pytest.approx(dist.tolist())
+        assert row["off_scale_mass"] == pytest.approx(off)
+    # by hand from run_inspect.py: Q94/Australia is the refusal, Q106/Australia failed
+    assert statuses == {("Q1", 484070001): "valid", ("Q1", 36070002): "valid", ("Q94", 484070001): "valid",
+                        ("Q94", 36070002): "non_numeric", ("Q106", 484070001): "valid",
+                        ("Q106", 36070002): "missing"}
+    q1 = rows[("Q1", 484070001)]  # 1: e^-.3 + e^-3.5, 2: e^-1.75, 4: e^-5.5, over their sum
+    weights = np.array([np.exp(-0.3) + np.exp(-3.5), np.exp(-1.75), 0.0, np.exp(-5.5)])
+    assert q1["distribution"] == pytest.approx((weights / weights.sum()).tolist())
+    assert q1["score"] == 1.0
+
+
+def test_inspect_sample_keyed_by_metadata_and_text_answer(spark, frames, tmp_path):
+    """A log whose sample ids are not ours (inspect's auto ids) is keyed by the metadata
+    our task sets; a text answer holding the score is valid; --format inspect reads it;
+    --format inspect on a JSONL file is a one-line error."""
+    log = json.load(open(os.path.join(INSPECT, "text.json"), encoding="utf-8"))
+    log["samples"] = log["samples"][:2]
+    log["samples"][0]["id"] = 1
+    log["samples"][0]["output"]["choices"][0]["message"]["content"] = '{"answer as a score": "3"}'
+    log["samples"][1]["output"] = {"model": "m", "choices": []}
+    path = tmp_path / "renamed.json"
+    path.write_text(json.dumps(log, indent=2), encoding="utf-8")
+    rows = scored(spark, frames, path, "inspect")
+    first, second = (s["metadata"] for s in log["samples"])
+    assert sorted((r["question_id"], r["d_interview"], r["status"], r["score"]) for r in rows) == sorted([
+        (first["question_id"], first["d_interview"], "valid", 3.0),
+        (second["question_id"], second["d_interview"], "missing", None)])
+    with pytest.raises(WvbError, match=r"--format inspect: .* is not an inspect_ai log"):
+        read_records(spark, f"{BATCH}/together_output.jsonl", "inspect")
+    log["samples"] = []
+    path.write_text(json.dumps(log), encoding="utf-8")
+    with pytest.raises(WvbError, match=r"renamed\.json holds no samples \(log status success\)"):
+        read_records(spark, str(path), "auto")
+
+
+def test_inspect_zstd_eval_without_a_reader_is_a_one_line_error(monkeypatch):
+    import builtins
+    import sys
+    import zipfile
+
+    from wvb_spark import output_formats
+
+    if sys.version_info >= (3, 14):
+        pytest.skip("Python 3.14's zipfile reads zstandard itself")
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
+                        if name == "zstandard" else real_import(name, *a, **k))
+    path = os.path.join(INSPECT, "text.eval")
+    assert zipfile.ZipFile(path).getinfo("header.json").compress_type == 93
+    with pytest.raises(ValueError, match=r"zstandard-compressed .*pip install zstandard.*inspect log convert"):
+        output_formats.read_inspect_log(path, "eval")
+
+
+def test_export_inspect_task(spark, frames, tmp_path, capsys):
+    """`wvb export inspect-task`: one sample per probe row keyed by our custom_id, the
+    free-text prompt or the numbered options, a task file asking for one token's top
+    log-probabilities in the logprobs case."""
+    import ast
+
+    from warehouse_helpers import conform
+
+    questions, participants = frames
+    root = str(tmp_path / "warehouse")
+    config = {"storage": {"writer": "offline"}}
+    write_build(spark, root, config, questions=questions, participants=participants)
+    probe = spark.createDataFrame([("Q94", 36070002, "valid"), ("Q1", 484070001, "valid")],
+                                  "question_id string, d_interview long, split string")
+    Warehouse(spark, root, config).write("probe", conform(probe, "probe"), stage="test")
+    for elicit, suffix in (("free-text", ""), ("logprobs", "-lp")):
+        out = tmp_path / elicit
+        assert cli.main(["export", "inspect-task", "--warehouse", root, "--out", str(out), "--elicit", elicit,
+                         "--task", "probe_x", "--top-logprobs", "5", "--set", "storage.writer=offline"]) == 0
+        assert "wrote 2 samples" in capsys.readouterr().out
+        samples = [json.loads(line) for line in (out / "probe_x.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert [s["id"] for s in samples] == [f"wvb-Q1-484070001-wd{suffix}", f"wvb-Q94-36070002-wd{suffix}"]
+        assert [(s["metadata"]["question_id"], s["metadata"]["d_interview"], s["metadata"]["scale_min"],
+                 s["metadata"]["scale_max"]) for s in samples] == [("Q1", 484070001, 1, 4), ("Q94", 36070002, 0, 2)]
+        source = (out / "probe_x.py").read_text(encoding="utf-8")
+        tree = ast.parse(source)
+        assert [f.name for f in tree.body if isinstance(f, ast.FunctionDef)] == ["probe_x"]
+        assert "'probe_x.jsonl'" in source
+        if elicit == "logprobs":
+            assert "Options:\n0" in samples[1]["input"] and "number of one option only" in samples[1]["input"]
+            assert "GenerateConfig(max_tokens=1, logprobs=True, top_logprobs=5, temperature=0.0)" in source
+        else:
+            assert "answer as a score" in samples[0]["input"] and "Options:" not in samples[0]["input"]
+            assert "GenerateConfig()" in source
+    with pytest.raises(SystemExit):
+        cli.main(["export", "inspect-task", "--warehouse", root, "--out", str(tmp_path / "x"), "--elicit", "sample"])

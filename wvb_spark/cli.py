@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("wvb_spark.build", "raw WVS Wave 7 CSV -> questions, participants, examples, quarantine Delta tables"),
     "probe": ("wvb_spark.probe", "stratified probe sample: questions x demographic groups x k respondents"),
     "prompts": ("wvb_spark.prompts", "chat requests (JSONL) for the probe or selected examples, with or without demographics"),
-    "export": ("wvb_spark.export", "the probe as an lm-evaluation-harness task (YAML + JSONL documents)"),
+    "export": ("wvb_spark.export", "the probe as an lm-evaluation-harness or inspect_ai task (task file + JSONL documents)"),
     "predictions": ("wvb_spark.predictions", "import a model's predictions (TSV/CSV, JSONL answers, distributions) with a status per row"),
     "baselines": ("wvb_spark.baselines", "baseline models (uniform, majority-leaky, global-prior, group-prior) into predictions"),
     "evaluate": ("wvb_spark.evaluate", "score models: human vs model histograms, W1/JSD/TV with bootstrap CIs, headline summary"),

@@ -1,4 +1,4 @@
-"""`wvb export lm-eval-task`: the probe as a task an eval harness runs.
+"""`wvb export lm-eval-task` / `wvb export inspect-task`: the probe as a task an eval harness runs.
 
 EleutherAI's lm-evaluation-harness scores a multiple-choice task by the log-likelihood
 the model gives each option after the prompt; its `--log_samples` file keeps those
@@ -7,6 +7,13 @@ softmax). The export writes the documents (one per probe row: the same persona b
 numbered options as `wvb prompts --elicit logprobs`, ending in "Answer:", the options'
 numbers as the choices) and a task YAML pointing at them, so `lm_eval --include_path DIR
 --tasks wvb_probe --log_samples` runs the probe on any model the harness can load.
+
+UK AISI's inspect_ai runs a task file (Python) over a dataset of samples and writes an eval
+log holding each sample's output. The inspect export writes the samples (the sample id is
+our custom_id, the key also in its metadata; the input is the free-text persona prompt of
+`wvb prompts`, or with `--elicit logprobs` the numbered options) and a task file that asks
+for one token with its top log-probabilities in the logprobs case, so `inspect eval
+DIR/wvb_probe.py --model ...` runs the probe and `wvb predictions import` reads its log.
 """
 
 from __future__ import annotations
@@ -67,16 +74,63 @@ def task_yaml(task: str, docs_path: str, count: int) -> str:
     return TASK_YAML.format(task=task, docs=docs_path, folder=os.path.dirname(docs_path), count=count)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="action", metavar="WHAT", required=True)
-    task = actions.add_parser("lm-eval-task", help="the probe as an lm-evaluation-harness multiple-choice task",
-                              description="Write an lm-evaluation-harness task (YAML + JSONL documents) of the probe.")
+INSPECT_TASK = '''"""inspect_ai task written by `wvb export inspect-task` ({count} samples, {how}).
+
+Run:    inspect eval {path} --model <provider/model> --log-dir LOGS
+Import: wvb predictions import --warehouse WAREHOUSE --model NAME --file LOGS/<log>.eval
+
+The sample id is wvb's key of the (question, respondent); there is no scorer: wvb scores
+the answers after import.
+"""
+
+import os
+
+from inspect_ai import Task, task
+from inspect_ai.dataset import json_dataset
+from inspect_ai.model import GenerateConfig
+from inspect_ai.solver import generate
+
+DATASET = os.path.join(os.path.dirname(os.path.abspath(__file__)), {dataset!r})
+
+
+@task
+def {task}():
+    return Task(dataset=json_dataset(DATASET), solver=generate(), config=GenerateConfig({config}))
+'''
+
+# GenerateConfig per elicitation: one token and its alternatives for log-probabilities.
+INSPECT_CONFIGS = {"free-text": "", "logprobs": "max_tokens=1, logprobs=True, top_logprobs={top}, temperature=0.0"}
+INSPECT_ELICITATIONS = tuple(INSPECT_CONFIGS)
+
+
+def inspect_samples(requests):
+    """Rendered prompts -> one inspect sample per row: id (our custom_id), input (the
+    prompt; system + user messages when the template has a system message), metadata (the
+    key and the scale)."""
+    metadata = F.struct("question_id", "d_interview", "scale_min", "scale_max", "variant").alias("metadata")
+    messages = F.array(F.struct(F.lit("system").alias("role"), F.col("system").alias("content")),
+                       F.struct(F.lit("user").alias("role"), F.col("prompt").alias("content")))
+    as_text = F.to_json(F.struct(F.col("custom_id").alias("id"), F.col("prompt").alias("input"),
+                                 F.lit("").alias("target"), metadata))
+    as_messages = F.to_json(F.struct(F.col("custom_id").alias("id"), messages.alias("input"),
+                                     F.lit("").alias("target"), metadata))
+    document = F.when(F.coalesce(F.col("system"), F.lit("")) == "", as_text).otherwise(as_messages)
+    return requests.select("question_id", "d_interview", document.alias("document"))
+
+
+def inspect_task_file(task: str, dataset: str, count: int, elicit: str, top_logprobs: int, path: str) -> str:
+    config = INSPECT_CONFIGS[elicit].format(top=top_logprobs)
+    how = "one token and its top log-probabilities" if elicit == "logprobs" else "free-text answers"
+    return INSPECT_TASK.format(task=task, dataset=dataset, count=count, how=how, config=config, path=path)
+
+
+def _common_arguments(task: argparse.ArgumentParser, files: str) -> None:
     task.add_argument("--conf", metavar="YAML", default=argparse.SUPPRESS, help="settings file")
     task.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=argparse.SUPPRESS,
                       help="override one setting")
     task.add_argument("--warehouse", required=True, metavar="DIR", help="warehouse root (needs probe, "
                                                                         "participants, questions)")
-    task.add_argument("--out", required=True, metavar="DIR", help="local folder for <task>.yaml and <task>.jsonl")
+    task.add_argument("--out", required=True, metavar="DIR", help=f"local folder for {files}")
     task.add_argument("--task", default="wvb_probe", help="task name (default wvb_probe)")
     task.add_argument("--variant", choices=tuple(VARIANTS), default="with-demographics",
                       help="include the respondent's demographics or not (default: with-demographics)")
@@ -88,15 +142,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     task.add_argument("--template", metavar="FILE", help="YAML prompt template (default: the built-in one)")
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="WHAT", required=True)
+    lm_eval = actions.add_parser("lm-eval-task", help="the probe as an lm-evaluation-harness multiple-choice task",
+                                 description="Write an lm-evaluation-harness task (YAML + JSONL documents) of "
+                                             "the probe.")
+    _common_arguments(lm_eval, "<task>.yaml and <task>.jsonl")
+    inspect = actions.add_parser("inspect-task", help="the probe as an inspect_ai task",
+                                 description="Write an inspect_ai task (<task>.py + JSONL dataset) of the probe.")
+    _common_arguments(inspect, "<task>.py and <task>.jsonl")
+    inspect.add_argument("--elicit", choices=INSPECT_ELICITATIONS, default="free-text",
+                         help="free-text (default): the persona prompt of `wvb prompts`, one answer read as a "
+                              "point score; logprobs: the numbered options, one token with its top "
+                              "log-probabilities, read as a distribution")
+    inspect.add_argument("--top-logprobs", dest="top_logprobs", type=int, default=20, metavar="K",
+                         help="--elicit logprobs: alternatives per token (default 20)")
+
+
 def main(args) -> int:
     from wvb_spark import config as wvb_config
     from wvb_spark.core.warehouse import Warehouse
     from wvb_spark.session import get_spark
 
+    inspect = args.action == "inspect-task"
+    elicit = getattr(args, "elicit", "logprobs")
     if not TASK_NAME.match(args.task):
         raise WvbError(f"--task {args.task!r}: use a letter, then letters, digits or _ (at most 64)")
     if args.limit is not None and args.limit < 1:
         raise WvbError(f"--limit must be at least 1, got {args.limit}")
+    top_logprobs = getattr(args, "top_logprobs", 20)
+    if not 1 <= top_logprobs <= 20:
+        raise WvbError(f"--top-logprobs must be 1..20, got {top_logprobs}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise WvbError(f"--out {args.out} is a file, not a folder")
     config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
@@ -111,12 +187,14 @@ def main(args) -> int:
     if args.questions:
         wanted = [q.strip() for q in args.questions.split(",") if q.strip()]
         rows = rows.where(F.col("question_id").isin(wanted))
+    how = Elicitation(how=elicit, top_logprobs=top_logprobs) if inspect else Elicitation(how="logprobs")
     requests = render_prompts(rows.select("question_id", "d_interview"), tables.read("participants"), questions,
                               template=template, variant=args.variant, demographics=default_demographics(),
-                              model="", elicit=Elicitation(how="logprobs"))
+                              model="", elicit=how)
     scales = questions.select("question_id", "scale_min", "scale_max")
-    documents = in_question_order(task_documents(requests.join(F.broadcast(scales), on="question_id",
-                                                               how="inner")))
+    to_documents = inspect_samples if inspect else task_documents
+    documents = in_question_order(to_documents(requests.join(F.broadcast(scales), on="question_id",
+                                                             how="inner")))
     if args.limit:
         documents = documents.limit(args.limit)
     count = documents.count()
@@ -126,6 +204,14 @@ def main(args) -> int:
     os.makedirs(folder, exist_ok=True)
     docs_path = os.path.join(folder, f"{args.task}.jsonl")
     write_single_text_file(spark, documents.select("document"), docs_path)
+    if inspect:
+        task_path = os.path.join(folder, f"{args.task}.py")
+        with open(task_path, "w", encoding="utf-8") as handle:
+            handle.write(inspect_task_file(args.task, os.path.basename(docs_path), count, elicit, top_logprobs,
+                                           task_path))
+        print(f"wrote {count} samples to {docs_path} and the task {task_path}; "
+              f"run: inspect eval {task_path} --model <provider/model> --log-dir LOGS")
+        return 0
     with open(os.path.join(folder, f"{args.task}.yaml"), "w", encoding="utf-8") as handle:
         handle.write(task_yaml(args.task, docs_path, count))
     print(f"wrote {count} documents to {docs_path} and the task {os.path.join(folder, args.task + '.yaml')}; "

@@ -4,7 +4,9 @@ Batch services and eval harnesses each wrap a model's answer in their own envelo
 OpenAI / vLLM / Together batch output (`custom_id`, `response.body.choices`), Anthropic
 Message Batches results (`custom_id`, `result.type`), Bedrock batch output (`recordId`,
 `modelOutput` or `error`), lm-evaluation-harness samples (`doc`, `resps`), and the plain
-shapes (`custom_id` or question_id/participant_id with `content`, `text`, a distribution).
+shapes (`custom_id` or question_id/participant_id with `content`, `text`, a distribution),
+and inspect_ai eval-log samples (`id`, `epoch`, `output.choices`; `read_inspect_log` takes
+them out of a `.eval` zip or a `--log-format=json` log, one JSON line each).
 `read_line` finds the key and the answer in any of them and says what kind of answer
 it is, so `wvb predictions import` can refuse a file that mixes kinds and interpret the
 rest the same way whatever the tool. The request ids `wvb prompts` writes live here too:
@@ -14,7 +16,9 @@ both stages read them.
 from __future__ import annotations
 
 import json
+import os
 import re
+import zipfile
 from dataclasses import dataclass
 
 # --------------------------------------------------------------------------- request ids
@@ -256,6 +260,10 @@ def read_line(line: str, want: str | None = None, mapped_id: str | None = None) 
 
     custom = obj.get("custom_id")
     shape = "plain"
+    inspect = is_inspect_sample(obj)
+    if inspect and custom is None:
+        shape = "inspect"
+        custom = _text(obj.get("id"))
     if custom is None and "recordId" in obj:  # Bedrock batch output
         shape = "bedrock"
         record = _text(obj.get("recordId"))
@@ -264,6 +272,9 @@ def read_line(line: str, want: str | None = None, mapped_id: str | None = None) 
     parsed = parse_custom_id(custom) if isinstance(custom, str) else None
     if parsed:
         question, participant = parsed[0], str(parsed[1])
+    elif inspect and isinstance(obj.get("metadata"), dict):  # an inspect sample keyed by its metadata
+        question = _text(obj["metadata"].get("question_id"))
+        participant = _text(obj["metadata"].get("d_interview", obj["metadata"].get("participant_id")))
     elif isinstance(obj.get("doc"), dict):  # lm-evaluation-harness sample
         doc = obj["doc"]
         question = _text(doc.get("question_id"))
@@ -282,6 +293,9 @@ def read_line(line: str, want: str | None = None, mapped_id: str | None = None) 
             payload_kind = "top_logprobs_letters"
         return LineRecord(kind, shape_, payload=payload, payload_kind=payload_kind, method=method,
                           raw=payload if raw is None else raw, **key)
+
+    if inspect:
+        return _inspect_answer(obj, want, answer, elicit)
 
     # lm-evaluation-harness: the doc is ours, the answer one log-likelihood per option
     if isinstance(obj.get("doc"), dict) and ("resps" in obj or "filtered_resps" in obj):
@@ -343,6 +357,30 @@ def read_line(line: str, want: str | None = None, mapped_id: str | None = None) 
     return answer("empty", "plain", None)
 
 
+def _inspect_answer(sample: dict, want: str | None, answer, elicit: str | None) -> LineRecord:
+    """An inspect sample's answer: the first choice's top log-probabilities when it has
+    them (or the id asked for them), else its text; a sample error is a failed record."""
+    asked_logprobs = want == "top_logprobs" or elicit in ("lp", "lpl")
+    method = "inspect_logprobs" if asked_logprobs else "inspect_text"
+    output = sample.get("output") if isinstance(sample.get("output"), dict) else {}
+    choices = output.get("choices") if isinstance(output.get("choices"), list) else []
+    error = sample.get("error")
+    if error is not None or (not choices and output.get("error")):
+        reason = _get(error, "message") if isinstance(error, dict) else error or output.get("error")
+        return answer("failed", "inspect", payload_kind="top_logprobs" if asked_logprobs else "text", method=method,
+                      raw=f"inspect error: {reason}")
+    first = choices[0] if choices else None
+    logprobs = _choice_logprobs(first) if first is not None else None
+    if asked_logprobs or (want is None and logprobs is not None and logprobs[1]):
+        payload = json.dumps(logprobs[1]) if logprobs is not None and logprobs[1] else None
+        return answer("top_logprobs", "inspect", payload, "top_logprobs", "inspect_logprobs",
+                      raw=payload if payload is not None else _choice_text(first))
+    text = _choice_text(first) if first is not None else None
+    if text is None and isinstance(output.get("completion"), str) and output["completion"]:
+        text = output["completion"]
+    return answer("text" if text is not None else "empty", "inspect", text, "text", "inspect_text")
+
+
 def _payload_kind(want: str | None) -> str:
     return {"top_logprobs": "top_logprobs", "samples": "samples", "loglikelihoods": "loglikelihoods",
             "distribution": "probabilities"}.get(want, "text")
@@ -352,3 +390,117 @@ def compatible(first_kind: str, kind: str) -> bool:
     """Whether a line of `kind` may sit in a file whose first answered line is `first_kind`."""
     return kind in FITS_ANY or first_kind in FITS_ANY or kind == first_kind or \
         {first_kind, kind} == {"text", "samples"} and first_kind == "samples"
+
+
+# --------------------------------------------------------------------------- inspect_ai logs
+
+# Compression method 93 (zstandard): what recent inspect_ai versions write into a .eval;
+# Python's zipfile reads it from 3.14 on, before that through the zstandard package.
+ZIP_ZSTANDARD = 93
+_LOCAL_HEADER = 30
+
+
+def is_inspect_sample(obj) -> bool:
+    """An inspect_ai eval-log sample: an id, an epoch and an output object."""
+    return isinstance(obj, dict) and "id" in obj and "epoch" in obj and isinstance(obj.get("output"), dict)
+
+
+def inspect_log_kind(path: str) -> str | None:
+    """'eval' (a zip: inspect's default log format), 'json' (`--log-format=json`: one JSON
+    object starting with inspect's `version` and `status`, pretty-printed or not) or None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return None
+    if head.startswith(b"PK\x03\x04"):
+        return "eval"
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    if re.match(r'\s*\{\s*"version"\s*:\s*\d+\s*,\s*"status"\s*:', text):
+        return "json"
+    return None
+
+
+def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> bytes:
+    """One member's bytes; zstandard members through the zstandard package where this
+    Python's zipfile cannot decompress them."""
+    try:
+        return archive.read(info)
+    except NotImplementedError:
+        if info.compress_type != ZIP_ZSTANDARD:
+            raise ValueError(f"{path}: {info.filename} uses zip compression method {info.compress_type}, "
+                             f"which this Python cannot read") from None
+    try:
+        import zstandard
+    except ImportError:
+        raise ValueError(f"{path}: this .eval log is zstandard-compressed (as recent inspect_ai versions write "
+                         f"it) and this Python's zipfile cannot read that: `pip install zstandard`, or convert "
+                         f"the log: inspect log convert --to json {path} --output-dir DIR") from None
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        header = handle.read(_LOCAL_HEADER)
+        name_length = int.from_bytes(header[26:28], "little")
+        extra_length = int.from_bytes(header[28:30], "little")
+        handle.seek(info.header_offset + _LOCAL_HEADER + name_length + extra_length)
+        compressed = handle.read(info.compress_size)
+    reader = zstandard.ZstdDecompressor().stream_reader(compressed, read_across_frames=True)
+    return reader.read()
+
+
+def _sample_order(samples: list[dict], eval_spec) -> list[dict]:
+    """Samples in the dataset's order, then by epoch (a .eval keeps them in the order they
+    finished), so record numbers and which record counts as first do not depend on timing."""
+    ids = _get(eval_spec, "dataset", "sample_ids")
+    position = {str(sample_id): i for i, sample_id in enumerate(ids)} if isinstance(ids, list) else {}
+    return sorted(samples, key=lambda s: (position.get(str(s.get("id")), len(position)), str(s.get("id")),
+                                          s.get("epoch") if isinstance(s.get("epoch"), int) else 0))
+
+
+def read_inspect_log(path: str, kind: str) -> tuple[list[dict], str]:
+    """(samples, log status) of an inspect_ai log, kind 'eval' or 'json'. A log without
+    samples (run with --no-log-samples, or one that failed before any ran) is an error
+    naming its status: there is nothing to import."""
+    name = os.path.basename(path)
+    if kind == "eval":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                members = {info.filename: info for info in archive.infolist()}
+                if "header.json" in members:
+                    header = json.loads(_zip_member(archive, members["header.json"], path))
+                elif "_journal/start.json" in members:
+                    header = json.loads(_zip_member(archive, members["_journal/start.json"], path))
+                else:
+                    raise ValueError(f"{path}: a zip without header.json or _journal/start.json is not an "
+                                     f"inspect_ai .eval log")
+                samples = [json.loads(_zip_member(archive, info, path)) for filename, info in members.items()
+                           if filename.startswith("samples/") and filename.endswith(".json")]
+        except zipfile.BadZipFile as error:
+            raise ValueError(f"{path}: not a readable .eval (zip) log: {error}") from None
+    else:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                header = json.load(handle)
+        except ValueError as error:
+            raise ValueError(f"{path}: not a JSON inspect_ai log: {error}") from None
+        if not isinstance(header, dict) or not isinstance(header.get("eval"), dict):
+            raise ValueError(f"{path}: not an inspect_ai log (no `eval` object at the top)")
+        samples = header.get("samples") or []
+    status = str(header.get("status", "unknown"))
+    if not isinstance(samples, list) or not samples:
+        error = _get(header, "error", "message")
+        raise ValueError(f"{name} holds no samples (log status {status}{': ' + str(error) if error else ''}); "
+                         f"nothing to import")
+    bad = next((i for i, s in enumerate(samples) if not is_inspect_sample(s)), None)
+    if bad is not None:
+        raise ValueError(f"{name}: sample {bad + 1} is not an inspect sample (needs id, epoch and output)")
+    return _sample_order(samples, header.get("eval")), status
+
+
+def inspect_line(sample: dict) -> str:
+    """The parts of an inspect sample the import reads, as one JSON line (messages, events
+    and attachments can be large and are not needed)."""
+    output = sample.get("output") or {}
+    kept = {"id": sample.get("id"), "epoch": sample.get("epoch"), "metadata": sample.get("metadata"),
+            "output": {key: output.get(key) for key in ("choices", "completion", "error") if key in output},
+            "error": sample.get("error")}
+    return json.dumps(kept)

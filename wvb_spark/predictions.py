@@ -2,7 +2,8 @@
 
 Three kinds of file are read (see README: predictions): the published point-score
 TSV/CSV (QUESTION_ID, PARTICIPANT_ID, SCORE), JSONL answers keyed by the custom_id of
-`wvb prompts` holding the model's raw text, and distribution predictions. Every record
+`wvb prompts` holding the model's raw text, and distribution predictions; inspect_ai eval
+logs (a `.eval` zip or one JSON document) are taken apart into one line per sample first. Every record
 becomes exactly one row with a `status`, so a blank, a sentence, an 11 on a 1-10 scale or
 a repeated respondent is counted and visible instead of silently dropped or coerced.
 
@@ -29,7 +30,7 @@ from wvb_spark.answer_parsing import (
 )
 from wvb_spark.errors import WvbError
 
-FORMATS = ("auto", "tsv", "csv", "jsonl", "distribution", "logprobs", "samples", "verbalised", "lm-eval")
+FORMATS = ("auto", "tsv", "csv", "jsonl", "distribution", "logprobs", "samples", "verbalised", "lm-eval", "inspect")
 STATUSES = schemas.PREDICTION_STATUSES
 PARTICIPANT_ALIASES = ("PARTICIPANT_ID", "D_INTERVIEW")
 RAW_COLUMNS = ("record", "source", "question_id", "participant_id", "raw_score", "payload", "payload_kind",
@@ -299,9 +300,9 @@ def interpret_payloads(payload: pd.Series, kind: pd.Series, method: pd.Series, s
         high = None if pd.isna(high) else int(high)
         text = None if text is None or (isinstance(text, float) and pd.isna(text)) else text
         named = None if named is None or (isinstance(named, float) and pd.isna(named)) else named
-        if what == "text":
+        if what == "text":  # the reader's method (the format, e.g. inspect_text) or how the number was found
             answer = parse_answer(text, low, high)
-            rows.append((answer.score_text, answer.parse_method, None, None, None, None, None))
+            rows.append((answer.score_text, named or answer.parse_method, None, None, None, None, None))
         elif what == "failed":
             rows.append((None, named or "none", None, "missing", None, None, None))
         else:
@@ -459,6 +460,28 @@ def _record_ids(spark: SparkSession, path: str) -> DataFrame:
             .dropDuplicates(["recordId"]))
 
 
+def inspect_log(path: str, fmt: str) -> str | None:
+    """'eval' / 'json' when the file is an inspect_ai log (auto-detected, or --format
+    inspect, which then insists), else None."""
+    kind = output_formats.inspect_log_kind(path) if os.path.isfile(path) else None
+    if fmt == "inspect" and kind is None:
+        raise WvbError(f"--format inspect: {path} is not an inspect_ai log (a .eval zip, or the JSON of "
+                       f"--log-format=json) on the local file system")
+    return kind if fmt in ("auto", "inspect") else None
+
+
+def _inspect_lines(spark: SparkSession, path: str, kind: str) -> DataFrame:
+    """One JSON line per sample of an inspect_ai log (read on the driver: a log is one
+    document, not a splittable file), numbered in the dataset's order."""
+    try:
+        samples, _ = output_formats.read_inspect_log(path, kind)
+    except ValueError as error:
+        raise WvbError(str(error)) from None
+    name = os.path.basename(path.rstrip("/"))
+    rows = [(i, output_formats.inspect_line(sample), f"{name}:{i}") for i, sample in enumerate(samples, start=1)]
+    return spark.createDataFrame(rows, "record long, line string, source string")
+
+
 def read_records(spark: SparkSession, path: str, fmt: str, errors: str | None = None,
                  inputs: str | None = None) -> tuple[DataFrame, bool]:
     """(raw records, whether their payloads need parsing in Python) for one file; for JSONL
@@ -467,6 +490,12 @@ def read_records(spark: SparkSession, path: str, fmt: str, errors: str | None = 
     for given in (path, errors, inputs):
         if given is not None and not _hadoop_path_exists(spark, given):
             raise WvbError(f"file not found: {given}")
+    log = inspect_log(path, fmt)
+    if log is not None:
+        if errors is not None or inputs is not None:
+            raise WvbError("--errors and --inputs go with JSONL batch output, not an inspect_ai log")
+        read = read_jsonl_lines(_inspect_lines(spark, path, log), os.path.basename(path), "auto")
+        return records_from_jsonl_read(read, file_kind(read, "auto"), "auto"), True
     first = spark.read.text(path).where(F.trim("value") != "").limit(1).collect()
     if not first:
         raise WvbError(f"{path} is empty")
@@ -509,7 +538,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="auto (default: from the extension and the lines), tsv, csv, jsonl (model texts), "
                           "distribution (a TSV/CSV/JSONL of probabilities), logprobs (batch output with top "
                           "log-probabilities), samples (several answers per question and respondent), verbalised "
-                          "(texts holding a JSON distribution), lm-eval (lm-evaluation-harness samples file)")
+                          "(texts holding a JSON distribution), lm-eval (lm-evaluation-harness samples file), inspect "
+                          "(an inspect_ai eval log: .eval, or the JSON of --log-format=json)")
     imp.add_argument("--errors", metavar="FILE",
                      help="the batch's separate error file (OpenAI, Together): its failed requests become "
                           "rows with status missing")
@@ -597,6 +627,8 @@ def main(args) -> int:
 def _lines_grouped(spark: SparkSession, args, rows_read: int) -> str:
     """' (from N lines: sampled answers grouped)' when JSONL lines became fewer rows."""
     paths = [p for p in (args.file, getattr(args, "errors", None)) if p]
+    if inspect_log(args.file, args.format) is not None:
+        return ""
     first = spark.read.text(args.file).where(F.trim("value") != "").limit(1).collect()
     if not first or not first[0]["value"].lstrip("\ufeff").strip().startswith("{"):
         return ""

@@ -51,6 +51,7 @@ ELICITATION_LABELS = {
     "number_in_text": "free text", "chat_logprobs": "option log-probs", "completion_logprobs": "option log-probs",
     "samples": "sampled answers", "verbalised": "verbalised", "lm_eval": "lm-eval log-likelihoods",
     "probabilities": "distribution file", "logprobs": "distribution file", "baseline": "baseline",
+    "inspect_text": "free text (inspect)", "inspect_logprobs": "option log-probs (inspect)",
 }
 
 

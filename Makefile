@@ -13,7 +13,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 DIST ?= dist
 ENV_BUILD ?= build/env
 
-.PHONY: setup demo test bench clean vacuum dist dist-env
+.PHONY: setup demo test test-cluster bench clean vacuum dist dist-env
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The pipeline on a real standalone cluster started by the tests (tests/test_cluster.py):
+# tens of minutes on 2 cores, so not part of `make test`.
+test-cluster: setup
+	$(BIN)/python -m pytest -m cluster tests/test_cluster.py
 
 vacuum: setup
 	$(BIN)/wvb vacuum --warehouse $(WAREHOUSE)

@@ -282,11 +282,8 @@ def test_lm_eval_wrong_option_count_is_out_of_range(spark, frames, tmp_path):
     assert (row["status"], row["distribution"]) == ("out_of_range", None)
 
 
-def test_export_lm_eval_task(spark, frames, tmp_path, capsys):
-    """`wvb export lm-eval-task`: one document per probe row, the logprobs prompt ending in
-    'Answer:', the options' numbers as choices, a task YAML pointing at the documents."""
-    import yaml
-
+def two_row_probe_warehouse(spark, frames, tmp_path) -> str:
+    """A built warehouse whose probe asks Q94 of 36070002 and Q1 of 484070001."""
     from warehouse_helpers import conform
 
     questions, participants = frames
@@ -296,6 +293,15 @@ def test_export_lm_eval_task(spark, frames, tmp_path, capsys):
     probe = spark.createDataFrame([("Q94", 36070002, "valid"), ("Q1", 484070001, "valid")],
                                   "question_id string, d_interview long, split string")
     Warehouse(spark, root, config).write("probe", conform(probe, "probe"), stage="test")
+    return root
+
+
+def test_export_lm_eval_task(spark, frames, tmp_path, capsys):
+    """`wvb export lm-eval-task`: one document per probe row, the logprobs prompt ending in
+    'Answer:', the options' numbers as choices, a task YAML pointing at the documents."""
+    import yaml
+
+    root = two_row_probe_warehouse(spark, frames, tmp_path)
     out = tmp_path / "task"
     assert cli.main(["export", "lm-eval-task", "--warehouse", root, "--out", str(out), "--variant",
                      "without-demographics", "--set", "storage.writer=offline"]) == 0
@@ -468,15 +474,7 @@ def test_export_inspect_task(spark, frames, tmp_path, capsys):
     log-probabilities in the logprobs case."""
     import ast
 
-    from warehouse_helpers import conform
-
-    questions, participants = frames
-    root = str(tmp_path / "warehouse")
-    config = {"storage": {"writer": "offline"}}
-    write_build(spark, root, config, questions=questions, participants=participants)
-    probe = spark.createDataFrame([("Q94", 36070002, "valid"), ("Q1", 484070001, "valid")],
-                                  "question_id string, d_interview long, split string")
-    Warehouse(spark, root, config).write("probe", conform(probe, "probe"), stage="test")
+    root = two_row_probe_warehouse(spark, frames, tmp_path)
     for elicit, suffix in (("free-text", ""), ("logprobs", "-lp")):
         out = tmp_path / elicit
         assert cli.main(["export", "inspect-task", "--warehouse", root, "--out", str(out), "--elicit", elicit,

@@ -89,15 +89,7 @@ def _json_candidates(text: str) -> list[str]:
 
 def _decode_first_object(text: str):
     """The first JSON object that decodes at some '{' of the text (prose after it is ignored)."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        try:
-            obj, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            return obj
-    return None
+    return _decode_first_value(text, openings=r"\{", kinds=dict)
 
 
 def _repair(fragment: str) -> str:
@@ -424,15 +416,16 @@ def verbalised_payload(text: str | None, scale_min: int | None = None) -> str | 
     return None
 
 
-def _decode_first_value(text: str):
-    """The first JSON object or list that decodes at some '{' or '['."""
+def _decode_first_value(text: str, openings: str = r"[\[{]", kinds=(dict, list)):
+    """The first JSON value of `kinds` that decodes where `openings` matches (default: an
+    object or list at some '{' or '[')."""
     decoder = json.JSONDecoder()
-    for match in re.finditer(r"[\[{]", text):
+    for match in re.finditer(openings, text):
         try:
             value, _ = decoder.raw_decode(text, match.start())
         except ValueError:
             continue
-        if isinstance(value, (dict, list)):
+        if isinstance(value, kinds):
             return value
     return None
 

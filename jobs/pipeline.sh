@@ -55,8 +55,9 @@ stage_arguments() {  # the options of `wvb <stage>` for STAGE
 }
 
 submit_command() {  # the whole spark-submit command for STAGE, one word per line
-  local stage="$1" py_files setting option
+  local stage="$1" py_files setting option arguments
   need SPARK_MASTER "$stage"; need WVB_WAREHOUSE "$stage"
+  arguments="$(stage_arguments "$stage")" || exit $?   # the stage's own settings first
   py_files="${WVB_PY_FILES:-$(ls "$root"/dist/wvb_spark-*.zip 2>/dev/null | tail -n 1)}"
   if [ -z "$py_files" ]; then
     echo "jobs/pipeline.sh: no dist/wvb_spark-<version>.zip: run make dist, or set WVB_PY_FILES" >&2
@@ -78,8 +79,7 @@ submit_command() {  # the whole spark-submit command for STAGE, one word per lin
       --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog
   fi
   for option in ${WVB_SUBMIT_OPTIONS:-}; do printf '%s\n' "$option"; done
-  printf '%s\n' "$here/${stage//-/_}.py"
-  stage_arguments "$stage"
+  printf '%s\n' "$here/${stage//-/_}.py" "$arguments"
   printf '%s\n' --conf "${WVB_CONF:-$root/conf/cluster.yaml}"
   for setting in ${WVB_SET:-}; do printf '%s\n' --set "$setting"; done
 }

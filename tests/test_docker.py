@@ -87,6 +87,20 @@ def test_script_refuses_a_missing_setting_in_one_line(tmp_path):
     assert done.stderr.strip() == "jobs/pipeline.sh: WVB_RAW is not set (needed for build)"
 
 
+def test_script_refuses_a_missing_package_in_one_line(tmp_path):
+    missing = tmp_path / "nowhere"
+    # a copy of the script with no dist/ beside it, as in a fresh clone
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs/pipeline.sh").write_text((ROOT / "jobs/pipeline.sh").read_text())
+    done = subprocess.run(["bash", str(tmp_path / "jobs/pipeline.sh"), "--print", "probe"],
+                          capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "SPARK_MASTER": "spark://h:7077",
+                               "WVB_WAREHOUSE": str(missing)})
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("jobs/pipeline.sh: no dist/wvb_spark-<version>.zip: "
+                                   "run make dist, or set WVB_PY_FILES")
+
+
 def test_image_holds_java_pinned_dependencies_jars_and_the_zip(dockerfile):
     assert re.search(r"openjdk-17-jre", dockerfile)
     assert re.search(r"FROM python:3\.11", dockerfile)

@@ -29,7 +29,7 @@ def spark(tmp_path_factory):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    from wvb_spark.session import DELTA_SETTINGS
+    from wvb_spark.core.session import DELTA_SETTINGS
 
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
     builder = (

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from wvb_spark.answer_parsing import first_number_on_scale, parse_answer, parse_distribution
+from wvb_spark.compute.answer_parsing import first_number_on_scale, parse_answer, parse_distribution
 
 CASES = [
     # (model text, scale, expected score_text, expected method)

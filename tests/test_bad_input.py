@@ -20,15 +20,17 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import pytest
 from deltalake import DeltaTable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wvb_spark import build, cli, ingest, metadata, preflight, splits
-from wvb_spark.synth import write_synthetic_wvs
+from wvb_spark.stages import build
+from wvb_spark import cli
+from wvb_spark.transforms import ingest, splits
+from wvb_spark.core import metadata, preflight
+from wvb_spark.stages.synth import write_synthetic_wvs
 
 BASE_ROWS = 60
 SEED = 23
@@ -709,7 +711,7 @@ PREDICTION_REFUSALS = [
 @pytest.mark.parametrize("name,model,file,expected", PREDICTION_REFUSALS, ids=[c[0] for c in PREDICTION_REFUSALS])
 def test_prediction_refused_before_spark(combined, tmp_path, capsys, monkeypatch, name, model, file, expected):
     """One line, exit 2, before Spark is asked for, and the warehouse left as it was."""
-    from wvb_spark import session
+    from wvb_spark.core import session
 
     monkeypatch.setattr(session, "get_spark", lambda *a, **k: pytest.fail("Spark was started"))
     path = tmp_path / "ok.tsv"

@@ -11,10 +11,10 @@ import pytest
 from scipy.stats import wasserstein_distance
 
 from wvb_spark.core.warehouse import Warehouse
-from wvb_spark import baselines
-from wvb_spark import config as wvb_config
-from wvb_spark import schemas
-from wvb_spark.errors import WvbError
+from wvb_spark.stages import baselines
+from wvb_spark.core import config as wvb_config
+from wvb_spark.core import schemas
+from wvb_spark.core.errors import WvbError
 
 SCALES = {"Q1": (1, 4), "Q2": (1, 10), "Q3": (0, 2)}
 GROUP_BY = ["continent", "urban_rural", "education_level"]

@@ -13,9 +13,11 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from wvb_spark import build, cli, config as wvb_config, metadata
+from wvb_spark.stages import build
+from wvb_spark import cli
+from wvb_spark.core import config as wvb_config, metadata
 from wvb_spark.core.warehouse import Warehouse
-from wvb_spark.synth import write_synthetic_wvs
+from wvb_spark.stages.synth import write_synthetic_wvs
 
 RESPONDENTS = 1200
 ROW_FAULTS = {"duplicate_d_interview": "duplicate_d_interview", "missing_field": "wrong_field_count",
@@ -214,7 +216,7 @@ def test_missing_required_column_exits_2_and_writes_nothing(tmp_path, raw_file, 
 
 
 def test_hash_split_depends_only_on_the_id(spark):
-    from wvb_spark.splits import assign_hash_split
+    from wvb_spark.transforms.splits import assign_hash_split
 
     ids = spark.range(1, 5001).selectExpr("id + 484070000 as d_interview")
     whole = dict(assign_hash_split(ids, "wvb", [0.7, 0.15, 0.15]).toPandas().itertuples(index=False, name=None))

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wvb_spark import cli, runtime
+from wvb_spark import cli
+from wvb_spark.core import runtime
 from wvb_spark.core.catalog import parse_root
 
 ROOT = Path(__file__).resolve().parents[1]

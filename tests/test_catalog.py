@@ -16,11 +16,11 @@ from pyspark.testing import assertDataFrameEqual
 
 from warehouse_helpers import conform
 from wvb_spark import cli
-from wvb_spark import config as wvb_config
+from wvb_spark.core import config as wvb_config
 from wvb_spark.core.catalog import CatalogWarehouse, parse_root
 from wvb_spark.core.warehouse import Warehouse
-from wvb_spark.errors import WvbError
-from wvb_spark.synth import write_synthetic_wvs
+from wvb_spark.core.errors import WvbError
+from wvb_spark.stages.synth import write_synthetic_wvs
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pyspark
 import pytest
 
 from wvb_spark.core import delta_jars
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import WvbError
 
 
 def test_the_artifact_matches_the_installed_pyspark_and_delta_spark():
@@ -55,7 +55,7 @@ def test_a_folder_without_its_list_is_not_a_cache(tmp_path):
 def test_without_jars_auto_falls_back_in_one_line_and_native_is_refused(tmp_path, capsys, monkeypatch):
     from pyspark.sql import SparkSession
 
-    from wvb_spark.session import _with_delta
+    from wvb_spark.core.session import _with_delta
 
     # a machine without network: both resolvers fail
     monkeypatch.setattr(delta_jars, "_retrieve_with_ivy", lambda target, cache: "Ivy failed: not found")

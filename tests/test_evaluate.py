@@ -11,9 +11,9 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
 from wvb_spark.core.warehouse import Warehouse
-from wvb_spark import evaluate as ev
-from wvb_spark import histograms as hist
-from wvb_spark import schemas
+from wvb_spark.stages import evaluate as ev
+from wvb_spark.transforms import histograms as hist
+from wvb_spark.core import schemas
 
 SCALES = {"Q1": (1, 4), "Q2": (1, 10), "Q3": (1, 2)}
 THRESHOLDS = [0.0, 0.1, 0.2, 0.3]
@@ -368,7 +368,7 @@ def test_wvb_evaluate_writes_three_tables_with_settings_and_prints_the_headline(
     from pyspark.sql import functions as F
 
     from wvb_spark import cli
-    from wvb_spark import config as wvb_config
+    from wvb_spark.core import config as wvb_config
     from wvb_spark.core.warehouse import Warehouse as Tables
     from warehouse_helpers import write_build
 
@@ -474,7 +474,7 @@ def test_the_examples_scan_skips_the_pages_of_unpredicted_questions(spark, tmp_p
 
 
 def test_printed_headline_stays_aligned_with_long_model_names():
-    from wvb_spark.evaluate import headline_table
+    from wvb_spark.stages.evaluate import headline_table
 
     def row(model, pct):
         return {"model": model, "pct_questions_below": pct, "ci_low": 38.9, "ci_high": 47.2, "mean_w1": 0.236,

@@ -17,10 +17,11 @@ import os
 import numpy as np
 import pytest
 
-from wvb_spark import cli, metadata, schemas
+from wvb_spark import cli
+from wvb_spark.core import metadata, schemas
 from wvb_spark.core.warehouse import Warehouse
-from wvb_spark.errors import WvbError
-from wvb_spark.predictions import read_records, score_predictions
+from wvb_spark.core.errors import WvbError
+from wvb_spark.stages.predictions import read_records, score_predictions
 from test_predictions import participant_rows, question_rows
 from warehouse_helpers import write_build
 
@@ -455,7 +456,7 @@ def test_inspect_zstd_eval_without_a_reader_is_a_one_line_error(monkeypatch):
     import sys
     import zipfile
 
-    from wvb_spark import output_formats
+    from wvb_spark.compute import output_formats
 
     if sys.version_info >= (3, 14):
         pytest.skip("Python 3.14's zipfile reads zstandard itself")

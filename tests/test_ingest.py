@@ -6,8 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from wvb_spark import ingest, metadata
-from wvb_spark.synth import write_synthetic_wvs
+from wvb_spark.transforms import ingest
+from wvb_spark.core import metadata
+from wvb_spark.stages.synth import write_synthetic_wvs
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The package's metadata against facts about WVS Wave 7 and the benchmark release."""
 
-from wvb_spark import metadata
+from wvb_spark.core import metadata
 
 
 def test_counts_match_the_release():

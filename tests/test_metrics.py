@@ -1,4 +1,4 @@
-"""wvb_spark.metrics against independent computations (scipy, by hand, exact binomial sums)."""
+"""wvb_spark.compute.metrics against independent computations (scipy, by hand, exact binomial sums)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import binom, wasserstein_distance
 
-from wvb_spark import metrics
+from wvb_spark.compute import metrics
 
 
 def _histogram(sample, points):

@@ -16,7 +16,7 @@ from zipfile import ZipFile
 
 import pytest
 
-from wvb_spark import runtime, session
+from wvb_spark.core import runtime, session
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_PYSPARK = "4.0.1"  # what Databricks Runtime 17.x ships: the low end of the range

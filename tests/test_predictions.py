@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wvb_spark import cli, metadata, schemas
+from wvb_spark import cli
+from wvb_spark.core import metadata, schemas
 from wvb_spark.core.warehouse import Warehouse
-from wvb_spark.errors import WvbError
-from wvb_spark.predictions import number_records, read_records, score_predictions
+from wvb_spark.core.errors import WvbError
+from wvb_spark.stages.predictions import number_records, read_records, score_predictions
 from warehouse_helpers import write_build
 
 PROBE_IDS = list(metadata.probe_questions())

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from wvb_spark.core.warehouse import Warehouse
-from wvb_spark import config as wvb_config
-from wvb_spark import probe
-from wvb_spark.errors import WvbError
+from wvb_spark.core import config as wvb_config
+from wvb_spark.stages import probe
+from wvb_spark.transforms import selection
+from wvb_spark.core.errors import WvbError
 
 GROUP_BY = ["continent", "urban_rural", "education_level"]
 QUESTIONS = ["Q1", "Q2", "Q3"]
@@ -198,13 +199,13 @@ def questions_df(spark):
     ("Q3,Q1", ["Q1", "Q3"]), ("Q2", ["Q2"]),
 ])
 def test_question_specs(questions_df, spec, expected):
-    assert probe.resolve_questions(questions_df, spec) == expected
+    assert selection.resolve_questions(questions_df, spec) == expected
 
 
 @pytest.mark.parametrize("spec,message", [("Q9", "Q9"), ("Q1,Q260", "demographic"), ("nonsense", "nonsense")])
 def test_bad_question_specs_are_one_line_errors(questions_df, spec, message):
     with pytest.raises(WvbError, match=message):
-        probe.resolve_questions(questions_df, spec)
+        selection.resolve_questions(questions_df, spec)
 
 
 def test_defaults_reproduce_the_published_design():
@@ -221,15 +222,15 @@ def test_defaults_reproduce_the_published_design():
 def test_unknown_group_column_is_a_one_line_error(tables):
     _, _, participants, _ = tables
     with pytest.raises(WvbError, match="no participants column colour"):
-        probe.check_group_columns(participants, ["continent", "colour"])
+        selection.check_group_columns(participants, ["continent", "colour"], probe.RESERVED_COLUMNS)
     with pytest.raises(WvbError, match="rank"):
-        probe.check_group_columns(participants, ["rank"])
+        selection.check_group_columns(participants, ["rank"], probe.RESERVED_COLUMNS)
 
 
 # --------------------------------------------------------------------------- the command
 
 def metadata_questions(spark):
-    from wvb_spark import metadata, schemas
+    from wvb_spark.core import metadata, schemas
 
     probe_ids = set(metadata.probe_questions())
     rows = [(q.question_id, q.text, q.category, q.use_case, q.scale_min, q.scale_max, q.data_type, None,

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from wvb_spark import schemas
-from wvb_spark.errors import WvbError
-from wvb_spark.prompts import (
+from wvb_spark.core import schemas
+from wvb_spark.core.errors import WvbError
+from wvb_spark.stages.prompts import (
     custom_id, default_demographics, in_question_order, load_template, parse_custom_id, render_prompts,
     write_single_text_file,
 )
@@ -142,7 +142,7 @@ def test_custom_id_round_trip():
         ("Q289CS9", 36070002, "without-demographics")
     assert parse_custom_id("wvb-Q1-x-wd") is None
     assert parse_custom_id("request-1") is None
-    from wvb_spark.output_formats import elicitation_of
+    from wvb_spark.compute.output_formats import elicitation_of
 
     for suffix, code in (("lp", "lp"), ("lpl", "lpl"), ("vd", "vd"), ("s12", "s"), ("s", "s")):
         assert parse_custom_id(f"wvb-Q1-156070594-nd-{suffix}") == ("Q1", 156070594, "without-demographics")
@@ -239,7 +239,7 @@ def labelled(spark, warehouse_frames):
 
 
 def _render(spark, labelled, elicit, pairs=(("Q1", 484070001),), variant="without-demographics"):
-    from wvb_spark.prompts import Elicitation
+    from wvb_spark.stages.prompts import Elicitation
 
     people, questions = labelled
     rows = spark.createDataFrame(list(pairs), "question_id string, d_interview long")
@@ -291,7 +291,7 @@ def test_verbalised_prompt(spark, labelled):
 def test_elicit_options_of_another_elicitation_are_errors():
     from argparse import Namespace
 
-    from wvb_spark.prompts import resolve_elicitation
+    from wvb_spark.stages.prompts import resolve_elicitation
 
     with pytest.raises(WvbError, match="--samples goes with --elicit sample, not logprobs"):
         resolve_elicitation(Namespace(elicit="logprobs", samples=5))

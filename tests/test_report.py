@@ -15,10 +15,11 @@ import pyspark
 import pytest
 from PIL import Image
 
-from wvb_spark import cli, schemas
+from wvb_spark import cli
+from wvb_spark.core import schemas
 from wvb_spark.core.warehouse import Warehouse
-from wvb_spark.schemas import BUILD_RUNS, DISTANCES, SUMMARY
-from wvb_spark.report import order_models, order_values, question_order
+from wvb_spark.core.schemas import BUILD_RUNS, DISTANCES, SUMMARY
+from wvb_spark.stages.report import order_models, order_values, question_order
 
 CONFIG = {"storage": {"writer": "offline"}}
 NAN = float("nan")
@@ -141,7 +142,7 @@ def test_headline_table_holds_the_summary_numbers(report):
 
 
 def test_elicitation_from_parse_methods():
-    from wvb_spark.report import elicitation
+    from wvb_spark.stages.report import elicitation
 
     assert elicitation({"chat_logprobs": 900, "none": 3}) == "option log-probs"
     assert elicitation({"json": 50, "json_repaired": 30, "number_in_text": 25, "none": 5}) == "free text"

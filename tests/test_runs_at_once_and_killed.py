@@ -17,9 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from wvb_spark import build, config as wvb_config
+from wvb_spark.stages import build
+from wvb_spark.core import config as wvb_config
 from wvb_spark.core.warehouse import Warehouse
-from wvb_spark.synth import write_synthetic_wvs
+from wvb_spark.stages.synth import write_synthetic_wvs
 
 RESPONDENTS = 400
 MODELS = ("m1", "m2", "m3", "m4")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scipy import stats
 
-from wvb_spark.simulate import biased_answers
+from wvb_spark.stages.simulate import biased_answers
 
 QUESTIONS = [("Q1", 1, 4), ("Q2", 1, 10)]
 

@@ -24,7 +24,7 @@ from pyspark.testing import assertDataFrameEqual
 from wvb_spark.core import storage
 from wvb_spark.core.storage import Layout
 from wvb_spark.core.warehouse import choose_writer
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import WvbError
 
 EXAMPLES_SCHEMA = T.StructType([
     T.StructField("d_interview", T.LongType()),

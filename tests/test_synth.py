@@ -16,8 +16,10 @@ import pandas as pd
 import pytest
 from scipy.stats import chi2_contingency, ttest_ind
 
-from wvb_spark import cli, metadata, synth
-from wvb_spark.synth import SurveyModel, write_synthetic_wvs
+from wvb_spark import cli
+from wvb_spark.core import metadata
+from wvb_spark.stages import synth
+from wvb_spark.stages.synth import SurveyModel, write_synthetic_wvs
 
 N = 3_000
 SEED = 7

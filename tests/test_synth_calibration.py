@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from scipy.stats import wasserstein_distance
 
-from wvb_spark.synth import write_synthetic_wvs
+from wvb_spark.stages.synth import write_synthetic_wvs
 
 N = 94_728
 SEED = 7

@@ -3,7 +3,6 @@ commits that lose a race, vacuum - under both writers where the writer matters."
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 
@@ -11,10 +10,11 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from wvb_spark import __version__, schemas
+from wvb_spark import __version__
+from wvb_spark.core import schemas
 from wvb_spark.core import storage, tables
 from wvb_spark.core.warehouse import Warehouse
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import WvbError
 from warehouse_helpers import conform, settings, write_build
 
 PREDICTION_COLUMNS = "model string, question_id string, d_interview long, score double"

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from wvb_spark import schemas
+from wvb_spark.core import schemas
 from wvb_spark.core import tables as registry
 from wvb_spark.core.warehouse import Warehouse
 
 
 def settings(writer: str = "offline") -> dict:
-    from wvb_spark import config as wvb_config
+    from wvb_spark.core import config as wvb_config
 
     return wvb_config.load(None, [f"storage.writer={writer}"])
 

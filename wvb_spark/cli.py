@@ -12,8 +12,8 @@ import importlib
 import os
 import sys
 
-from wvb_spark import runtime
-from wvb_spark.errors import WvbError
+from wvb_spark.core import runtime
+from wvb_spark.core.errors import WvbError
 
 # A settings file for every command of a run (a Databricks job sets it once per job
 # cluster, so each task need not repeat --conf); --conf on the command line wins.
@@ -21,19 +21,19 @@ CONF_VARIABLE = "WVB_CONF"
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("wvb_spark.synth", "write a synthetic WVS Wave 7 CSV in the official layout"),
-    "build": ("wvb_spark.build", "raw WVS Wave 7 CSV -> questions, participants, examples, quarantine Delta tables"),
-    "probe": ("wvb_spark.probe", "stratified probe sample: questions x demographic groups x k respondents"),
-    "prompts": ("wvb_spark.prompts", "chat requests (JSONL) for the probe or selected examples, with or without demographics"),
-    "export": ("wvb_spark.export", "the probe as an lm-evaluation-harness or inspect_ai task (task file + JSONL documents)"),
-    "predictions": ("wvb_spark.predictions", "import a model's predictions (TSV/CSV, JSONL answers, distributions) with a status per row"),
-    "baselines": ("wvb_spark.baselines", "baseline models (uniform, majority-leaky, global-prior, group-prior) into predictions"),
-    "evaluate": ("wvb_spark.evaluate", "score models: human vs model histograms, W1/JSD/TV with bootstrap CIs, headline summary"),
-    "report": ("wvb_spark.report", "report.md, self-contained report.html and PNG figures from summary and distances"),
-    "simulate-model": ("wvb_spark.simulate", "a model-output TSV from a predictor with a known bias (for demos and tests)"),
-    "vacuum": ("wvb_spark.vacuum", "delete table files no version inside the retention needs (Delta's rules)"),
-    "delta-jars": ("wvb_spark.core.delta_jars", "fetch Delta's JVM jars once (Maven Central) so local runs write native Delta"),
-    "bench": ("wvb_spark.bench", "time whole stages (median of repeats, peak memory)"),
+    "synth": ("wvb_spark.stages.synth", "write a synthetic WVS Wave 7 CSV in the official layout"),
+    "build": ("wvb_spark.stages.build", "raw WVS Wave 7 CSV -> questions, participants, examples, quarantine Delta tables"),
+    "probe": ("wvb_spark.stages.probe", "stratified probe sample: questions x demographic groups x k respondents"),
+    "prompts": ("wvb_spark.stages.prompts", "chat requests (JSONL) for the probe or selected examples, with or without demographics"),
+    "export": ("wvb_spark.stages.export", "the probe as an lm-evaluation-harness or inspect_ai task (task file + JSONL documents)"),
+    "predictions": ("wvb_spark.stages.predictions", "import a model's predictions (TSV/CSV, JSONL answers, distributions) with a status per row"),
+    "baselines": ("wvb_spark.stages.baselines", "baseline models (uniform, majority-leaky, global-prior, group-prior) into predictions"),
+    "evaluate": ("wvb_spark.stages.evaluate", "score models: human vs model histograms, W1/JSD/TV with bootstrap CIs, headline summary"),
+    "report": ("wvb_spark.stages.report", "report.md, self-contained report.html and PNG figures from summary and distances"),
+    "simulate-model": ("wvb_spark.stages.simulate", "a model-output TSV from a predictor with a known bias (for demos and tests)"),
+    "vacuum": ("wvb_spark.stages.vacuum", "delete table files no version inside the retention needs (Delta's rules)"),
+    "delta-jars": ("wvb_spark.stages.delta_jars", "fetch Delta's JVM jars once (Maven Central) so local runs write native Delta"),
+    "bench": ("wvb_spark.stages.bench", "time whole stages (median of repeats, peak memory)"),
 }
 
 

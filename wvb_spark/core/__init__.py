@@ -1,1 +1,2 @@
-"""What every stage shares: the warehouse and its table registry, Delta storage, the session."""
+"""What every stage shares: the warehouse and its table registry, Delta storage, settings,
+the Spark session, the survey metadata and table schemas, errors and logs."""

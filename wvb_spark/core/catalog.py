@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from wvb_spark import __version__
 from wvb_spark.core import storage, tables
 from wvb_spark.core.warehouse import Vacuumed, Warehouse
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import ConflictError, InputError, RunError
 
 SCHEME = "uc://"
 # Unquoted Unity Catalog / Spark identifiers: letters, digits, underscores (and hyphens,
@@ -36,7 +36,7 @@ def parse_root(root: str) -> tuple[str, str]:
     """'uc://main.wvb' -> ('main', 'wvb'); a one-line error for anything else."""
     parts = str(root)[len(SCHEME):].split(".")
     if len(parts) != 2 or not all(IDENTIFIER.match(part) for part in parts):
-        raise WvbError(f"--warehouse {root}: expected uc://<catalog>.<schema>, e.g. uc://main.wvb "
+        raise InputError(f"--warehouse {root}: expected uc://<catalog>.<schema>, e.g. uc://main.wvb "
                        f"(names of letters, digits, _ and -)")
     return parts[0], parts[1]
 
@@ -52,7 +52,7 @@ class CatalogWarehouse(Warehouse):
         self.catalog, self.schema = parse_root(root)
         wanted = ((settings or {}).get("storage") or {}).get("writer", "auto")
         if wanted == "offline":
-            raise WvbError(f"--warehouse {root} holds metastore tables, which only Delta's own "
+            raise InputError(f"--warehouse {root} holds metastore tables, which only Delta's own "
                            f"writer can write: drop storage.writer=offline")
         self.spark = spark
         self.root = str(root)
@@ -111,7 +111,7 @@ class CatalogWarehouse(Warehouse):
         for entry in self.history(name):
             if version is None or entry["version"] == version:
                 return storage.user_metadata(entry)
-        raise WvbError(f"table {self.location(name)} has no commit for version {version}")
+        raise InputError(f"table {self.location(name)} has no commit for version {version}")
 
     def history(self, name: str, limit: int | None = None) -> list[dict]:
         """DESCRIBE HISTORY as dicts, newest first (each with `version` and `userMetadata`)."""
@@ -142,8 +142,8 @@ class CatalogWarehouse(Warehouse):
         if expected_rows is not None:
             written = self._rows_written(name, version)
             if written is not None and written != expected_rows:
-                raise WvbError(f"{self.location(name)} version {version} holds {written} new rows but "
-                               f"{expected_rows} were meant to be written", exit_code=1)
+                raise RunError(f"{self.location(name)} version {version} holds {written} new rows but "
+                               f"{expected_rows} were meant to be written")
         return version
 
     def _save(self, df: DataFrame, name: str, partition_by: list, replace: dict | None, metadata: dict) -> None:
@@ -153,16 +153,15 @@ class CatalogWarehouse(Warehouse):
             writer.saveAsTable(self.location(name))
         except Exception as error:  # noqa: BLE001 - Delta's Java exceptions come wrapped
             if any(conflict in str(error) for conflict in storage.NATIVE_CONFLICTS):
-                raise WvbError(f"{self.location(name)} was changed by another writer while this run "
-                               f"wrote it; nothing was committed - rerun when it has finished",
-                               exit_code=storage.CONFLICT_EXIT) from None
+                raise ConflictError(f"{self.location(name)} was changed by another writer while this run "
+                               f"wrote it; nothing was committed - rerun when it has finished") from None
             raise
 
     def _version_of_run(self, name: str, run_id: str) -> int:
         for entry in self.history(name, limit=50):
             if (storage.user_metadata(entry) or {}).get("run_id") == run_id:
                 return int(entry["version"])
-        raise WvbError(f"{self.location(name)}: the commit of run {run_id} is not in its history", exit_code=1)
+        raise RunError(f"{self.location(name)}: the commit of run {run_id} is not in its history")
 
     def _rows_written(self, name: str, version: int) -> int | None:
         for entry in self.history(name, limit=50):
@@ -174,7 +173,7 @@ class CatalogWarehouse(Warehouse):
     def _require_delta(self) -> None:
         if not self._checked_delta:
             if not storage.native_delta_active(self._spark()):
-                raise WvbError(f"--warehouse {self.root} needs Delta's Spark extension (Databricks has "
+                raise InputError(f"--warehouse {self.root} needs Delta's Spark extension (Databricks has "
                                f"it; elsewhere spark-submit with Delta's jars, or `wvb delta-jars`)")
             self._checked_delta = True
 
@@ -201,7 +200,7 @@ class CatalogWarehouse(Warehouse):
         """The run's session; a command that checks tables before starting Spark (the
         preflight of most stages) starts it here: the metastore is only reachable through it."""
         if self.spark is None:
-            from wvb_spark.session import get_spark
+            from wvb_spark.core.session import get_spark
 
             self.spark = get_spark(self.settings)
         return self.spark

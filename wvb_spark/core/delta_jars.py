@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import InputError, WvbError
 
 SCALA = "2.13"
 FETCH_TIMEOUT_SECONDS = 600
@@ -36,7 +36,7 @@ def coordinates() -> tuple[str, str, str]:
     try:
         delta_version = importlib.metadata.version("delta-spark")
     except importlib.metadata.PackageNotFoundError:
-        raise WvbError("delta-spark is not installed: pip install delta-spark, "
+        raise InputError("delta-spark is not installed: pip install delta-spark, "
                        "or use --set storage.writer=offline") from None
     return "io.delta", f"delta-spark_{spark_major_minor}_{SCALA}", delta_version
 
@@ -92,7 +92,7 @@ def fetch(settings: dict) -> list[str]:
     folder.parent.mkdir(parents=True, exist_ok=True)
     folder.with_suffix(".failed").write_text("; ".join(reasons) + "\n")
     group, artifact, version = coordinates()
-    raise WvbError(f"cannot fetch {group}:{artifact}:{version} from Maven Central ({'; '.join(reasons)})")
+    raise InputError(f"cannot fetch {group}:{artifact}:{version} from Maven Central ({'; '.join(reasons)})")
 
 
 def _spark_jars_folder() -> Path:
@@ -168,7 +168,7 @@ def _without_spark_jars(folder: Path) -> list[str]:
         else:
             kept.append(jar.name)
     if not any(name.startswith("io.delta_delta-spark") or name.startswith("delta-spark") for name in kept):
-        raise WvbError(f"the Delta jar was not among the retrieved files in {folder}")
+        raise InputError(f"the Delta jar was not among the retrieved files in {folder}")
     return kept
 
 
@@ -189,28 +189,3 @@ def resolve(settings: dict, *, may_fetch: bool = True, say=print) -> list[str] |
 
 
 # --------------------------------------------------------------------------- `wvb delta-jars`
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--check", action="store_true",
-                        help="only say whether the jars are cached (exit 1 if not); fetch nothing")
-
-
-def main(args) -> int:
-    """Fetch the jars now (or say where they are): `make setup` runs this once."""
-    from wvb_spark import config as wvb_config
-
-    settings = wvb_config.load(args.conf, args.overrides)
-    group, artifact, version = coordinates()
-    jars = cached(settings)
-    if jars is None and not args.check:
-        try:
-            jars = fetch(settings)
-        except WvbError as error:
-            print(f"wvb delta-jars: {error}; tables will be written with the offline commit")
-            return 0
-    if jars is None:
-        print(f"wvb delta-jars: {group}:{artifact}:{version} is not cached in {cache_root(settings)}")
-        return 1
-    print(f"wvb delta-jars: {group}:{artifact}:{version} ready ({len(jars)} jars in "
-          f"{Path(jars[0]).parent}); local sessions write with native Delta")
-    return 0

@@ -35,7 +35,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import ConflictError, InputError, RunError
 
 PARTITION_COLUMN_TYPES = (T.StringType, T.ByteType, T.ShortType, T.IntegerType, T.LongType,
                           T.DateType, T.BooleanType)
@@ -46,7 +46,6 @@ HIVE_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 STRING_STATS_PREFIX = 32
 RUN_DIRECTORY_PREFIX = "run-"   # <table>/run-<run id>/: the files of one offline write
 COMMIT_ATTEMPTS = 20            # offline: retries of a commit that lost a race to other partitions
-CONFLICT_EXIT = 1               # the input was fine; another writer got there first
 # Delta Spark's exceptions for a transaction that lost a race (class names in the Java error).
 NATIVE_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException",
                     "ConcurrentDeleteDeleteException", "MetadataChangedException",
@@ -79,7 +78,7 @@ def table_path(root: str, name: str) -> str:
     """Where table `name` lives: `<root>/<name>`; local paths made absolute,
     URIs (s3://, abfss://, dbfs:/, file:/) kept as they are."""
     if not name or "/" in name or name.startswith((".", "_")):
-        raise WvbError(f"invalid table name {name!r}")
+        raise InputError(f"invalid table name {name!r}")
     root = str(root)
     if _is_uri(root):
         if root.startswith("file:"):
@@ -126,14 +125,14 @@ def open_delta(location: str, version: int | None = None, without_files: bool = 
         return DeltaTable(uri, without_files=without_files)
     latest = DeltaTable(uri, without_files=True).version()
     if not 0 <= version <= latest:
-        raise WvbError(f"table {location} has no version {version} (versions 0..{latest})")
+        raise InputError(f"table {location} has no version {version} (versions 0..{latest})")
     return DeltaTable(uri, version=version, without_files=without_files)
 
 
 def require_delta(location: str, version: int | None = None, without_files: bool = False):
     table = open_delta(location, version, without_files)
     if table is None:
-        raise WvbError(f"no Delta table at {location}")
+        raise InputError(f"no Delta table at {location}")
     return table
 
 
@@ -171,7 +170,7 @@ def commit_info(location: str, version: int | None = None) -> dict | None:
     for entry in table.history():
         if entry.get("version") == wanted:
             return user_metadata(entry)
-    raise WvbError(f"table {location} has no commit for version {wanted}")
+    raise InputError(f"table {location} has no commit for version {wanted}")
 
 
 def schema(location: str, version: int | None = None) -> T.StructType:
@@ -297,8 +296,8 @@ def write(spark: SparkSession, df: DataFrame, location: str, *, native: bool,
     if expected_rows is not None:
         written = committed_rows(location, version)
         if written != expected_rows:
-            raise WvbError(f"{location} version {version} holds {written} new rows but "
-                           f"{expected_rows} were meant to be written", exit_code=1)
+            raise RunError(f"{location} version {version} holds {written} new rows but "
+                           f"{expected_rows} were meant to be written")
     return version
 
 
@@ -341,27 +340,27 @@ def _read_native(spark, location, version):
         return reader.load(location)
     except AnalysisException as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise WvbError(f"cannot read Delta table at {location}: {first_line}") from None
+        raise InputError(f"cannot read Delta table at {location}: {first_line}") from None
 
 
 def _check_write_arguments(df, partition_by, sort_within, replace):
     fields = {field.name: field for field in df.schema.fields}
     for column in partition_by + sort_within:
         if column not in fields:
-            raise WvbError(f"column {column!r} is not in the DataFrame ({', '.join(fields)})")
+            raise InputError(f"column {column!r} is not in the DataFrame ({', '.join(fields)})")
     for column in partition_by:
         if not isinstance(fields[column].dataType, PARTITION_COLUMN_TYPES):
-            raise WvbError(f"cannot partition by {column!r} of type "
+            raise InputError(f"cannot partition by {column!r} of type "
                            f"{fields[column].dataType.simpleString()}")
     if partition_by and len(partition_by) == len(fields):
-        raise WvbError("a table needs at least one column that is not a partition column")
+        raise InputError("a table needs at least one column that is not a partition column")
     if replace is not None:
         unknown = sorted(set(replace) - set(partition_by))
         if not replace or unknown:
-            raise WvbError(f"replace keys must be partition columns "
+            raise InputError(f"replace keys must be partition columns "
                            f"({', '.join(partition_by) or 'none'}), got {sorted(replace)}")
         if any(not values or None in values for values in replace.values()):
-            raise WvbError("replace values cannot be null or empty")
+            raise InputError("replace values cannot be null or empty")
 
 
 def _lay_out(df: DataFrame, partition_by: list, sort_within: list, range_files: int | None = None) -> DataFrame:
@@ -410,8 +409,8 @@ def _write_native(spark, df, location, partition_by, replace, metadata) -> int:
             break
         except Exception as error:  # noqa: BLE001 - py4j/pyspark wrap Delta's Java exceptions
             if "DELTA_REPLACE_WHERE_MISMATCH" in str(error):
-                raise WvbError(f"replace {_describe(replace)}: the rows to write also hold other "
-                               f"partitions; nothing was committed to {location}", exit_code=1) from None
+                raise RunError(f"replace {_describe(replace)}: the rows to write also hold other "
+                               f"partitions; nothing was committed to {location}") from None
             if not any(name in str(error) for name in NATIVE_CONFLICTS):
                 raise
             if created_meanwhile_may_retry and exists(location):
@@ -419,13 +418,11 @@ def _write_native(spark, df, location, partition_by, replace, metadata) -> int:
                 continue
             latest = latest_version(location)
             other = describe_commit(location, latest) if latest is not None else "another writer"
-            raise WvbError(f"{location} was changed by another writer ({other}) while this run "
-                           f"wrote it; nothing was committed - rerun when it has finished",
-                           exit_code=CONFLICT_EXIT) from None
+            raise ConflictError(f"{location} was changed by another writer ({other}) while this run "
+                           f"wrote it; nothing was committed - rerun when it has finished") from None
     version = version_of_run(location, metadata["run_id"])
     if version is None:
-        raise WvbError(f"{location}: the commit of run {metadata['run_id']} is not in the log",
-                       exit_code=1)
+        raise RunError(f"{location}: the commit of run {metadata['run_id']} is not in the log")
     return version
 
 
@@ -435,7 +432,7 @@ def _sql_identifier(name: str) -> str:
 
 def _sql_literal(value) -> str:
     if value is None:
-        raise WvbError("replace values cannot be null")
+        raise InputError("replace values cannot be null")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -492,13 +489,13 @@ def _check_adds(adds, replace, expected_rows, location) -> None:
     if replace is not None:
         for add in adds:
             if not _in_partitions(add.partition_values, replace):
-                raise WvbError(f"replace {_describe(replace)}: the rows to write also hold partition "
-                               f"{add.partition_values}; nothing was committed to {location}", exit_code=1)
+                raise RunError(f"replace {_describe(replace)}: the rows to write also hold partition "
+                               f"{add.partition_values}; nothing was committed to {location}")
     if expected_rows is not None:
         written = sum(json.loads(add.stats)["numRecords"] for add in adds)
         if written != expected_rows:
-            raise WvbError(f"{written} rows were written for {location} but {expected_rows} were "
-                           f"meant to be; nothing was committed", exit_code=1)
+            raise RunError(f"{written} rows were written for {location} but {expected_rows} were "
+                           f"meant to be; nothing was committed")
 
 
 def _commit(location, base, adds, spark_schema, partition_by, replace, metadata) -> int:
@@ -518,15 +515,15 @@ def _commit(location, base, adds, spark_schema, partition_by, replace, metadata)
         except CommitFailedError:
             time.sleep(0.05)
             continue
-        except Exception as error:  # noqa: BLE001 - delta-rs: table created meanwhile
+        except Exception:  # noqa: BLE001 - delta-rs: table created meanwhile
             if current is None and exists(location):
                 continue
             raise
         version = version_of_run(location, metadata["run_id"])
         if version is not None:
             return version
-    raise WvbError(f"{location}: could not commit after {COMMIT_ATTEMPTS} attempts "
-                   f"(other writers keep committing)", exit_code=CONFLICT_EXIT)
+    raise ConflictError(f"{location}: could not commit after {COMMIT_ATTEMPTS} attempts "
+                   f"(other writers keep committing)")
 
 
 def _refuse_unless_disjoint(location, seen, latest, replace) -> None:
@@ -537,9 +534,9 @@ def _refuse_unless_disjoint(location, seen, latest, replace) -> None:
         # A table created meanwhile (version 0) is fine to replace partitions in: its
         # schema and partitioning are checked against ours before committing.
         if replace is None or _touches(commit_actions(location, version), replace, version == 0):
-            raise WvbError(f"{location} was changed by another writer ({describe_commit(location, version)}) "
+            raise ConflictError(f"{location} was changed by another writer ({describe_commit(location, version)}) "
                            f"while this run wrote it; nothing was committed - rerun when it has "
-                           f"finished", exit_code=CONFLICT_EXIT)
+                           f"finished")
 
 
 def _as_value_lists(replace: dict | None) -> dict | None:
@@ -624,7 +621,7 @@ def _partition_values(relative: str, partition_by: list) -> dict:
             found[unquote(key)] = None if value == HIVE_NULL_PARTITION else unquote(value)
     missing = [column for column in partition_by if column not in found]
     if missing:
-        raise WvbError(f"file {relative} has no directory for partition column(s) {missing}")
+        raise InputError(f"file {relative} has no directory for partition column(s) {missing}")
     return {column: found[column] for column in partition_by}
 
 
@@ -696,12 +693,12 @@ def _delta_schema_of(spark_schema: T.StructType):
 def _check_same_layout(current, spark_schema, partition_by, location):
     table_partitions = list(current.metadata().partition_columns)
     if table_partitions != partition_by:
-        raise WvbError(f"{location} is partitioned by {table_partitions}, not {partition_by}; "
+        raise InputError(f"{location} is partitioned by {table_partitions}, not {partition_by}; "
                        f"replacing partitions needs the same partitioning (rewrite the whole table)")
     table_fields = [(f["name"], f["type"]) for f in json.loads(current.schema().to_json())["fields"]]
     new_fields = [(f["name"], f["type"]) for f in json.loads(spark_schema.json())["fields"]]
     if table_fields != new_fields:
-        raise WvbError(f"replacing partitions: the new rows' columns {new_fields} differ from "
+        raise InputError(f"replacing partitions: the new rows' columns {new_fields} differ from "
                        f"the table's {table_fields} at {location} (rewrite the whole table)")
 
 

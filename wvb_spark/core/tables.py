@@ -12,8 +12,8 @@ from typing import Callable
 
 from pyspark.sql import types as T
 
-from wvb_spark import schemas
-from wvb_spark.errors import WvbError
+from wvb_spark.core import schemas
+from wvb_spark.core.errors import InputError, WvbError
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def table(name: str) -> Table:
     try:
         return TABLES[name]
     except KeyError:
-        raise WvbError(f"unknown table {name!r} (tables: {', '.join(TABLES)})") from None
+        raise InputError(f"unknown table {name!r} (tables: {', '.join(TABLES)})") from None
 
 
 class ColumnMismatch(WvbError):

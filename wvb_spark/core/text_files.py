@@ -12,7 +12,7 @@ import uuid
 
 from pyspark.sql import DataFrame, SparkSession
 
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import RunError
 
 
 def _hadoop_fs(spark: SparkSession, path: str):
@@ -59,7 +59,7 @@ def write_single_text_file(spark: SparkSession, lines: DataFrame, out: str) -> N
     try:
         parts = [s.getPath() for s in fs.listStatus(staging) if s.getPath().getName().startswith("part-")]
         if len(parts) > 1:
-            raise WvbError(f"expected one part file in {staging.toString()}, found {len(parts)}", exit_code=1)
+            raise RunError(f"expected one part file in {staging.toString()}, found {len(parts)}")
         parent = target.getParent()
         if parent is not None:
             fs.mkdirs(parent)
@@ -67,7 +67,7 @@ def write_single_text_file(spark: SparkSession, lines: DataFrame, out: str) -> N
             fs.delete(target, False)
         if parts:
             if not fs.rename(parts[0], target):
-                raise WvbError(f"could not move the prompts to {out}", exit_code=1)
+                raise RunError(f"could not move the prompts to {out}")
             _drop_checksum_file(fs, target)
         else:  # no rows: Spark may write no part file at all
             fs.create(target, True).close()

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from wvb_spark import __version__
 from wvb_spark.core import storage, tables
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import InputError, MissingTableError
 
 WRITERS = ("auto", "native", "offline")
 DEFAULT_RETAIN_HOURS = 7 * 24  # Delta's default retention
@@ -25,12 +25,12 @@ def choose_writer(spark: SparkSession | None, settings: dict) -> str:
     """'native' or 'offline' from storage.writer (auto | native | offline)."""
     wanted = (settings or {}).get("storage", {}).get("writer", "auto")
     if wanted not in WRITERS:
-        raise WvbError(f"storage.writer must be one of {', '.join(WRITERS)}, got {wanted!r}")
+        raise InputError(f"storage.writer must be one of {', '.join(WRITERS)}, got {wanted!r}")
     if wanted == "offline" or spark is None:
         return "offline"
     active = storage.native_delta_active(spark)
     if wanted == "native" and not active:
-        raise WvbError("storage.writer=native but Delta's Spark extension is not active: run "
+        raise InputError("storage.writer=native but Delta's Spark extension is not active: run "
                        "`wvb delta-jars`, or spark-submit with Delta's jars, or use "
                        "--set storage.writer=offline")
     return "native" if active else "offline"
@@ -80,7 +80,7 @@ class Warehouse:
                 present = name in self.build_versions()
             if not present:
                 advice = hint or f"run {declared.written_by} first"
-                raise WvbError(f"no {name} table in {self.root} ({advice})")
+                raise MissingTableError(f"no {name} table in {self.root} ({advice})")
 
     def build_versions(self) -> dict[str, int]:
         """The table versions of the last completed build (empty when none completed)."""
@@ -200,7 +200,7 @@ class Warehouse:
 
     def _spark(self) -> SparkSession:
         if self.spark is None:
-            raise WvbError("this needs a Spark session")
+            raise InputError("this needs a Spark session")
         return self.spark
 
 

@@ -30,8 +30,9 @@ import pyarrow.csv as pacsv
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from wvb_spark import metadata, preflight, recode
-from wvb_spark.errors import WvbError
+from wvb_spark.core import metadata, preflight
+from wvb_spark.transforms import recode
+from wvb_spark.core.errors import InputError
 
 ID_COLUMN = "D_INTERVIEW"
 WEIGHT_COLUMNS = ("W_WEIGHT", "S018")  # decimals; S018 is optional
@@ -77,14 +78,14 @@ def check_raw_file(path: str) -> str | None:
     Runs before any work, so a bad path never costs a parse."""
     file = Path(path)
     if not file.exists():
-        raise WvbError(f"raw file not found: {path}")
+        raise InputError(f"raw file not found: {path}")
     if file.is_dir():
-        raise WvbError(f"raw file {path} is a directory, not a file")
+        raise InputError(f"raw file {path} is a directory, not a file")
     try:
         with file.open("rb") as handle:
             magic = handle.read(6)
     except OSError as exc:
-        raise WvbError(f"cannot read raw file {path}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read raw file {path}: {exc.strerror or exc}") from None
     kind = _compression(path, magic)
     if kind:
         _check_stream(path, kind)
@@ -98,15 +99,15 @@ def _compression(path: str, magic: bytes) -> str | None:
     for signature, kind, suffix in COMPRESSED:
         if magic.startswith(signature):
             if suffix is None:
-                raise WvbError(f"raw file {path} is {kind}-compressed, which the build does not read: "
+                raise InputError(f"raw file {path} is {kind}-compressed, which the build does not read: "
                                "extract the CSV first (gzip and bzip2 files named .gz/.bz2 are read as they are)")
             if not name.endswith(suffix):
-                raise WvbError(f"raw file {path} is {kind}-compressed but its name does not end in {suffix}: "
+                raise InputError(f"raw file {path} is {kind}-compressed but its name does not end in {suffix}: "
                                f"rename it to end in {suffix} or decompress it")
             return kind
     for _, kind, suffix in COMPRESSED:
         if suffix and name.endswith(suffix):
-            raise WvbError(f"raw file {path} is named {suffix} but is not {kind}-compressed: rename it")
+            raise InputError(f"raw file {path} is named {suffix} but is not {kind}-compressed: rename it")
     return None
 
 
@@ -126,7 +127,7 @@ def _check_stream(path: str, kind: str) -> None:
             while handle.read(1 << 22):
                 pass
     except (OSError, EOFError, zlib.error, ValueError) as exc:
-        raise WvbError(f"raw file {path} is not a complete {kind} stream: {exc}") from None
+        raise InputError(f"raw file {path} is not a complete {kind} stream: {exc}") from None
 
 
 def read_header(path: str) -> tuple[list[str], str]:
@@ -135,15 +136,15 @@ def read_header(path: str) -> tuple[list[str], str]:
     with _open_compressed(path, kind) as handle:
         line = handle.readline()
     if not line:
-        raise WvbError(f"raw file {path} is empty")
+        raise InputError(f"raw file {path} is empty")
     first = line.rstrip("\r\n").lstrip("\ufeff")
     if not first.strip():
-        raise WvbError(f"raw file {path} starts with a blank line where its header should be")
+        raise InputError(f"raw file {path} starts with a blank line where its header should be")
     separator = ";" if first.count(";") > first.count(",") else ","
     try:
         names = next(csv.reader([first], delimiter=separator, strict=True))
     except csv.Error as exc:
-        raise WvbError(f"raw file {path}: the header line is not valid CSV ({exc})") from None
+        raise InputError(f"raw file {path}: the header line is not valid CSV ({exc})") from None
     return [name.strip() for name in names], separator
 
 
@@ -166,10 +167,10 @@ def check_columns(header: list[str]) -> None:
     missing = [c for c in required_columns() if c not in present]
     if missing:
         shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
-        raise WvbError(f"raw file lacks {len(missing)} required column(s): {shown}")
+        raise InputError(f"raw file lacks {len(missing)} required column(s): {shown}")
     duplicated = sorted({c for c in header if header.count(c) > 1 and c in set(required_columns())})
     if duplicated:
-        raise WvbError(f"raw file header repeats column(s): {', '.join(duplicated)}")
+        raise InputError(f"raw file header repeats column(s): {', '.join(duplicated)}")
 
 
 # ---------------------------------------------------------------- lines -> records

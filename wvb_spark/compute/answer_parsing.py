@@ -4,7 +4,7 @@ Models rarely return exactly the JSON the prompt asks for: they wrap it in code
 fences, use single quotes, forget a closing brace, add prose after it, or answer
 in plain words. The functions here recover what can honestly be recovered and
 say how (``parse_method``), so a bad answer becomes a visible status instead of
-a silent guess. `wvb_spark.predictions` applies them to Spark columns.
+a silent guess. `wvb_spark.stages.predictions` applies them to Spark columns.
 """
 
 from __future__ import annotations

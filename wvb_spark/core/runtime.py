@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import InputError, WvbError
 
 # pyspark >= SUPPORTED[0] and < SUPPORTED[1]. The ends tested: 4.0.1 (what Databricks
 # Runtime 17.x ships; tests/test_packaging.py) and 4.2.0 (the `local` extra).
@@ -42,7 +42,7 @@ def is_missing_pyspark(error: ModuleNotFoundError) -> bool:
 
 def missing_pyspark_error() -> WvbError:
     """The one-line error for a Spark command run where pyspark is absent."""
-    return WvbError(MISSING)
+    return InputError(MISSING)
 
 
 def warn_if_unsupported(version: str, stream=None) -> bool:

@@ -2,13 +2,13 @@
 
 The pipeline, all inside Spark:
 
-1. `wvb_spark.histograms`: one native pass over the prediction rows (joined to
+1. `wvb_spark.transforms.histograms`: one native pass over the prediction rows (joined to
    `examples` and `participants`) sums both sides' answers per (model, question,
    fine group) into fixed-width point columns; the fine groups are summed into
    each `--group-by` grouping and laid out as histogram pairs (`comparisons`);
 2. one `applyInPandas` per (model, bucket of questions) computes, question by question,
    W1, JSD, TV, the bootstrap interval and the noise floor for all groups with numpy
-   (wvb_spark.metrics); batching questions keeps the number of Python calls small;
+   (wvb_spark.compute.metrics); batching questions keeps the number of Python calls small;
 3. one `applyInPandas` per (model, grouping) turns the per-question results and their
    bootstrap replicates into the share of questions below each threshold, group by group.
 
@@ -29,14 +29,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from wvb_spark import config as wvb_config
-from wvb_spark import histograms as hist
-from wvb_spark import metrics
-from wvb_spark.config import split_list, stage_block
-from wvb_spark.errors import WvbError
+from wvb_spark.core import config as wvb_config
+from wvb_spark.transforms import histograms as hist
+from wvb_spark.compute import metrics
+from wvb_spark.core.config import split_list, stage_block
+from wvb_spark.core.errors import InputError
+from wvb_spark.transforms.selection import check_group_columns
 from wvb_spark.core.storage import new_run_id
-from wvb_spark.schemas import DISTANCES, SUMMARY
-from wvb_spark.histograms import KEYS, OVERALL, names as _names
+from wvb_spark.core.schemas import DISTANCES, SUMMARY
+from wvb_spark.transforms.histograms import KEYS, OVERALL, names as _names
 
 PROTOCOLS = hist.PROTOCOLS
 POPULATIONS = ("paired", "population")
@@ -98,36 +99,25 @@ def resolve_settings(args, config: dict) -> dict:
         "small_run_shuffle_partitions": int(block.get("small_run_shuffle_partitions") or 0),
     }
     if settings["protocol"] not in PROTOCOLS:
-        raise WvbError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {settings['protocol']!r}")
+        raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {settings['protocol']!r}")
     if settings["population"] not in POPULATIONS:
-        raise WvbError(f"--population must be one of {', '.join(POPULATIONS)}, got {settings['population']!r}")
+        raise InputError(f"--population must be one of {', '.join(POPULATIONS)}, got {settings['population']!r}")
     if settings["protocol"] == "paper" and settings["weights"]:
-        raise WvbError("--weights is not part of the paper protocol (equal weights); use --protocol default")
+        raise InputError("--weights is not part of the paper protocol (equal weights); use --protocol default")
     if settings["bootstrap"] < 0:
-        raise WvbError(f"--bootstrap must be 0 or more, got {settings['bootstrap']}")
+        raise InputError(f"--bootstrap must be 0 or more, got {settings['bootstrap']}")
     if len(set(settings["group_by"])) != len(settings["group_by"]):
-        raise WvbError(f"--group-by names a column twice: {','.join(settings['group_by'])}")
+        raise InputError(f"--group-by names a column twice: {','.join(settings['group_by'])}")
     thresholds = settings["thresholds"]
     if not thresholds or sorted(thresholds) != thresholds or len(thresholds) > 255:
-        raise WvbError("evaluate.thresholds must be 1 to 255 ascending numbers")
+        raise InputError("evaluate.thresholds must be 1 to 255 ascending numbers")
     if settings["join"] not in ("auto",) + hist.JOINS:
-        raise WvbError(f"evaluate.join must be auto or one of {', '.join(hist.JOINS)}, got {settings['join']!r}")
+        raise InputError(f"evaluate.join must be auto or one of {', '.join(hist.JOINS)}, got {settings['join']!r}")
     if settings["small_run_shuffle_partitions"] < 0:
-        raise WvbError("evaluate.small_run_shuffle_partitions must be 0 (one per core) or more")
+        raise InputError("evaluate.small_run_shuffle_partitions must be 0 (one per core) or more")
     if not 0 < settings["confidence"] < 1:
-        raise WvbError(f"evaluate.confidence must be between 0 and 1, got {settings['confidence']}")
+        raise InputError(f"evaluate.confidence must be between 0 and 1, got {settings['confidence']}")
     return settings
-
-
-def check_group_columns(participants: DataFrame, group_by: list[str]) -> None:
-    """Every grouping is 'overall' or a participants column that is not a key."""
-    available = [c for c in participants.columns if c not in RESERVED_COLUMNS]
-    for name in group_by:
-        if name == OVERALL:
-            continue
-        if name in RESERVED_COLUMNS or name not in participants.columns:
-            raise WvbError(f"--group-by: {name!r} is not a participants column "
-                           f"(use overall or one of: {', '.join(available)})")
 
 
 # --------------------------------------------------------------------------- distances
@@ -302,12 +292,12 @@ def indexed_questions(spark, questions: DataFrame) -> tuple[DataFrame, int]:
     rows = sorted(questions.select("question_id", "scale_min", "scale_max").collect(),
                   key=lambda r: r["question_id"])
     if len(rows) >= hist.MAX_QUESTIONS:
-        raise WvbError(f"the questions table has {len(rows)} rows; evaluate handles fewer than {hist.MAX_QUESTIONS}")
+        raise InputError(f"the questions table has {len(rows)} rows; evaluate handles fewer than {hist.MAX_QUESTIONS}")
     widths = [r["scale_max"] - r["scale_min"] + 1 for r in rows
               if r["scale_min"] is not None and r["scale_max"] is not None]
     widest = max(widths, default=1)
     if widest > MAX_SCALE_POINTS:
-        raise WvbError(f"a question's scale has {widest} points; evaluate handles up to {MAX_SCALE_POINTS}")
+        raise InputError(f"a question's scale has {widest} points; evaluate handles up to {MAX_SCALE_POINTS}")
     indexed = spark.createDataFrame(
         [(r["question_id"], r["scale_min"], r["scale_max"], i + 1) for i, r in enumerate(rows)],
         "question_id string, scale_min int, scale_max int, question_index int")
@@ -342,7 +332,7 @@ def run_settings(spark, small_run: bool, partitions: int = 0) -> dict[str, str]:
       adaptive execution does not coalesce: coalesced, each small stage would become one
       task on one core while the others wait.
     """
-    from wvb_spark.session import default_parallelism
+    from wvb_spark.core.session import default_parallelism
 
     wanted = {"spark.sql.parquet.pushdown.inFilterThreshold": str(hist.MAX_QUESTIONS)}
     if small_run:
@@ -383,7 +373,7 @@ def headline_table(summary_rows: list, threshold: float) -> str:
 
 def main(args) -> int:
     from wvb_spark.core.warehouse import Warehouse
-    from wvb_spark.session import get_spark
+    from wvb_spark.core.session import get_spark
 
     config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
     settings = resolve_settings(args, config)
@@ -416,13 +406,13 @@ def _score(spark, config: dict, settings: dict, warehouse: str, predicted_rows: 
         partitions = [row["model"] for row in predictions.select("model").distinct().collect()]
     available = sorted(m for m in partitions if m is not None)
     if not available:
-        raise WvbError(f"the predictions table in {warehouse} is empty")
+        raise InputError(f"the predictions table in {warehouse} is empty")
     models = settings["models"] or available
     unknown = [m for m in models if m not in available]
     if unknown:
-        raise WvbError(f"unknown model(s) {', '.join(unknown)}; predictions has: {', '.join(available)}")
+        raise InputError(f"unknown model(s) {', '.join(unknown)}; predictions has: {', '.join(available)}")
     group_by = settings["group_by"]
-    check_group_columns(participants, group_by)
+    check_group_columns(participants, group_by, RESERVED_COLUMNS, also=(OVERALL,))
     group_columns = [c for c in group_by if c != OVERALL]
     predictions = predictions.where(F.col("model").isin(models))
 
@@ -431,11 +421,11 @@ def _score(spark, config: dict, settings: dict, warehouse: str, predicted_rows: 
     if settings["population"] == "population":
         if split is None:
             if not splits:
-                raise WvbError("no predicted respondent is in participants; give --split")
+                raise InputError("no predicted respondent is in participants; give --split")
             split = max(sorted(splits), key=lambda s: splits[s])
         known_splits = {row["split"] for row in participants.select("split").distinct().collect()}
         if split not in known_splits:
-            raise WvbError(f"--split {split!r} is not a split of participants ({', '.join(sorted(known_splits))})")
+            raise InputError(f"--split {split!r} is not a split of participants ({', '.join(sorted(known_splits))})")
     # partition pruning on split, page skipping on question_id (see run_settings)
     paired_examples = examples.where(F.col("split").isin(sorted(splits)) & F.col("question_id").isin(question_ids))
     questions, width = indexed_questions(spark, questions)

@@ -48,8 +48,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from scipy.special import ndtr, ndtri
 
-from wvb_spark import metadata
-from wvb_spark.errors import WvbError
+from wvb_spark.core import metadata
+from wvb_spark.core.errors import InputError
 
 DEFAULT_RESPONDENTS = 94_728
 DEFAULT_SEED = 7
@@ -382,14 +382,14 @@ class SurveyModel:
     def __init__(self, respondents: int, seed: int):
         """Countries and sizes for N, then every parameter from one generator seeded by (seed, 0)."""
         if respondents < 1:
-            raise WvbError(f"--respondents must be at least 1, got {respondents}")
+            raise InputError(f"--respondents must be at least 1, got {respondents}")
         rng = np.random.default_rng([seed, 0])
         all_countries = wave7_countries()
         n_countries = max(1, min(len(all_countries), respondents // MIN_PER_COUNTRY))
         self.countries = all_countries[:n_countries]
         self.sizes = country_sizes(respondents, np.array([c.real_size for c in self.countries]))
         if self.sizes.max() > RUNNING_NUMBER_LIMIT:
-            raise WvbError(f"--respondents {respondents} is too large: D_INTERVIEW running numbers would overflow")
+            raise InputError(f"--respondents {respondents} is too large: D_INTERVIEW running numbers would overflow")
         self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
         self.respondents = respondents
         self.codes = np.array([c.code for c in self.countries], dtype=np.int64)
@@ -942,7 +942,7 @@ def _plan_faults(model: SurveyModel, seed: int) -> _FaultPlan:
     """Which rows and columns get the injected faults: drawn from their own seeded
     generator, so the clean rows are the same as without --inject-faults."""
     if model.respondents < 4:
-        raise WvbError("--inject-faults needs at least 4 respondents")
+        raise InputError("--inject-faults needs at least 4 respondents")
     rng = np.random.default_rng([seed, 2])
     rows = rng.choice(model.respondents, size=4, replace=False)
     columns = rng.choice(len(model.value_ids), size=2, replace=False)
@@ -1049,11 +1049,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run `wvb synth`: write the file and print what was written; bad input is a one-line error."""
     if args.seed < 0:
-        raise WvbError(f"--seed must be non-negative, got {args.seed}")
+        raise InputError(f"--seed must be non-negative, got {args.seed}")
     try:
         summary = write_synthetic_wvs(args.out, args.respondents, args.seed, args.inject_faults)
     except OSError as exc:
-        raise WvbError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
+        raise InputError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
     print(f"rows: {summary.rows:,}")
     print(f"columns: {summary.columns}")
     print(f"answered value-question cells: {summary.answered_share:.2%}")

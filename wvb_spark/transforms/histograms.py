@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
-from wvb_spark.schemas import HISTOGRAMS
+from wvb_spark.core.schemas import HISTOGRAMS
 
 PROTOCOLS = ("default", "paper")
 OVERALL = "overall"          # the --group-by name meaning "everyone in one group"

@@ -14,10 +14,12 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from wvb_spark import __version__, config as wvb_config, ingest, metadata, recode, schemas, splits
+from wvb_spark import __version__
+from wvb_spark.core import config as wvb_config, metadata, schemas
+from wvb_spark.transforms import ingest, recode, splits
 from wvb_spark.core.warehouse import Warehouse, describe_writer, new_run_id
-from wvb_spark.errors import WvbError
-from wvb_spark.session import default_parallelism, get_spark
+from wvb_spark.core.errors import InputError, RunError
+from wvb_spark.core.session import default_parallelism, get_spark
 
 
 
@@ -211,7 +213,7 @@ def _with_split(spark: SparkSession, respondents: DataFrame, n: int, build_conf:
         return splits.assign_paper_split(spark, respondents, n, int(build_conf.get("split_seed", 0)), ratios)
     if method == "hash":
         return splits.assign_hash_split(respondents, str(build_conf.get("hash_salt", "wvb")), ratios)
-    raise WvbError(f"unknown split method {method!r}: use paper or hash")
+    raise InputError(f"unknown split method {method!r}: use paper or hash")
 
 
 def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) -> BuildReport:
@@ -231,7 +233,7 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
     mark = report.lap("parse", started)
     if report.participants == 0:
         parsed_lines.unpersist()
-        raise WvbError(f"no usable respondent rows in {raw_path} ({report.rows_read} rows read, all refused)")
+        raise InputError(f"no usable respondent rows in {raw_path} ({report.rows_read} rows read, all refused)")
 
     accepted = parsed.where(F.col("reject_reason").isNull()).drop("reject_reason", "reject_value")
     respondents = _with_split(spark, accepted, report.participants, build_conf).persist()
@@ -279,11 +281,10 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
     runs, run_count = _build_runs(spark, tables, report)
     report.table_versions["build_runs"] = write(runs, "build_runs", run_count)
     if not report.reconciles():
-        raise WvbError(
+        raise RunError(
             f"build counts do not reconcile: {report.rows_read} rows read, {report.participants} participants, "
             f"{sum(report.quarantined_rows.values())} quarantined rows, {report.examples} examples, "
-            f"{sum(report.missing_cells.values())} missing and {report.quarantined_cells} out-of-range cells",
-            exit_code=1)
+            f"{sum(report.missing_cells.values())} missing and {report.quarantined_cells} out-of-range cells")
     return report
 
 

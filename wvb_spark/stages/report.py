@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from wvb_spark import __version__
-from wvb_spark import config as wvb_config
-from wvb_spark import metadata
-from wvb_spark.errors import WvbError
+from wvb_spark.core import config as wvb_config
+from wvb_spark.core import metadata
+from wvb_spark.core.errors import InputError, MissingTableError
 
 OVERALL = "overall"          # evaluate's group_by of "everyone"
 FACET_SKIP = (OVERALL, "country")   # country gets its own bar chart
@@ -334,28 +334,28 @@ def build_report(inputs: ReportInputs, out_dir, threshold: float = 0.2, models: 
 
     Returns {"headline": DataFrame, "files": [names], "html": path, "markdown": path}.
     """
-    from wvb_spark import figures
+    from wvb_spark.compute import figures
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = inputs.summary
     available = order_models(summary["model"].unique())
     if not available:
-        raise WvbError("the summary table is empty (run wvb evaluate first)")
+        raise MissingTableError("the summary table is empty (run wvb evaluate first)")
     if models:
         unknown = [m for m in models if m not in available]
         if unknown:
-            raise WvbError(f"unknown model(s) {', '.join(unknown)}; summary has: {', '.join(available)}")
+            raise InputError(f"unknown model(s) {', '.join(unknown)}; summary has: {', '.join(available)}")
         shown = order_models(models)
     else:
         shown = available
     summary = summary[summary["model"].isin(shown)]
     distances = inputs.overall_distances[inputs.overall_distances["model"].isin(shown)]
     if not (summary["group_by"] == OVERALL).any():
-        raise WvbError("summary has no 'overall' group: run wvb evaluate with --group-by including overall")
+        raise InputError("summary has no 'overall' group: run wvb evaluate with --group-by including overall")
     thresholds = sorted(float(t) for t in summary["threshold"].unique())
     if not any(abs(t - threshold) < 1e-9 for t in thresholds):
-        raise WvbError(f"--threshold {threshold:g} is not one of the thresholds evaluate computed: "
+        raise InputError(f"--threshold {threshold:g} is not one of the thresholds evaluate computed: "
                        f"{', '.join(format(t, 'g') for t in thresholds)}")
     settings = inputs.evaluate_settings or {}
     confidence = float(settings.get("confidence", 0.95))
@@ -542,13 +542,13 @@ def read_inputs(spark, warehouse: str, config: dict) -> ReportInputs:
 
 
 def main(args) -> int:
-    from wvb_spark.config import split_list
-    from wvb_spark.session import get_spark
+    from wvb_spark.core.config import split_list
+    from wvb_spark.core.session import get_spark
 
     config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
     models = split_list(args.models)
     if not (0 <= args.threshold <= 1):
-        raise WvbError(f"--threshold must be between 0 and 1, got {args.threshold:g}")
+        raise InputError(f"--threshold must be between 0 and 1, got {args.threshold:g}")
     spark = get_spark(config)
     inputs = read_inputs(spark, args.warehouse, config)
     result = build_report(inputs, args.out, threshold=args.threshold, models=models)

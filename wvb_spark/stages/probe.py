@@ -11,14 +11,14 @@ the same seed on any cluster.
 from __future__ import annotations
 
 import argparse
-from functools import reduce
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from wvb_spark import config as wvb_config
-from wvb_spark.config import split_list, stage_block
-from wvb_spark.errors import WvbError
+from wvb_spark.core import config as wvb_config
+from wvb_spark.core.config import split_list, stage_block
+from wvb_spark.core.errors import InputError
+from wvb_spark.transforms.selection import all_not_null, check_group_columns, resolve_questions
 
 RESERVED_COLUMNS = ("question_id", "d_interview", "split", "group_size", "rank", "sampled", "status")
 HASH_TIEBREAK = "d_interview"
@@ -56,63 +56,17 @@ def resolve_settings(args, config: dict) -> dict:
     minimum = block.get("min_group_size")
     settings["min_group_size"] = settings["per_group"] + 1 if minimum is None else int(minimum)
     if settings["per_group"] < 1:
-        raise WvbError(f"--per-group must be at least 1, got {settings['per_group']}")
+        raise InputError(f"--per-group must be at least 1, got {settings['per_group']}")
     if settings["min_group_size"] < 1:
-        raise WvbError(f"--min-group-size must be at least 1, got {settings['min_group_size']}")
+        raise InputError(f"--min-group-size must be at least 1, got {settings['min_group_size']}")
     if not settings["group_by"]:
-        raise WvbError("--group-by needs at least one participants column")
+        raise InputError("--group-by needs at least one participants column")
     if len(set(settings["group_by"])) != len(settings["group_by"]):
-        raise WvbError(f"--group-by names a column twice: {','.join(settings['group_by'])}")
+        raise InputError(f"--group-by names a column twice: {','.join(settings['group_by'])}")
     return settings
 
 
-def check_group_columns(participants: DataFrame, group_by: list[str]) -> None:
-    reserved = [c for c in group_by if c in RESERVED_COLUMNS]
-    if reserved:
-        raise WvbError(f"--group-by cannot use {', '.join(reserved)} (a column of the probe table itself)")
-    unknown = [c for c in group_by if c not in participants.columns]
-    if unknown:
-        raise WvbError(f"--group-by: no participants column {', '.join(unknown)}; "
-                       f"choose from {', '.join(c for c in participants.columns if c not in RESERVED_COLUMNS)}")
-
-
-def resolve_questions(questions: DataFrame, spec: str) -> list[str]:
-    """The value questions a spec names: `probe`, `all`, a category (case-insensitive), or ids.
-
-    The questions table is small (a few hundred rows), so it is read on the driver.
-    """
-    rows = questions.select("question_id", "category", "use_case", "is_probe").collect()
-    value_rows = [r for r in rows if r["use_case"] == "value"]
-    order = {r["question_id"]: i for i, r in enumerate(rows)}
-    keyword = spec.strip()
-    if keyword.lower() == "probe":
-        chosen = [r["question_id"] for r in value_rows if r["is_probe"]]
-    elif keyword.lower() == "all":
-        chosen = [r["question_id"] for r in value_rows]
-    elif keyword.lower() in {r["category"].lower() for r in value_rows}:
-        chosen = [r["question_id"] for r in value_rows if r["category"].lower() == keyword.lower()]
-    else:
-        wanted = split_list(keyword)
-        value_ids = {r["question_id"] for r in value_rows}
-        unknown = [q for q in wanted if q not in order]
-        if unknown:
-            raise WvbError(f"--questions: {', '.join(unknown[:10])} is neither a question id, a category, "
-                           f"'probe' nor 'all'")
-        not_value = [q for q in wanted if q not in value_ids]
-        if not_value:
-            raise WvbError(f"--questions: {', '.join(not_value[:10])} are demographic variables, not value questions")
-        chosen = list(dict.fromkeys(wanted))
-    if not chosen:
-        raise WvbError(f"--questions {spec!r} selects no value question")
-    return sorted(chosen, key=order.__getitem__)
-
-
 # --------------------------------------------------------------------------- transforms
-
-def all_not_null(columns: list[str]) -> Column:
-    """True where every one of `columns` has a value (a row with a null group key is in no group)."""
-    return reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in columns], F.lit(True))
-
 
 def answers_with_groups(examples: DataFrame, participants: DataFrame, question_ids: list[str],
                         split: str, group_by: list[str]) -> DataFrame:
@@ -191,7 +145,7 @@ def answer_counts(answers: DataFrame, group_by: list[str]) -> dict:
 
 def main(args) -> int:
     from wvb_spark.core.warehouse import Warehouse
-    from wvb_spark.session import get_spark
+    from wvb_spark.core.session import get_spark
 
     config = wvb_config.load(args.conf, args.overrides)
     settings = resolve_settings(args, config)
@@ -203,10 +157,10 @@ def main(args) -> int:
     participants = tables.read("participants")
     examples = tables.read("examples")
     group_by, split = settings["group_by"], settings["split"]
-    check_group_columns(participants, group_by)
+    check_group_columns(participants, group_by, RESERVED_COLUMNS)
     question_ids = resolve_questions(questions, settings["questions"])
     if participants.where(F.col("split") == split).limit(1).count() == 0:
-        raise WvbError(f"--split {split}: no participants in that split")
+        raise InputError(f"--split {split}: no participants in that split")
 
     answers = answers_with_groups(examples, participants, question_ids, split, group_by).cache()
     counts = answer_counts(answers, group_by)

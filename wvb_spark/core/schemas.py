@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
-from wvb_spark import metadata
+from wvb_spark.core import metadata
 
 def columns(schema: T.StructType) -> list[str]:
     return [field.name for field in schema.fields]

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import InputError, RunError, WvbError
 
 
 class Run(NamedTuple):
@@ -67,7 +67,7 @@ def _run(command: list[str]) -> Run:
         stdout, stderr = out.read(), err.read()
     if process.returncode != 0:
         tail = (stderr or stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise WvbError(f"benchmark step failed ({' '.join(command[3:5])} ...): {tail[0]}", exit_code=1)
+        raise RunError(f"benchmark step failed ({' '.join(command[3:5])} ...): {tail[0]}")
     return Run(seconds, stdout, peak)
 
 
@@ -122,7 +122,7 @@ def _ensure_evaluate_warehouse(args, workdir: Path) -> Path:
     if not tables.exists("probe"):
         _run(_wvb("probe", "--warehouse", str(warehouse), *args.spark_args))
     if not tables.exists("predictions"):
-        _run([sys.executable, "-m", "wvb_spark.bench_data", "--warehouse", str(warehouse), "--probe-models", "8",
+        _run([sys.executable, "-m", "wvb_spark.benchmarks.data", "--warehouse", str(warehouse), "--probe-models", "8",
               "--full-models", str(max(args.evaluate_full_models, default=0)), *args.spark_args])
     return warehouse
 
@@ -136,7 +136,7 @@ def bench_evaluate(args, workdir: Path) -> list[str]:
     for name, models in cases:
         missing = [m for m in models if m not in rows]
         if missing:
-            raise WvbError(f"bench warehouse {warehouse} lacks model(s) {', '.join(missing)}; delete it to regenerate")
+            raise InputError(f"bench warehouse {warehouse} lacks model(s) {', '.join(missing)}; delete it to regenerate")
         n = sum(rows[m] for m in models)
         runs = [_run(_wvb("evaluate", "--warehouse", str(warehouse), "--models", ",".join(models), *args.spark_args))
                 for _ in range(args.repeats)]
@@ -165,7 +165,7 @@ def bench_commits(args, workdir: Path) -> list[str]:
     lines = []
     for writer in ("offline", "native"):
         try:
-            run = _run([sys.executable, "-m", "wvb_spark.bench_commits", "--writer", writer, "--writes", "200"])
+            run = _run([sys.executable, "-m", "wvb_spark.benchmarks.commits", "--writer", writer, "--writes", "200"])
         except WvbError as error:
             lines.append(f"{writer}: not measured ({error})")
             continue
@@ -192,9 +192,9 @@ def main(args: argparse.Namespace) -> int:
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
-        raise WvbError(f"unknown bench stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+        raise InputError(f"unknown bench stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     if args.repeats < 1:
-        raise WvbError("--repeats must be at least 1")
+        raise InputError("--repeats must be at least 1")
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     args.spark_args = [x for o in args.overrides for x in ("--set", o)] + (["--conf", args.conf] if args.conf else [])

@@ -15,7 +15,7 @@ otherwise a uniform draw on the scale, and a model-specific share (0.5–3%) of
 unusable rows (prose, status non_numeric). Every draw is a hash of (seed, model,
 question, respondent): the same arguments always give the same table.
 
-    python -m wvb_spark.bench_data --warehouse DIR --probe-models 8 --full-models 10
+    python -m wvb_spark.benchmarks.data --warehouse DIR --probe-models 8 --full-models 10
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from wvb_spark import schemas
+from wvb_spark.core import schemas
 
 
 def _uniform(seed: int, salt: str) -> F.Column:
@@ -65,7 +65,7 @@ def noisy_predictions(targets: DataFrame, questions: DataFrame, models: list[str
         F.when(spoiled, F.lit(None).cast("double")).otherwise(point.cast("double")).alias("score"),
         F.when(spoiled, F.lit("non_numeric")).otherwise(F.lit("valid")).alias("status"),
         F.lit(None).cast(T.ArrayType(T.DoubleType())).alias("distribution"),
-        F.lit("bench").alias("parse_method"), F.lit("wvb_spark.bench_data").alias("source"),
+        F.lit("bench").alias("parse_method"), F.lit("wvb_spark.benchmarks.data").alias("source"),
         F.lit(None).cast("double").alias("off_scale_mass"), F.lit(None).cast("int").alias("n_samples"),
         F.lit(None).cast("int").alias("n_unusable"),
     ).select(*schemas.columns(schemas.PREDICTIONS))
@@ -83,11 +83,11 @@ def bench_predictions(examples: DataFrame, probe: DataFrame, questions: DataFram
 
 
 def main(argv: list[str] | None = None) -> int:
-    from wvb_spark import config as wvb_config
+    from wvb_spark.core import config as wvb_config
     from wvb_spark.core.warehouse import Warehouse
-    from wvb_spark.session import get_spark
+    from wvb_spark.core.session import get_spark
 
-    parser = argparse.ArgumentParser(prog="python -m wvb_spark.bench_data", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m wvb_spark.benchmarks.data", description=__doc__.splitlines()[0])
     parser.add_argument("--warehouse", required=True, help="warehouse with questions, examples and probe tables")
     parser.add_argument("--probe-models", type=int, default=8, help="models predicting the probe set (default 8)")
     parser.add_argument("--full-models", type=int, default=10, help="models predicting the whole split (default 10)")
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     predictions = bench_predictions(tables["examples"], tables["probe"], tables["questions"],
                                     probe_models=args.probe_models, full_models=args.full_models,
                                     split=args.split, seed=args.seed)
-    version = warehouse.write("predictions", predictions, stage="wvb_spark.bench_data",
+    version = warehouse.write("predictions", predictions, stage="wvb_spark.benchmarks.data",
                               options={"seed": args.seed, "probe_models": args.probe_models,
                                        "full_models": args.full_models, "split": args.split},
                               sort_within=("question_id",))

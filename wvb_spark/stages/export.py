@@ -25,8 +25,8 @@ import re
 from pyspark.sql import functions as F
 
 from wvb_spark.core.text_files import write_single_text_file
-from wvb_spark.errors import WvbError
-from wvb_spark.prompt_render import (
+from wvb_spark.core.errors import InputError
+from wvb_spark.transforms.prompt_render import (
     VARIANTS, Elicitation, default_demographics, in_question_order, load_template, render_prompts,
 )
 
@@ -160,21 +160,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from wvb_spark import config as wvb_config
+    from wvb_spark.core import config as wvb_config
     from wvb_spark.core.warehouse import Warehouse
-    from wvb_spark.session import get_spark
+    from wvb_spark.core.session import get_spark
 
     inspect = args.action == "inspect-task"
     elicit = getattr(args, "elicit", "logprobs")
     if not TASK_NAME.match(args.task):
-        raise WvbError(f"--task {args.task!r}: use a letter, then letters, digits or _ (at most 64)")
+        raise InputError(f"--task {args.task!r}: use a letter, then letters, digits or _ (at most 64)")
     if args.limit is not None and args.limit < 1:
-        raise WvbError(f"--limit must be at least 1, got {args.limit}")
+        raise InputError(f"--limit must be at least 1, got {args.limit}")
     top_logprobs = getattr(args, "top_logprobs", 20)
     if not 1 <= top_logprobs <= 20:
-        raise WvbError(f"--top-logprobs must be 1..20, got {top_logprobs}")
+        raise InputError(f"--top-logprobs must be 1..20, got {top_logprobs}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise WvbError(f"--out {args.out} is a file, not a folder")
+        raise InputError(f"--out {args.out} is a file, not a folder")
     config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
     template = load_template(args.template)
     Warehouse(None, args.warehouse, config).require(args.source, "participants", "questions")
@@ -199,7 +199,7 @@ def main(args) -> int:
         documents = documents.limit(args.limit)
     count = documents.count()
     if count == 0:
-        raise WvbError(f"no {args.source} rows selected: nothing to export")
+        raise InputError(f"no {args.source} rows selected: nothing to export")
     folder = os.path.abspath(args.out)
     os.makedirs(folder, exist_ok=True)
     docs_path = os.path.join(folder, f"{args.task}.jsonl")

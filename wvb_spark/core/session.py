@@ -10,8 +10,8 @@ from importlib import resources
 
 from pyspark.sql import SparkSession
 
-from wvb_spark import runtime
-from wvb_spark.errors import WvbError
+from wvb_spark.core import runtime
+from wvb_spark.core.errors import InputError
 
 DELTA_SETTINGS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -68,7 +68,7 @@ def get_spark(config: dict, extra_java_options: str = "") -> SparkSession:
 
 
 def _imports_on_executor(batches):
-    """Runs on an executor: unpickling this function imports wvb_spark.session there, and
+    """Runs on an executor: unpickling this function imports wvb_spark.core.session there, and
     the body imports what the stages' Python code needs."""
     import numpy  # noqa: F401
     import pandas  # noqa: F401
@@ -87,10 +87,10 @@ def check_executors(spark: SparkSession) -> None:
         missing = re.search(r"No module named '([\w.]+)'", str(error))
         if missing is None:
             raise
-        raise WvbError(f"the executors' Python cannot import {missing.group(1)}: ship wvb_spark with "
+        raise InputError(f"the executors' Python cannot import {missing.group(1)}: ship wvb_spark with "
                        f"--py-files dist/wvb_spark-<version>.zip (make dist) and the dependencies with "
                        f"--archives dist/env.tar.gz#env (make dist-env) or on the nodes; see README "
-                       f"\"Running on a cluster\"", exit_code=2) from None
+                       f"\"Running on a cluster\"") from None
 
 
 def _with_delta(builder, config: dict):
@@ -105,7 +105,7 @@ def _with_delta(builder, config: dict):
     if jars is None:
         why = "not fetched, and the last fetch failed" if delta_jars.recently_failed(config) else "no jars"
         if writer == "native":
-            raise WvbError(NATIVE_UNAVAILABLE.format(why=why))
+            raise InputError(NATIVE_UNAVAILABLE.format(why=why))
         print("wvb: Delta's jars are not available; tables are written with the offline commit "
               "(`wvb delta-jars` fetches them)", file=sys.stderr)
         return builder

@@ -15,11 +15,11 @@ import argparse
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from wvb_spark import config as wvb_config
+from wvb_spark.core import config as wvb_config
 from wvb_spark.core.warehouse import Warehouse
-from wvb_spark.errors import WvbError
-from wvb_spark.prompts import write_single_text_file
-from wvb_spark.session import get_spark
+from wvb_spark.core.errors import InputError, MissingTableError
+from wvb_spark.core.text_files import write_single_text_file
+from wvb_spark.core.session import get_spark
 
 HEADER = "QUESTION_ID\tPARTICIPANT_ID\tSCORE"
 
@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if not 0 <= args.spoil_rate <= 1:
-        raise WvbError("--spoil-rate must be between 0 and 1")
+        raise InputError("--spoil-rate must be between 0 and 1")
     config = wvb_config.load(args.conf, args.overrides)
     Warehouse(None, args.warehouse, config).require("predictions", "questions")
     spark = get_spark(config)
@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
     predictions = tables.read("predictions")
     source = predictions.where((F.col("model") == args.from_model) & F.col("distribution").isNotNull())
     if source.limit(1).count() == 0:
-        raise WvbError(f"no distributions of model {args.from_model!r} in {args.warehouse}/predictions; run `wvb baselines` first")
+        raise MissingTableError(f"no distributions of model {args.from_model!r} in {args.warehouse}/predictions; run `wvb baselines` first")
     questions = tables.read("questions")
     answers = biased_answers(source, questions, shift=args.shift, spoil_rate=args.spoil_rate, seed=args.seed)
     rows = answers.select(F.lit(1).alias("_order"), "question_id", "d_interview",

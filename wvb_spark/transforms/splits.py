@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import InputError
 
 SPLITS = ("train", "test", "valid")
 
@@ -21,7 +21,7 @@ SPLITS = ("train", "test", "valid")
 def check_ratios(ratios) -> tuple[float, float, float]:
     values = tuple(float(r) for r in ratios)
     if len(values) != 3 or any(r < 0 for r in values) or abs(sum(values) - 1.0) > 1e-9:
-        raise WvbError(f"split ratios must be three non-negative numbers summing to 1, got {list(ratios)}")
+        raise InputError(f"split ratios must be three non-negative numbers summing to 1, got {list(ratios)}")
     return values
 
 

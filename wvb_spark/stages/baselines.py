@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import argparse
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from wvb_spark import config as wvb_config
-from wvb_spark.config import split_list, stage_block
-from wvb_spark.probe import all_not_null
-from wvb_spark import schemas
-from wvb_spark.errors import WvbError
+from wvb_spark.core import config as wvb_config
+from wvb_spark.core.config import split_list, stage_block
+from wvb_spark.transforms.selection import all_not_null
+from wvb_spark.transforms.columns import median_point
+from wvb_spark.core import schemas
+from wvb_spark.core.errors import InputError
 
 MODELS = {  # --models name -> model name written to `predictions`
     "uniform": "uniform",
@@ -36,7 +37,6 @@ MODELS = {  # --models name -> model name written to `predictions`
     "group-prior": "group-prior",
 }
 PARSE_METHOD = "baseline"
-MEDIAN_TOLERANCE = 1e-9
 
 
 # --------------------------------------------------------------------------- options
@@ -62,18 +62,18 @@ def resolve_settings(args, config: dict) -> dict:
     block = stage_block(config, "baselines", args, ("targets", "models", "group_by", "min_group_size", "train_split"))
     targets = str(block.get("targets") or "probe").strip()
     if targets != "probe" and not (targets.startswith("split:") and targets[len("split:"):].strip()):
-        raise WvbError(f"--on must be 'probe' or 'split:<name>', got {targets!r}")
+        raise InputError(f"--on must be 'probe' or 'split:<name>', got {targets!r}")
     requested = split_list(block.get("models")) or ["uniform", "majority", "global-prior", "group-prior"]
     unknown = [m for m in requested if m not in MODELS]
     if unknown:
-        raise WvbError(f"--models: unknown baseline {', '.join(unknown)}; choose from uniform, majority, "
+        raise InputError(f"--models: unknown baseline {', '.join(unknown)}; choose from uniform, majority, "
                        f"global-prior, group-prior")
     group_by = split_list(block.get("group_by"))
     if "group-prior" in requested and not group_by:
-        raise WvbError("--group-by needs at least one participants column for group-prior")
+        raise InputError("--group-by needs at least one participants column for group-prior")
     minimum = int(block.get("min_group_size", 30))
     if minimum < 1:
-        raise WvbError(f"--min-group-size must be at least 1, got {minimum}")
+        raise InputError(f"--min-group-size must be at least 1, got {minimum}")
     return {
         "targets": targets,
         "models": list(dict.fromkeys(MODELS[m] for m in requested)),
@@ -120,18 +120,6 @@ def distributions_from_counts(counts: DataFrame, keys: list[str]) -> DataFrame:
 def answer_distributions(answers: DataFrame, question_scales: DataFrame, keys: list[str]) -> DataFrame:
     """Empirical answer distribution per (question, keys...) of on-scale answers."""
     return distributions_from_counts(answer_counts(answers, question_scales, keys), keys)
-
-
-def median_point(distribution: Column, scale_min: Column) -> Column:
-    """The lower median of a distribution on scale_min..: the smallest point whose
-    cumulative probability reaches 1/2. It is always an integer on the scale and is
-    the single answer with the smallest expected distance to a draw from the
-    distribution; for a one-hot distribution it is the mode."""
-    cumulative = F.transform(
-        distribution,
-        lambda _, i: F.aggregate(F.slice(distribution, 1, i + 1), F.lit(0.0), lambda acc, p: acc + p))
-    below_half = F.size(F.filter(cumulative, lambda c: c < F.lit(0.5 - MEDIAN_TOLERANCE)))
-    return (scale_min + below_half).cast("double")
 
 
 def to_predictions(rows: DataFrame, model: str) -> DataFrame:
@@ -263,7 +251,7 @@ def group_prior(targets: DataFrame, train_answers: DataFrame, participants: Data
 
 def main(args) -> int:
     from wvb_spark.core.warehouse import Warehouse
-    from wvb_spark.session import get_spark
+    from wvb_spark.core.session import get_spark
 
     config = wvb_config.load(args.conf, args.overrides)
     settings = resolve_settings(args, config)
@@ -278,7 +266,7 @@ def main(args) -> int:
     examples = tables.read("examples")
     missing = [c for c in settings["group_by"] if c not in participants.columns]
     if "group-prior" in settings["models"] and missing:
-        raise WvbError(f"--group-by: no participants column {', '.join(missing)}")
+        raise InputError(f"--group-by: no participants column {', '.join(missing)}")
 
     if settings["targets"] == "probe":
         targets = tables.read("probe").select("question_id", "d_interview")
@@ -288,7 +276,7 @@ def main(args) -> int:
         targets = examples.where(F.col("split") == split).select("question_id", "d_interview")
         target_splits = [split]
     if targets.limit(1).count() == 0:
-        raise WvbError(f"--on {settings['targets']}: nothing to predict for (no rows)")
+        raise InputError(f"--on {settings['targets']}: nothing to predict for (no rows)")
     train_split = settings["train_split"]
     train_answers = examples.where(F.col("split") == train_split).select("question_id", "d_interview", "answer")
     if train_split in target_splits and ({"global-prior", "group-prior"} & set(settings["models"])):

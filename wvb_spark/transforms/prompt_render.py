@@ -16,9 +16,9 @@ import yaml
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from wvb_spark import metadata
-from wvb_spark.errors import WvbError
-from wvb_spark.output_formats import CUSTOM_ID_PREFIX, VARIANTS, custom_id, parse_custom_id  # noqa: F401
+from wvb_spark.core import metadata
+from wvb_spark.core.errors import InputError
+from wvb_spark.compute.output_formats import CUSTOM_ID_PREFIX, VARIANTS, custom_id, parse_custom_id  # noqa: F401
 
 # Listed first, as in the published example prompt; then the other demographic variables.
 LEADING_DEMOGRAPHICS = ("B_COUNTRY", "H_URBRURAL", "Q275")
@@ -76,18 +76,18 @@ def load_template(path: str | None = None) -> PromptTemplate:
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()
         except OSError as exc:
-            raise WvbError(f"cannot read --template {path}: {exc.strerror}") from None
+            raise InputError(f"cannot read --template {path}: {exc.strerror}") from None
         where = path
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise WvbError(f"{where} is not valid YAML: {exc}".splitlines()[0]) from None
+        raise InputError(f"{where} is not valid YAML: {exc}".splitlines()[0]) from None
     if not isinstance(raw, dict):
-        raise WvbError(f"{where}: expected a mapping with keys with_demographics, without_demographics, ...")
+        raise InputError(f"{where}: expected a mapping with keys with_demographics, without_demographics, ...")
     required = ("with_demographics", "without_demographics", "demographic_item")
     missing = [key for key in required if not isinstance(raw.get(key), str)]
     if missing:
-        raise WvbError(f"{where}: missing text for {', '.join(missing)}")
+        raise InputError(f"{where}: missing text for {', '.join(missing)}")
     # the option prompts of a user's file default to the built-in ones
     builtin = raw if path is None else yaml.safe_load(
         resources.files("wvb_spark").joinpath("resources", "prompt_template.yaml").read_text(encoding="utf-8"))
@@ -120,12 +120,12 @@ def template_parts(text: str, allowed, where: str) -> list[tuple[str, str]]:
         if match.group("escaped") is not None:
             parts.append(("text", "$"))
         elif match.group("invalid") is not None:
-            raise WvbError(f"{where}: a lone '$' at character {match.start()} (write $$ for a dollar sign)")
+            raise InputError(f"{where}: a lone '$' at character {match.start()} (write $$ for a dollar sign)")
         else:
             name = match.group("named") or match.group("braced")
             if name not in allowed:
                 allowed_text = ", ".join(f"${{{a}}}" for a in allowed) or "none"
-                raise WvbError(f"{where}: unknown placeholder ${{{name}}} (allowed: {allowed_text})")
+                raise InputError(f"{where}: unknown placeholder ${{{name}}} (allowed: {allowed_text})")
             parts.append(("name", name))
         position = match.end()
     if position < len(text):
@@ -229,7 +229,7 @@ def render_prompts(rows: DataFrame, participants: DataFrame, questions: DataFram
     """
     elicit = elicit or Elicitation()
     if variant not in VARIANTS:
-        raise WvbError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        raise InputError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     selected = rows.select("question_id", F.col("d_interview").cast("long").alias("d_interview"))
     people = participants.select("d_interview", *[F.col(v) for v in demographics]) \
         if variant == "with-demographics" else participants.select("d_interview")
@@ -297,6 +297,6 @@ def resolve_demographics(spec: str | None) -> list[str]:
     known = set(metadata.demographic_variables()) - {"D_INTERVIEW"}
     unknown = [v for v in wanted if v not in known]
     if unknown:
-        raise WvbError(f"--demographics: {', '.join(unknown)} is not a demographic variable "
+        raise InputError(f"--demographics: {', '.join(unknown)} is not a demographic variable "
                        f"(see README: prompts)")
     return list(dict.fromkeys(wanted))

@@ -8,7 +8,7 @@ take (custom_id, method, url, body.model, body.messages), and its custom_id name
 question, respondent, variant and elicitation so `wvb predictions import` can key and
 read the answers.
 
-The text is built in Spark (wvb_spark.prompt_render); the single output file is written
+The text is built in Spark (wvb_spark.transforms.prompt_render); the single output file is written
 by one task after a global sort, so line order is (question in metadata order,
 respondent, sample).
 """
@@ -20,8 +20,9 @@ import argparse
 from pyspark.sql import functions as F
 
 from wvb_spark.core.text_files import write_single_text_file  # noqa: F401
-from wvb_spark.errors import WvbError
-from wvb_spark.prompt_render import (  # noqa: F401 - the names tests and users import from here
+from wvb_spark.core.errors import InputError
+from wvb_spark.transforms.selection import resolve_questions
+from wvb_spark.transforms.prompt_render import (  # noqa: F401 - the names tests and users import from here
     CUSTOM_ID_PREFIX, ELICITATIONS, EXCLUDED_DEMOGRAPHICS, LEADING_DEMOGRAPHICS, OPTION_STYLES, OUTPUT_COLUMNS,
     VARIANTS, Elicitation, PromptTemplate, custom_id, custom_id_column, default_demographics,
     demographics_block, in_question_order, load_template, options_column, parse_custom_id, render_prompts,
@@ -76,26 +77,25 @@ def resolve_elicitation(args) -> Elicitation:
     defaults = Elicitation()
     for name, value in given.items():
         if value != getattr(defaults, name) and belongs[name] != how:
-            raise WvbError(f"--{name.replace('_', '-')} goes with --elicit {belongs[name]}, not {how}")
+            raise InputError(f"--{name.replace('_', '-')} goes with --elicit {belongs[name]}, not {how}")
     if not 1 <= given["top_logprobs"] <= 20:
-        raise WvbError(f"--top-logprobs must be 1 to 20, got {given['top_logprobs']}")
+        raise InputError(f"--top-logprobs must be 1 to 20, got {given['top_logprobs']}")
     if given["samples"] < 1:
-        raise WvbError(f"--samples must be at least 1, got {given['samples']}")
+        raise InputError(f"--samples must be at least 1, got {given['samples']}")
     temperature = getattr(args, "temperature", None)
     if temperature is not None and not 0 <= temperature <= 2:
-        raise WvbError(f"--temperature must be between 0 and 2, got {temperature:g}")
+        raise InputError(f"--temperature must be between 0 and 2, got {temperature:g}")
     return Elicitation(how=how, temperature=temperature, **given)
 
 
 def main(args) -> int:
-    from wvb_spark import config as wvb_config
+    from wvb_spark.core import config as wvb_config
     from wvb_spark.core.warehouse import Warehouse
-    from wvb_spark.probe import resolve_questions
-    from wvb_spark.session import get_spark
+    from wvb_spark.core.session import get_spark
 
     config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
     if args.limit is not None and args.limit < 1:
-        raise WvbError(f"--limit must be at least 1, got {args.limit}")
+        raise InputError(f"--limit must be at least 1, got {args.limit}")
     template = load_template(args.template)
     elicit = resolve_elicitation(args)
     demographics = resolve_demographics(args.demographics)
@@ -115,7 +115,7 @@ def main(args) -> int:
     unknown_people = rows.join(participants.select("d_interview"), on="d_interview", how="left_anti").count()
     unknown_questions = rows.join(questions.select("question_id"), on="question_id", how="left_anti").count()
     if unknown_people or unknown_questions:
-        raise WvbError(f"{args.source} has {unknown_people} rows whose respondent is not in participants and "
+        raise InputError(f"{args.source} has {unknown_people} rows whose respondent is not in participants and "
                        f"{unknown_questions} whose question is not in questions; rebuild it from this warehouse")
 
     requests = in_question_order(render_prompts(

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from wvb_spark import config as wvb_config
-from wvb_spark.errors import WvbError
+from wvb_spark.core import config as wvb_config
+from wvb_spark.core.errors import InputError
 
 MINIMUM_HOURS_WITHOUT_FORCE = 7 * 24
 
@@ -30,16 +30,16 @@ def main(args: argparse.Namespace) -> int:
     from wvb_spark.core.warehouse import Warehouse
 
     if args.retain_hours < 0:
-        raise WvbError(f"--retain-hours must not be negative, got {args.retain_hours:g}")
+        raise InputError(f"--retain-hours must not be negative, got {args.retain_hours:g}")
     if args.retain_hours < MINIMUM_HOURS_WITHOUT_FORCE and not args.force:
-        raise WvbError(f"--retain-hours {args.retain_hours:g} is below Delta's default of "
+        raise InputError(f"--retain-hours {args.retain_hours:g} is below Delta's default of "
                        f"{MINIMUM_HOURS_WITHOUT_FORCE} hours: a reader of an older version could lose "
                        f"its files; add --force if no other run uses this warehouse")
     config = wvb_config.load(args.conf, args.overrides)
     warehouse = Warehouse(None, args.warehouse, config)
     results = warehouse.vacuum(retain_hours=args.retain_hours, dry_run=args.dry_run)
     if not results:
-        raise WvbError(f"no Delta tables in {args.warehouse}")
+        raise InputError(f"no Delta tables in {args.warehouse}")
     verb = "would delete" if args.dry_run else "deleted"
     for result in results:
         print(f"{result.table:<13} {verb} {result.files:>6} files {_size(result.bytes):>10}")

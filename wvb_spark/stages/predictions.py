@@ -8,7 +8,7 @@ becomes exactly one row with a `status`, so a blank, a sentence, an 11 on a 1-10
 a repeated respondent is counted and visible instead of silently dropped or coerced.
 
 Files are read by Spark with all-string schemas (millions of rows are fine); the
-model-text and distribution parsing (`wvb_spark.answer_parsing`) runs in a pandas UDF,
+model-text and distribution parsing (`wvb_spark.compute.answer_parsing`) runs in a pandas UDF,
 everything else in native functions.
 """
 
@@ -23,12 +23,14 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from wvb_spark import output_formats, schemas
-from wvb_spark.answer_parsing import (
+from wvb_spark.compute import output_formats
+from wvb_spark.core import schemas
+from wvb_spark.compute.answer_parsing import (
     NUMBER_SYNTAX, distribution_from_loglikelihoods, distribution_from_samples, distribution_from_top_logprobs,
     parse_answer, parse_distribution, verbalised_distribution,
 )
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import InputError, RunError
+from wvb_spark.transforms.columns import median_point  # the same point rule as the baselines
 
 FORMATS = ("auto", "tsv", "csv", "jsonl", "distribution", "logprobs", "samples", "verbalised", "lm-eval", "inspect")
 STATUSES = schemas.PREDICTION_STATUSES
@@ -46,7 +48,7 @@ def detect_layout(path: str, first_line: str, fmt: str) -> dict:
     """{"kind": "delimited"|"jsonl", "separator": str|None, "distribution": bool} from the
     --format option, the file name and its first line."""
     if fmt not in FORMATS:
-        raise WvbError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     line = first_line.lstrip("\ufeff").strip()
     name = path.lower().removesuffix(".gz")
     if fmt in output_formats.FORMAT_KINDS and fmt != "distribution" or (fmt in ("auto", "distribution") and
@@ -105,13 +107,13 @@ def records_from_delimited(table: DataFrame, source_name: str, distribution: boo
         if listed is None and not points:
             missing.append("DISTRIBUTION or P<value> columns")
         if len(kinds) > 1:
-            raise WvbError("the file mixes probability (P<value>) and log-probability (LOGPROB<value>) columns")
+            raise InputError("the file mixes probability (P<value>) and log-probability (LOGPROB<value>) columns")
     else:
         score = _column(header, "SCORE")
         if score is None:
             missing.append("SCORE")
     if missing:
-        raise WvbError(f"{source_name}: missing column(s) {', '.join(missing)} "
+        raise InputError(f"{source_name}: missing column(s) {', '.join(missing)} "
                        f"(header: {', '.join(header)})")
 
     if not distribution:
@@ -143,7 +145,7 @@ LINE_READ = T.StructType([T.StructField(name, T.StringType()) for name in (
 def _line_reader(want: str | None):
     @F.pandas_udf(LINE_READ)
     def read_lines(line: pd.Series, mapped_id: pd.Series) -> pd.DataFrame:
-        """Each JSONL line -> its kind, key and answer (wvb_spark.output_formats.read_line)."""
+        """Each JSONL line -> its kind, key and answer (wvb_spark.compute.output_formats.read_line)."""
         rows = []
         for text, mapped in zip(line, mapped_id):
             mapped = None if mapped is None or (isinstance(mapped, float) and pd.isna(mapped)) else mapped
@@ -189,7 +191,7 @@ def file_kind(read: DataFrame, fmt: str) -> dict:
     first_source = f"--format {fmt}" if forced else (kinds[0]["first"]["source"] if kinds else "")
     for row in kinds:
         if first is not None and not output_formats.compatible(first, row["kind"]):
-            raise WvbError(f"{row['first']['source']} holds {output_formats.KIND_NAMES[row['kind']]}, but "
+            raise InputError(f"{row['first']['source']} holds {output_formats.KIND_NAMES[row['kind']]}, but "
                            f"{first_source} {'reads' if forced else 'holds'} "
                            f"{output_formats.KIND_NAMES[first]}: a file must hold one format "
                            f"(split it, or force one with --format)")
@@ -355,7 +357,6 @@ def score_predictions(raw: DataFrame, questions: DataFrame, participants: DataFr
     own status: missing, non_numeric, non_integer, out_of_range or valid.
     ``parse_payloads`` is False for point-score files: their payload is the score itself.
     """
-    from wvb_spark.baselines import median_point  # the same point rule as the baselines
 
     value_questions = (questions.where(F.col("use_case") == "value")
                        .where(F.col("scale_min").isNotNull() & F.col("scale_max").isNotNull())
@@ -465,7 +466,7 @@ def inspect_log(path: str, fmt: str) -> str | None:
     inspect, which then insists), else None."""
     kind = output_formats.inspect_log_kind(path) if os.path.isfile(path) else None
     if fmt == "inspect" and kind is None:
-        raise WvbError(f"--format inspect: {path} is not an inspect_ai log (a .eval zip, or the JSON of "
+        raise InputError(f"--format inspect: {path} is not an inspect_ai log (a .eval zip, or the JSON of "
                        f"--log-format=json) on the local file system")
     return kind if fmt in ("auto", "inspect") else None
 
@@ -476,7 +477,7 @@ def _inspect_lines(spark: SparkSession, path: str, kind: str) -> DataFrame:
     try:
         samples, _ = output_formats.read_inspect_log(path, kind)
     except ValueError as error:
-        raise WvbError(str(error)) from None
+        raise InputError(str(error)) from None
     name = os.path.basename(path.rstrip("/"))
     rows = [(i, output_formats.inspect_line(sample), f"{name}:{i}") for i, sample in enumerate(samples, start=1)]
     return spark.createDataFrame(rows, "record long, line string, source string")
@@ -489,16 +490,16 @@ def read_records(spark: SparkSession, path: str, fmt: str, errors: str | None = 
     and the Bedrock input records that key recordIds (`inputs`)."""
     for given in (path, errors, inputs):
         if given is not None and not _hadoop_path_exists(spark, given):
-            raise WvbError(f"file not found: {given}")
+            raise InputError(f"file not found: {given}")
     log = inspect_log(path, fmt)
     if log is not None:
         if errors is not None or inputs is not None:
-            raise WvbError("--errors and --inputs go with JSONL batch output, not an inspect_ai log")
+            raise InputError("--errors and --inputs go with JSONL batch output, not an inspect_ai log")
         read = read_jsonl_lines(_inspect_lines(spark, path, log), os.path.basename(path), "auto")
         return records_from_jsonl_read(read, file_kind(read, "auto"), "auto"), True
     first = spark.read.text(path).where(F.trim("value") != "").limit(1).collect()
     if not first:
-        raise WvbError(f"{path} is empty")
+        raise InputError(f"{path} is empty")
     layout = detect_layout(path, first[0]["value"], fmt)
     name = os.path.basename(path.rstrip("/"))
     if layout["kind"] == "jsonl":
@@ -509,10 +510,10 @@ def read_records(spark: SparkSession, path: str, fmt: str, errors: str | None = 
         read = read_jsonl_lines(lines, name, fmt, _record_ids(spark, inputs) if inputs else None)
         return records_from_jsonl_read(read, file_kind(read, fmt), fmt), True
     if errors is not None or inputs is not None:
-        raise WvbError("--errors and --inputs go with JSONL batch output, not a TSV/CSV file")
+        raise InputError("--errors and --inputs go with JSONL batch output, not a TSV/CSV file")
     header = [h.lstrip("\ufeff") for h in layout["header"]]
     if len(set(h.upper() for h in header)) != len(header):
-        raise WvbError(f"{path}: repeated column names in header: {', '.join(header)}")
+        raise InputError(f"{path}: repeated column names in header: {', '.join(header)}")
     schema = T.StructType([T.StructField(h, T.StringType()) for h in header])
     table = (spark.read.schema(schema).option("header", True).option("sep", layout["separator"])
              .option("mode", "PERMISSIVE").option("enforceSchema", True).csv(path))
@@ -560,18 +561,18 @@ def check_model_name(name: str) -> str:
     name a partition of `predictions` (checked before anything is read or written)."""
     model = name.strip()
     if not model:
-        raise WvbError("--model must not be empty")
+        raise InputError("--model must not be empty")
     if model.upper() == NULL_PARTITION:
-        raise WvbError(f"--model {model} is the name Spark gives a null partition: choose another name")
+        raise InputError(f"--model {model} is the name Spark gives a null partition: choose another name")
     if not MODEL_NAME_SYNTAX.fullmatch(model) or len(model.encode("utf-8")) > MODEL_NAME_BYTES:
-        raise WvbError(f"--model {model!r} cannot name a partition: use letters, digits, spaces and . _ - + @ "
+        raise InputError(f"--model {model!r} cannot name a partition: use letters, digits, spaces and . _ - + @ "
                        f"(at most {MODEL_NAME_BYTES} bytes; e.g. meta-llama--Llama-3-8B for meta-llama/Llama-3-8B)")
     return model
 
 
 def check_import_paths(file: str, warehouse: str) -> None:
     """The predictions file readable and the warehouse writable, before Spark starts."""
-    from wvb_spark import preflight
+    from wvb_spark.core import preflight
 
     preflight.check_input_file(file, "predictions file")
     preflight.check_warehouse(warehouse, ("predictions",))
@@ -582,12 +583,12 @@ def format_counts(counts: dict[str, int]) -> str:
 
 
 def main(args) -> int:
-    from wvb_spark import config as wvb_config
+    from wvb_spark.core import config as wvb_config
     from wvb_spark.core.warehouse import Warehouse
-    from wvb_spark.session import get_spark
+    from wvb_spark.core.session import get_spark
 
     if args.action != "import":
-        raise WvbError(f"unknown action {args.action!r} (expected: import)")
+        raise InputError(f"unknown action {args.action!r} (expected: import)")
     model = check_model_name(args.model)
     check_import_paths(args.file, args.warehouse)
     config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
@@ -602,7 +603,7 @@ def main(args) -> int:
     raw = raw.persist()
     rows_read = raw.count()
     if rows_read == 0:  # a header alone must not replace the model's rows with nothing
-        raise WvbError(f"{args.file} holds no prediction rows (a header only); nothing was imported")
+        raise InputError(f"{args.file} holds no prediction rows (a header only); nothing was imported")
     predictions = score_predictions(raw, questions, participants, model, parse_payloads=parse_payloads)
     tables.add_new_columns("predictions", stage="wvb predictions import")
     version = tables.write("predictions", predictions, stage="wvb predictions import",
@@ -620,7 +621,7 @@ def main(args) -> int:
           f"parse_method {', '.join(f'{m} {n}' for m, n in sorted(methods.items(), key=lambda i: str(i[0])))}; "
           f"predictions version {version}")
     if sum(counts.values()) != rows_read:
-        raise WvbError(f"{sum(counts.values())} rows written but {rows_read} read", exit_code=1)
+        raise RunError(f"{sum(counts.values())} rows written but {rows_read} read")
     return 0
 
 

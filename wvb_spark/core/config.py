@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import InputError
 
 
 def _merge(base: dict, overlay: dict) -> dict:
@@ -31,7 +31,7 @@ def apply_override(config: dict, assignment: str) -> dict:
     """Apply one `a.b.c=value` (value parsed as YAML). Keys of spark.conf contain dots, so
     everything after `spark.conf.` is one key."""
     if "=" not in assignment:
-        raise WvbError(f"--set expects key=value, got {assignment!r}")
+        raise InputError(f"--set expects key=value, got {assignment!r}")
     key, raw = assignment.split("=", 1)
     if key.startswith("spark.conf."):
         path = ["spark", "conf", key[len("spark.conf."):]]
@@ -50,11 +50,11 @@ def load(path: str | None = None, overrides: list[str] | None = None) -> dict:
     if path:
         file = Path(path)
         if not file.is_file():
-            raise WvbError(f"config file not found: {path}")
+            raise InputError(f"config file not found: {path}")
         try:
             overlay = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
-            raise WvbError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+            raise InputError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
         config = _merge(config, overlay)
     for assignment in overrides or []:
         config = apply_override(config, assignment)

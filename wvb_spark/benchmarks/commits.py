@@ -17,11 +17,11 @@ import time
 def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import functions as F
 
-    from wvb_spark import config as wvb_config, schemas
+    from wvb_spark.core import config as wvb_config, schemas
     from wvb_spark.core.warehouse import Warehouse
-    from wvb_spark.session import get_spark
+    from wvb_spark.core.session import get_spark
 
-    parser = argparse.ArgumentParser(prog="python -m wvb_spark.bench_commits")
+    parser = argparse.ArgumentParser(prog="python -m wvb_spark.benchmarks.commits")
     parser.add_argument("--writes", type=int, default=200)
     parser.add_argument("--writer", choices=("native", "offline"), default="offline")
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
-from wvb_spark.errors import WvbError
+from wvb_spark.core.errors import InputError
 
 
 def local_path(location: str) -> Path | None:
@@ -31,14 +31,14 @@ def check_input_file(location: str, what: str) -> None:
     if path is None:
         return
     if not path.exists():
-        raise WvbError(f"{what} not found: {location}")
+        raise InputError(f"{what} not found: {location}")
     if path.is_dir():
-        raise WvbError(f"{what} {location} is a directory, not a file")
+        raise InputError(f"{what} {location} is a directory, not a file")
     try:
         with path.open("rb"):
             pass
     except OSError as exc:
-        raise WvbError(f"cannot read {what} {location}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read {what} {location}: {exc.strerror or exc}") from None
 
 
 def check_warehouse(location: str, tables: tuple[str, ...] = ()) -> None:
@@ -50,16 +50,16 @@ def check_warehouse(location: str, tables: tuple[str, ...] = ()) -> None:
     if not root.exists():
         ancestor = _nearest_existing(root)
         if not ancestor.is_dir():
-            raise WvbError(f"cannot create warehouse {location}: {ancestor} is not a directory")
+            raise InputError(f"cannot create warehouse {location}: {ancestor} is not a directory")
         _require_writable(ancestor, f"cannot create warehouse {location}: {ancestor} is not writable")
         return
     if not root.is_dir():
-        raise WvbError(f"warehouse {location} is not a directory")
+        raise InputError(f"warehouse {location} is not a directory")
     _require_writable(root, f"warehouse {location} is not writable")
     for name in tables:
         table = root / name
         if table.exists() and not table.is_dir():
-            raise WvbError(f"warehouse {location}: {table} is not a directory (tables are directories)")
+            raise InputError(f"warehouse {location}: {table} is not a directory (tables are directories)")
         if table.exists():
             _require_writable(table, f"warehouse {location}: table {name} is not writable")
 
@@ -74,4 +74,4 @@ def _nearest_existing(path: Path) -> Path:
 def _require_writable(directory: Path, message: str) -> None:
     """The OS's own answer (os.access): root may write anywhere but a read-only mount."""
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise WvbError(message)
+        raise InputError(message)

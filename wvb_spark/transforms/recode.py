@@ -13,7 +13,7 @@ from functools import cache
 
 import numpy as np
 
-from wvb_spark import metadata
+from wvb_spark.core import metadata
 
 MISSING_CODES = tuple(metadata.MISSING_CODES)  # -1 .. -5, the codebook's "no answer" codes
 CELL_OUTCOMES = ("answered", "adjusted_to_missing", "out_of_range",

@@ -1,0 +1,1 @@
+"""Helpers of `wvb bench`, each run as its own process (python -m)."""

@@ -14,8 +14,10 @@ import sys
 try:
     from wvb_spark.cli import main
 except ModuleNotFoundError as error:
-    sys.exit(f"jobs/predictions.py: cannot import {error.name}: pass --py-files dist/wvb_spark-<version>.zip "
-             f"(make dist) and make the dependencies importable (make dist-env)")
+    sys.exit(
+        f"jobs/predictions.py: cannot import {error.name}: pass --py-files dist/wvb_spark-<version>.zip "
+        f"(make dist) and make the dependencies importable (make dist-env)"
+    )
 
 if __name__ == "__main__":
     sys.exit(main(["predictions", *sys.argv[1:]]))

@@ -20,8 +20,7 @@ WRITERS = ("native", "offline")
 def _delta_jars() -> list[str] | None:
     from wvb_spark.core import delta_jars
 
-    return delta_jars.resolve({}, may_fetch=os.environ.get("WVB_TEST_FETCH_JARS", "1") == "1",
-                              say=lambda *a, **k: None)
+    return delta_jars.resolve({}, may_fetch=os.environ.get("WVB_TEST_FETCH_JARS", "1") == "1")
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +70,10 @@ def native_available(spark) -> bool:
 def writer(request, native_available) -> str:
     """Each test using it runs once per writer; native skips where Delta's jars are missing."""
     if request.param == "native" and not native_available:
-        pytest.skip("native Delta: Delta's jars are not cached and could not be fetched "
-                    "(run `wvb delta-jars` where Maven Central is reachable)")
+        pytest.skip(
+            "native Delta: Delta's jars are not cached and could not be fetched "
+            "(run `wvb delta-jars` where Maven Central is reachable)"
+        )
     return request.param
 
 

@@ -139,22 +139,29 @@ class StandaloneCluster:
         """The daemons' environment: this pyspark as SPARK_HOME, an empty conf directory
         (no spark-defaults of the machine), loopback only, no inherited PYTHONPATH, small
         daemon heaps, and a worker timeout short enough to notice a killed worker."""
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith(("PYSPARK_", "SPARK_")) and key != "PYTHONPATH"}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("PYSPARK_", "SPARK_")) and key != "PYTHONPATH"
+        }
         conf_dir = self.root / "conf"
         conf_dir.mkdir(parents=True, exist_ok=True)
-        env.update({
-            "SPARK_HOME": str(spark_home()),
-            "SPARK_CONF_DIR": str(conf_dir),
-            "SPARK_LOCAL_IP": "127.0.0.1",
-            "SPARK_LOG_DIR": str(self.root / "logs"),
-            "SPARK_DAEMON_MEMORY": "384m",
-            "SPARK_MASTER_OPTS": "-Dspark.worker.timeout=15 -Dspark.deploy.retainedApplications=50",
-            # Finished applications' directories (an unpacked --archives copy each) are
-            # removed a minute after the application ends, as README recommends.
-            "SPARK_WORKER_OPTS": ("-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=30 "
-                                  "-Dspark.worker.cleanup.appDataTtl=60"),
-        })
+        env.update(
+            {
+                "SPARK_HOME": str(spark_home()),
+                "SPARK_CONF_DIR": str(conf_dir),
+                "SPARK_LOCAL_IP": "127.0.0.1",
+                "SPARK_LOG_DIR": str(self.root / "logs"),
+                "SPARK_DAEMON_MEMORY": "384m",
+                "SPARK_MASTER_OPTS": "-Dspark.worker.timeout=15 -Dspark.deploy.retainedApplications=50",
+                # Finished applications' directories (an unpacked --archives copy each) are
+                # removed a minute after the application ends, as README recommends.
+                "SPARK_WORKER_OPTS": (
+                    "-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=30 "
+                    "-Dspark.worker.cleanup.appDataTtl=60"
+                ),
+            }
+        )
         return env
 
     def _launch(self, name: str, arguments, work_dir: Path | None = None) -> Daemon:
@@ -166,16 +173,23 @@ class StandaloneCluster:
         command = [str(spark_home() / "bin" / "spark-class"), *arguments(port, webui)]
         with open(log, "ab") as handle:
             # spark-class execs java, so the PID we hold is the daemon's own.
-            process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, env=self.environment(),
-                                       cwd=self.root, start_new_session=True,
-                                       preexec_fn=die_with_parent)
+            process = subprocess.Popen(
+                command,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.environment(),
+                cwd=self.root,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         return Daemon(name, process, log, port, webui, work_dir)
 
     def start(self, workers: int = 2) -> "StandaloneCluster":
-        self.master = self._launch("master", lambda port, webui: [
-            MASTER_CLASS, "--host", "127.0.0.1", "--port", str(port),
-            "--webui-port", str(webui)])
+        self.master = self._launch(
+            "master",
+            lambda port, webui: [MASTER_CLASS, "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(webui)],
+        )
         self._wait_for(self.master, r"I have been elected leader|New state: ALIVE")
         for _ in range(workers):
             self.add_worker()
@@ -187,10 +201,26 @@ class StandaloneCluster:
         name = f"worker-{self._started}"
         work_dir = self.root / f"work-{self._started}"
         work_dir.mkdir(parents=True, exist_ok=True)
-        worker = self._launch(name, lambda port, webui: [
-            WORKER_CLASS, "--host", "127.0.0.1", "--port", str(port),
-            "--webui-port", str(webui), "--cores", str(self.worker_cores),
-            "--memory", self.worker_memory, "--work-dir", str(work_dir), self.url], work_dir)
+        worker = self._launch(
+            name,
+            lambda port, webui: [
+                WORKER_CLASS,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--webui-port",
+                str(webui),
+                "--cores",
+                str(self.worker_cores),
+                "--memory",
+                self.worker_memory,
+                "--work-dir",
+                str(work_dir),
+                self.url,
+            ],
+            work_dir,
+        )
         self._wait_for(worker, r"Successfully registered with master")
         self.workers.append(worker)
         return worker
@@ -203,8 +233,9 @@ class StandaloneCluster:
             if daemon.process.poll() is not None:
                 break
             time.sleep(0.25)
-        raise RuntimeError(f"{daemon.name} did not start (exit {daemon.process.poll()}); "
-                           f"its log:\n{daemon.log_text()[-4000:]}")
+        raise RuntimeError(
+            f"{daemon.name} did not start (exit {daemon.process.poll()}); its log:\n{daemon.log_text()[-4000:]}"
+        )
 
     def kill_worker(self, worker: Daemon) -> list[int]:
         """SIGKILL one worker by its PID, as a machine failure would, and return the PIDs

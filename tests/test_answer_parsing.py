@@ -13,8 +13,12 @@ CASES = [
     ('{"thoughtful explanation": "Family matters.", "answer as a score": "1"}', (1, 4), "1", "json"),
     ('{"thoughtful explanation": "x", "answer as a score": 3}', (1, 4), "3", "json"),
     ('```json\n{\n  "thoughtful explanation": "x",\n  "answer as a score": "2"\n}\n```', (1, 4), "2", "json"),
-    ('Sure! Here is my answer:\n{"answer as a score": "7", "thoughtful explanation": "y"}\nHope it helps, 1 2 3',
-     (1, 10), "7", "json"),
+    (
+        'Sure! Here is my answer:\n{"answer as a score": "7", "thoughtful explanation": "y"}\nHope it helps, 1 2 3',
+        (1, 10),
+        "7",
+        "json",
+    ),
     ('{"Answer_As_A_Score": 4}', (1, 4), "4", "json"),
     ('{"thoughtful explanation": "x", "answer as a score": "3 - Rather important"}', (1, 4), "3", "json"),
     ('{"thoughtful explanation": "x", "answer as a score": 2.5}', (1, 4), "2.5", "json"),
@@ -64,18 +68,21 @@ def test_distribution_blank_entries_are_zero():
     assert parsed.distribution == pytest.approx([0.25, 0.0, 0.75])
 
 
-@pytest.mark.parametrize("payload,kind,status", [
-    (None, "probabilities", "missing"),
-    ("[]", "probabilities", "missing"),
-    ('{"1": ""}', "probabilities", "missing"),
-    ("[0.5, 0.5]", "probabilities", "out_of_range"),
-    ('{"5": 0.3, "1": 0.7}', "probabilities", "out_of_range"),
-    ("[0.5, -0.1, 0.6]", "probabilities", "non_numeric"),
-    ('[0.5, "lots", 0.5]', "probabilities", "non_numeric"),
-    ("[0, 0, 0]", "probabilities", "non_numeric"),
-    ("[-0.1, 0.3, -2]", "logprobs", "non_numeric"),
-    ("not json", "probabilities", "non_numeric"),
-])
+@pytest.mark.parametrize(
+    "payload,kind,status",
+    [
+        (None, "probabilities", "missing"),
+        ("[]", "probabilities", "missing"),
+        ('{"1": ""}', "probabilities", "missing"),
+        ("[0.5, 0.5]", "probabilities", "out_of_range"),
+        ('{"5": 0.3, "1": 0.7}', "probabilities", "out_of_range"),
+        ("[0.5, -0.1, 0.6]", "probabilities", "non_numeric"),
+        ('[0.5, "lots", 0.5]', "probabilities", "non_numeric"),
+        ("[0, 0, 0]", "probabilities", "non_numeric"),
+        ("[-0.1, 0.3, -2]", "logprobs", "non_numeric"),
+        ("not json", "probabilities", "non_numeric"),
+    ],
+)
 def test_distribution_bad_rows(payload, kind, status):
     parsed = parse_distribution(payload, kind, 1, 3)
     assert (parsed.distribution, parsed.status) == (None, status)

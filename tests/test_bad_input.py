@@ -26,11 +26,11 @@ from deltalake import DeltaTable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wvb_spark.stages import build
 from wvb_spark import cli
-from wvb_spark.transforms import ingest, splits
 from wvb_spark.core import metadata, preflight
+from wvb_spark.stages import build
 from wvb_spark.stages.synth import write_synthetic_wvs
+from wvb_spark.transforms import ingest, splits
 
 BASE_ROWS = 60
 SEED = 23
@@ -38,6 +38,7 @@ OFFLINE = ["--set", "storage.writer=offline"]
 
 
 # --------------------------------------------------------------------------- the valid file
+
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
@@ -59,8 +60,9 @@ def record(fields: list[str], raw: set[int] = frozenset(), sep: str = ",") -> st
     return sep.join(out)
 
 
-def write_lines(path, header: list[str], records: list[str], newline: str = "\n", sep: str = ",",
-                end: str = "\n") -> str:
+def write_lines(
+    path, header: list[str], records: list[str], newline: str = "\n", sep: str = ",", end: str = "\n"
+) -> str:
     text = newline.join([sep.join(header), *records]) + end
     with open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write(text)
@@ -96,6 +98,7 @@ def tree(path) -> list:
 
 # --------------------------------------------------------------------------- raw: one row per case
 
+
 @dataclass(frozen=True)
 class Row:
     """A data row of the combined raw file: `cells` written over a valid row exactly as
@@ -120,8 +123,12 @@ ROWS = [
     Row("sex 2^32+2 is not wrapped to Female", {"Q260": "4294967298"}, "out_of_range_demographic", "Q260=4294967298"),
     Row("value code 2^32+1 keeps its text", {"Q1": "4294967297"}, cell=("Q1", "4294967297")),
     Row("value code of 20 digits", {"Q1": "99999999999999999999"}, cell=("Q1", "99999999999999999999")),
-    Row("demographic of 20 digits", {"Q262": "99999999999999999999"}, "out_of_range_demographic",
-        "Q262=99999999999999999999"),
+    Row(
+        "demographic of 20 digits",
+        {"Q262": "99999999999999999999"},
+        "out_of_range_demographic",
+        "Q262=99999999999999999999",
+    ),
     Row("id of 20 digits", {"D_INTERVIEW": "99999999999999999999"}, "bad_d_interview", "99999999999999999999"),
     Row("negative id", {"D_INTERVIEW": "-5"}, "bad_d_interview", "-5"),
     Row("zero id", {"D_INTERVIEW": "0"}, "bad_d_interview", "0"),
@@ -143,10 +150,18 @@ ROWS = [
     Row("weight that is text", {"W_WEIGHT": "heavy"}, "non_numeric_weight", "W_WEIGHT=heavy"),
     Row("weight beyond a double", {"W_WEIGHT": "1e999"}, "non_numeric_weight", "W_WEIGHT=1e999"),
     Row("blank weight is no weight", {"W_WEIGHT": ""}, participant={"weight": None}),
-    Row("one field short", reason="wrong_field_count", raw_value=f"{WIDTH - 1} fields, header has {WIDTH}",
-        shape="drop_last"),
-    Row("one field too many", reason="wrong_field_count", raw_value=f"{WIDTH + 1} fields, header has {WIDTH}",
-        shape="extra_field"),
+    Row(
+        "one field short",
+        reason="wrong_field_count",
+        raw_value=f"{WIDTH - 1} fields, header has {WIDTH}",
+        shape="drop_last",
+    ),
+    Row(
+        "one field too many",
+        reason="wrong_field_count",
+        raw_value=f"{WIDTH + 1} fields, header has {WIDTH}",
+        shape="extra_field",
+    ),
     Row("quoted code", {"Q1": '"3"'}, answers={"Q1": 3}),
     Row("padded code", {"Q2": " 2 "}, answers={"Q2": 2}),
     Row("leading zeros", {"Q3": "003"}, answers={"Q3": 3}),
@@ -196,10 +211,14 @@ def combined(base, tmp_path_factory, spark):
     code = cli.main(["build", "--raw", raw, "--warehouse", warehouse, *OFFLINE])
     assert code == 0
     ids = {ROWS[i].name: int(rows[i][header.index("D_INTERVIEW")]) for i in range(len(ROWS))}
-    return {"warehouse": warehouse, "sources": sources, "ids": ids,
-            "quarantine": delta_frame(warehouse, "quarantine"),
-            "participants": delta_frame(warehouse, "participants"),
-            "examples": delta_frame(warehouse, "examples")}
+    return {
+        "warehouse": warehouse,
+        "sources": sources,
+        "ids": ids,
+        "quarantine": delta_frame(warehouse, "quarantine"),
+        "participants": delta_frame(warehouse, "participants"),
+        "examples": delta_frame(warehouse, "examples"),
+    }
 
 
 def test_combined_file_counts_reconcile(combined):
@@ -229,7 +248,7 @@ def test_raw_row_case(combined, case):
     assert d_interview == expected_id
     for column, value in case.participant.items():
         got = person[column].iloc[0]
-        assert (pd.isna(got) if value is None else got == value), column
+        assert pd.isna(got) if value is None else got == value, column
     examples = combined["examples"]
     for question, answer in case.answers.items():
         hit = examples[(examples.d_interview == d_interview) & (examples.question_id == question)]
@@ -249,10 +268,12 @@ def test_record_after_a_quoted_line_break_keeps_its_own_line(combined, base):
     quarantine = combined["quarantine"]
     assert quarantine[quarantine.source_row == next_source].reason.tolist() == ["malformed_quote"]
     assert quarantine[quarantine.source_row == next_source].d_interview.tolist() == [
-        int(rows[position + 1][header.index("D_INTERVIEW")])]
+        int(rows[position + 1][header.index("D_INTERVIEW")])
+    ]
 
 
 # --------------------------------------------------------------------------- raw: whole files
+
 
 def parse_file(spark, path: str) -> pd.DataFrame:
     """The build's parse of one file (no tables written): one row per record."""
@@ -260,8 +281,12 @@ def parse_file(spark, path: str) -> pd.DataFrame:
     ingest.check_columns(header)
     lines = ingest.read_lines(spark, path, separator)
     parsed = ingest.flag_duplicate_ids(ingest.parse_lines(lines, header, separator, os.path.basename(path)))
-    return parsed.select("source_row", "d_interview", "reject_reason", "reject_value").toPandas() \
-        .sort_values("source_row").reset_index(drop=True)
+    return (
+        parsed.select("source_row", "d_interview", "reject_reason", "reject_value")
+        .toPandas()
+        .sort_values("source_row")
+        .reset_index(drop=True)
+    )
 
 
 def small(base, n=12):
@@ -354,7 +379,7 @@ def file_unclosed_quote_last_field(path, header, rows):
 
 def file_truncated_last_line(path, header, rows):
     text = plain_text(header, rows).rstrip("\n")
-    text = text[:text.rindex("\n") + 200]
+    text = text[: text.rindex("\n") + 200]
     path = path / "wvs.csv"
     path.write_text(text, encoding="utf-8")
     return path, rows, {len(rows): "wrong_field_count"}
@@ -379,9 +404,20 @@ def file_unclosed_then_line_break(path, header, rows):
     return path, rows, {3: "malformed_quote"}
 
 
-FILE_CASES = [file_plain, file_gzip, file_bz2, file_crlf, file_bom, file_official_layout,
-              file_crlf_break_inside_quotes, file_three_line_field, file_unclosed_quote_last_field,
-              file_truncated_last_line, file_blank_lines, file_unclosed_then_line_break]
+FILE_CASES = [
+    file_plain,
+    file_gzip,
+    file_bz2,
+    file_crlf,
+    file_bom,
+    file_official_layout,
+    file_crlf_break_inside_quotes,
+    file_three_line_field,
+    file_unclosed_quote_last_field,
+    file_truncated_last_line,
+    file_blank_lines,
+    file_unclosed_then_line_break,
+]
 
 
 @pytest.mark.parametrize("make", FILE_CASES, ids=lambda f: f.__name__)
@@ -408,6 +444,7 @@ def test_unclosed_quote_names_its_text(spark, base, tmp_path):
 
 
 # --------------------------------------------------------------------------- raw: refusals
+
 
 def refuse_missing(tmp, header, rows):
     return tmp / "absent.csv", "raw file not found"
@@ -468,18 +505,30 @@ def refuse_named_gz_but_plain(tmp, header, rows):
 def refuse_truncated_gzip(tmp, header, rows):
     _gzip(tmp / "full.gz", plain_text(header, rows))
     whole = (tmp / "full.gz").read_bytes()
-    (tmp / "wvs.csv.gz").write_bytes(whole[:len(whole) // 2])
+    (tmp / "wvs.csv.gz").write_bytes(whole[: len(whole) // 2])
     return tmp / "wvs.csv.gz", "is not a complete gzip stream"
 
 
-RAW_REFUSALS = [refuse_missing, refuse_directory, refuse_empty, refuse_blank_first_line, refuse_missing_column,
-                refuse_repeated_column, refuse_bad_header_quote, refuse_gzip_named_csv, refuse_zip, refuse_xz,
-                refuse_named_gz_but_plain, refuse_truncated_gzip]
+RAW_REFUSALS = [
+    refuse_missing,
+    refuse_directory,
+    refuse_empty,
+    refuse_blank_first_line,
+    refuse_missing_column,
+    refuse_repeated_column,
+    refuse_bad_header_quote,
+    refuse_gzip_named_csv,
+    refuse_zip,
+    refuse_xz,
+    refuse_named_gz_but_plain,
+    refuse_truncated_gzip,
+]
 
 
 @pytest.fixture
 def no_parse(monkeypatch):
     """Fail the test if the build gets as far as reading data lines."""
+
     def parse_called(*args, **kwargs):
         raise AssertionError("the refusal came after the parse started")
 
@@ -512,8 +561,9 @@ def warehouse_table_is_a_file(tmp):
     return tmp / "warehouse", "quarantine is not a directory"
 
 
-@pytest.mark.parametrize("make", [warehouse_is_a_file, warehouse_under_a_file, warehouse_table_is_a_file],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "make", [warehouse_is_a_file, warehouse_under_a_file, warehouse_table_is_a_file], ids=lambda f: f.__name__
+)
 def test_warehouse_refused_before_the_parse(base, tmp_path, capsys, no_parse, make):
     header, rows = small(base, 3)
     raw, _, _ = file_plain(tmp_path, header, rows)
@@ -530,8 +580,9 @@ def test_unwritable_warehouse_refused_before_the_parse(base, tmp_path, capsys, n
     raw, _, _ = file_plain(tmp_path, header, rows)
     (tmp_path / "locked").mkdir()
     real_access = os.access
-    monkeypatch.setattr(preflight.os, "access",
-                        lambda p, mode: False if str(p) == str(tmp_path / "locked") else real_access(p, mode))
+    monkeypatch.setattr(
+        preflight.os, "access", lambda p, mode: False if str(p) == str(tmp_path / "locked") else real_access(p, mode)
+    )
     code, out, err = build_cli(raw, tmp_path / "locked", capsys)
     assert_one_line_refusal(code, err, "build", "is not writable")
     code, out, err = build_cli(raw, tmp_path / "locked" / "new", capsys)
@@ -566,11 +617,12 @@ def test_demographic_codes_fit_the_narrow_columns():
     for name in ingest.demographic_columns():
         codes, bounds = ingest.demographic_rule(name)
         extremes = list(codes) + (list(bounds) if bounds else [])
-        assert -2**31 <= min(extremes) and max(extremes) < 2**31, name
+        assert -(2**31) <= min(extremes) and max(extremes) < 2**31, name
         assert bounds is not None or (codes >= 0).any(), name
 
 
 # --------------------------------------------------------------------------- predictions
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -623,8 +675,21 @@ def exponent_form(number: int) -> str:
 
 
 def import_cli(warehouse: str, model: str, path, capsys, fmt: str = "auto") -> tuple[int, str, str]:
-    code = cli.main(["predictions", "import", "--warehouse", warehouse, "--model", model, "--file", str(path),
-                     "--format", fmt, *OFFLINE])
+    code = cli.main(
+        [
+            "predictions",
+            "import",
+            "--warehouse",
+            warehouse,
+            "--model",
+            model,
+            "--file",
+            str(path),
+            "--format",
+            fmt,
+            *OFFLINE,
+        ]
+    )
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -649,8 +714,19 @@ def score_import(combined, accepted_ids, tmp_path_factory):
         lines.append(f"Q1\t{case.participant.format(id=person, exp=exponent_form(person))}\t{case.score}")
     path = tmp_path_factory.mktemp("predictions") / "scores.tsv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    code = cli.main(["predictions", "import", "--warehouse", combined["warehouse"], "--model", "scores",
-                     "--file", str(path), *OFFLINE])
+    code = cli.main(
+        [
+            "predictions",
+            "import",
+            "--warehouse",
+            combined["warehouse"],
+            "--model",
+            "scores",
+            "--file",
+            str(path),
+            *OFFLINE,
+        ]
+    )
     assert code == 0
     return imported(combined["warehouse"], "scores")
 
@@ -678,14 +754,24 @@ def test_prediction_jsonl_cases(combined, accepted_ids, tmp_path, capsys):
     assert code == 0, err
     rows = imported(combined["warehouse"], "jsonl-cases")
     assert [rows[f"answers.jsonl:{n}"].status for n in (1, 2, 3, 4)] == [
-        "valid", "unknown_participant", "unknown_participant", "non_numeric"]
+        "valid",
+        "unknown_participant",
+        "unknown_participant",
+        "non_numeric",
+    ]
 
 
 def test_prediction_distribution_cases(combined, accepted_ids, tmp_path, capsys):
     """Probability cells follow the same number syntax; blank cells are probability 0."""
-    cells = [("0.5", "0.5", "0", "0", "valid"), ("0.5", "2d", "0", "0", "non_numeric"),
-             ("0.5", "0x1p1", "0", "0", "non_numeric"), ("0.5", "1_0", "0", "0", "non_numeric"),
-             ("0.5", "inf", "0", "0", "non_numeric"), ("1", "", "", "", "valid"), ("", "", "", "", "missing")]
+    cells = [
+        ("0.5", "0.5", "0", "0", "valid"),
+        ("0.5", "2d", "0", "0", "non_numeric"),
+        ("0.5", "0x1p1", "0", "0", "non_numeric"),
+        ("0.5", "1_0", "0", "0", "non_numeric"),
+        ("0.5", "inf", "0", "0", "non_numeric"),
+        ("1", "", "", "", "valid"),
+        ("", "", "", "", "missing"),
+    ]
     lines = ["QUESTION_ID,PARTICIPANT_ID,P1,P2,P3,P4"]
     lines += [f"Q1,{person}," + ",".join(c[:4]) for c, person in zip(cells, accepted_ids)]
     path = tmp_path / "dists.csv"
@@ -725,11 +811,15 @@ def test_prediction_refused_before_spark(combined, tmp_path, capsys, monkeypatch
     assert tree(combined["warehouse"]) == before
 
 
-@pytest.mark.parametrize("content,expected", [
-    ("", "is empty"),
-    ("QUESTION_ID\tPARTICIPANT_ID\n", "missing column(s) SCORE"),
-    ("QUESTION_ID\tPARTICIPANT_ID\tSCORE\n", "holds no prediction rows"),
-], ids=["empty file", "no SCORE column", "header only"])
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        ("", "is empty"),
+        ("QUESTION_ID\tPARTICIPANT_ID\n", "missing column(s) SCORE"),
+        ("QUESTION_ID\tPARTICIPANT_ID\tSCORE\n", "holds no prediction rows"),
+    ],
+    ids=["empty file", "no SCORE column", "header only"],
+)
 def test_prediction_file_refused(combined, tmp_path, capsys, content, expected):
     path = tmp_path / "model.tsv"
     path.write_text(content)
@@ -758,14 +848,42 @@ def test_prediction_warehouse_refused(tmp_path, capsys, make):
 PROPERTY_ROWS = 6
 MUTABLE = ["D_INTERVIEW", "B_COUNTRY", "Q260", "Q262", "Q1", "Q56", "Q111", "W_WEIGHT", "Q223_LOCAL"]
 CELL_TEXTS = st.one_of(
-    st.integers(-10**21, 10**21).map(str),
-    st.sampled_from(["", " ", "-1", "-4", "-7", "0", "3", " 3 ", "003", "4294967343", "99999999999999999999",
-                     "1.5", "+3", "1e999", "DK", '"', '""', '"3"', '"a', 'a"b', "a,b", "x\ny", "a\n\nb"]),
+    st.integers(-(10**21), 10**21).map(str),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "-1",
+            "-4",
+            "-7",
+            "0",
+            "3",
+            " 3 ",
+            "003",
+            "4294967343",
+            "99999999999999999999",
+            "1.5",
+            "+3",
+            "1e999",
+            "DK",
+            '"',
+            '""',
+            '"3"',
+            '"a',
+            'a"b',
+            "a,b",
+            "x\ny",
+            "a\n\nb",
+        ]
+    ),
     st.text(alphabet='0123456789-+.e ,"\nab', max_size=6),
 )
 # (row, column, new text, written raw: as given, quotes and line breaks included)
-MUTATIONS = st.lists(st.tuples(st.integers(0, PROPERTY_ROWS - 1), st.sampled_from(MUTABLE), CELL_TEXTS,
-                               st.booleans()), min_size=1, max_size=4)
+MUTATIONS = st.lists(
+    st.tuples(st.integers(0, PROPERTY_ROWS - 1), st.sampled_from(MUTABLE), CELL_TEXTS, st.booleans()),
+    min_size=1,
+    max_size=4,
+)
 
 
 def mutated_file(path, header, rows, mutations) -> str:
@@ -784,8 +902,9 @@ def run_build_transforms(spark, path: str) -> tuple[pd.DataFrame, pd.DataFrame, 
     lines = ingest.read_lines(spark, path, separator)
     parsed = ingest.flag_duplicate_ids(ingest.parse_lines(lines, header, separator, "wvs.csv")).persist()
     try:
-        records = parsed.select("source_row", "d_interview", "reject_reason", "reject_value",
-                                "out_of_range_positions", "out_of_range_codes").toPandas()
+        records = parsed.select(
+            "source_row", "d_interview", "reject_reason", "reject_value", "out_of_range_positions", "out_of_range_codes"
+        ).toPandas()
         accepted = parsed.where(parsed.reject_reason.isNull()).drop("reject_reason", "reject_value")
         respondents = splits.assign_hash_split(accepted, "wvb", (0.7, 0.15, 0.15))
         participants = build.participants_table(respondents, build.label_maps_frame(spark)).toPandas()
@@ -801,7 +920,7 @@ def record_texts(lines: list[str], sources: list[int]) -> dict[int, str]:
     starts = sorted(s + 1 for s in sources)
     out = {}
     for start, end in zip(starts, starts[1:] + [len(lines) + 1]):
-        piece = lines[start - 1:end - 1]
+        piece = lines[start - 1 : end - 1]
         while piece and not piece[-1].strip(" "):
             piece.pop()
         out[start - 1] = "\n".join(piece)
@@ -887,8 +1006,13 @@ def check_refused(record_row, text, fields, header) -> None:
         assert value == f"{len(next(csv.reader([text])))} fields, header has {len(header)}"
 
 
-@settings(max_examples=20, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(mutations=MUTATIONS)
 def test_mutated_cells_keep_the_invariants(spark, base, tmp_path_factory, mutations):
     """Whatever is written into a few cells (quoted properly or as given): no traceback,

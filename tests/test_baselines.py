@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from scipy.stats import wasserstein_distance
 
-from wvb_spark.core.warehouse import Warehouse
-from wvb_spark.stages import baselines
 from wvb_spark.core import config as wvb_config
 from wvb_spark.core import schemas
 from wvb_spark.core.errors import WvbError
+from wvb_spark.core.warehouse import Warehouse
+from wvb_spark.stages import baselines
 
 SCALES = {"Q1": (1, 4), "Q2": (1, 10), "Q3": (0, 2)}
 GROUP_BY = ["continent", "urban_rural", "education_level"]
@@ -48,8 +48,10 @@ def make_survey(seed=3, train_per_group=60, valid_per_group=15):
                 people.append((pid, split, *g))
                 for q, (lo, hi) in SCALES.items():
                     answers.append((pid, q, int(lo + rng.choice(hi - lo + 1, p=truth[(g, q)])), split))
-    return (pd.DataFrame(people, columns=["d_interview", "split", *GROUP_BY]),
-            pd.DataFrame(answers, columns=["d_interview", "question_id", "answer", "split"]))
+    return (
+        pd.DataFrame(people, columns=["d_interview", "split", *GROUP_BY]),
+        pd.DataFrame(answers, columns=["d_interview", "question_id", "answer", "split"]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +80,9 @@ def test_uniform(spark, survey):
         lo, hi = SCALES[row.question_id]
         assert np.allclose(row.distribution, np.full(hi - lo + 1, 1 / (hi - lo + 1)))
     expected_score = {"Q1": 2.0, "Q2": 5.0, "Q3": 1.0}  # lower medians, by hand
-    assert got.groupby("question_id")["score"].unique().map(list).to_dict() == \
-        {q: [s] for q, s in expected_score.items()}
+    assert got.groupby("question_id")["score"].unique().map(list).to_dict() == {
+        q: [s] for q, s in expected_score.items()
+    }
 
 
 def test_global_prior_is_the_train_value_counts(spark, survey):
@@ -113,8 +116,16 @@ def test_majority_is_the_pandas_mode_of_the_evaluated_answers(spark, survey):
 
 
 def test_majority_breaks_ties_to_the_lowest_answer(spark):
-    examples = spark.createDataFrame([(1, "Q1", 3, "valid"), (2, "Q1", 2, "valid"), (3, "Q1", 3, "valid"),
-                                      (4, "Q1", 2, "valid"), (5, "Q1", 4, "valid")], EXAMPLE_SCHEMA)
+    examples = spark.createDataFrame(
+        [
+            (1, "Q1", 3, "valid"),
+            (2, "Q1", 2, "valid"),
+            (3, "Q1", 3, "valid"),
+            (4, "Q1", 2, "valid"),
+            (5, "Q1", 4, "valid"),
+        ],
+        EXAMPLE_SCHEMA,
+    )
     targets = examples.select("question_id", "d_interview")
     got = as_pandas(baselines.majority_leaky(targets, examples, questions_df(spark)))
     assert set(got["score"]) == {2.0}
@@ -124,23 +135,40 @@ def test_majority_breaks_ties_to_the_lowest_answer(spark):
 def test_group_prior_backs_off_to_the_right_level(spark):
     """min size 3, group by (continent, urban_rural). Train answers to Q1:
     Asia/Urban 3 people -> own group; Asia/Rural 1 -> Asia (4); Europe 2 in all -> global (6)."""
-    people = [(1, "train", "Asia", "Urban"), (2, "train", "Asia", "Urban"), (3, "train", "Asia", "Urban"),
-              (4, "train", "Asia", "Rural"), (5, "train", "Europe", "Urban"), (6, "train", "Europe", "Urban"),
-              (11, "valid", "Asia", "Urban"), (12, "valid", "Asia", "Rural"), (13, "valid", "Europe", "Urban"),
-              (14, "valid", "Europe", "Rural"), (15, "valid", "Asia", None), (16, "valid", None, "Urban")]
+    people = [
+        (1, "train", "Asia", "Urban"),
+        (2, "train", "Asia", "Urban"),
+        (3, "train", "Asia", "Urban"),
+        (4, "train", "Asia", "Rural"),
+        (5, "train", "Europe", "Urban"),
+        (6, "train", "Europe", "Urban"),
+        (11, "valid", "Asia", "Urban"),
+        (12, "valid", "Asia", "Rural"),
+        (13, "valid", "Europe", "Urban"),
+        (14, "valid", "Europe", "Rural"),
+        (15, "valid", "Asia", None),
+        (16, "valid", None, "Urban"),
+    ]
     train_answers = {1: 1, 2: 1, 3: 2, 4: 4, 5: 3, 6: 3}
     participants = spark.createDataFrame(people, "d_interview long, split string, continent string, urban_rural string")
     train = spark.createDataFrame([(p, "Q1", a, "train") for p, a in train_answers.items()], EXAMPLE_SCHEMA)
     targets = spark.createDataFrame(
         [("Q1", p) for p in (11, 12, 13, 14, 15, 16, 17)] + [("Q2", 11), ("Q9", 11)],
-        "question_id string, d_interview long")  # 17: no participant row; Q2: no train answer; Q9: unknown
-    got = as_pandas(baselines.group_prior(targets, train, participants, questions_df(spark),
-                                          ["continent", "urban_rural"], 3)).set_index(["question_id", "d_interview"])
+        "question_id string, d_interview long",
+    )  # 17: no participant row; Q2: no train answer; Q9: unknown
+    got = as_pandas(
+        baselines.group_prior(targets, train, participants, questions_df(spark), ["continent", "urban_rural"], 3)
+    ).set_index(["question_id", "d_interview"])
     asia_urban, asia, everyone = [2 / 3, 1 / 3, 0, 0], [2 / 4, 1 / 4, 0, 1 / 4], [2 / 6, 1 / 6, 2 / 6, 1 / 6]
-    expected = {11: (asia_urban, "level 2: continent,urban_rural (3 "), 12: (asia, "level 1: continent (4 "),
-                13: (everyone, "level 0: global (6 "), 14: (everyone, "level 0: global (6 "),
-                15: (asia, "level 1: continent (4 "), 16: (everyone, "level 0: global (6 "),
-                17: (everyone, "level 0: global (6 ")}
+    expected = {
+        11: (asia_urban, "level 2: continent,urban_rural (3 "),
+        12: (asia, "level 1: continent (4 "),
+        13: (everyone, "level 0: global (6 "),
+        14: (everyone, "level 0: global (6 "),
+        15: (asia, "level 1: continent (4 "),
+        16: (everyone, "level 0: global (6 "),
+        17: (everyone, "level 0: global (6 "),
+    }
     for pid, (dist, level) in expected.items():
         row = got.loc[("Q1", pid)]
         assert np.allclose(row["distribution"], dist), pid
@@ -180,31 +208,46 @@ def test_group_prior_beats_global_prior_on_data_with_group_effects(spark, survey
 def test_distributions_sum_to_one(spark, survey):
     _, _, participants, examples, targets, train = survey
     qs = questions_df(spark)
-    for predictions in (baselines.uniform(targets, qs), baselines.global_prior(targets, train, qs),
-                        baselines.group_prior(targets, train, participants, qs, GROUP_BY, 30),
-                        baselines.majority_leaky(targets, examples, qs)):
+    for predictions in (
+        baselines.uniform(targets, qs),
+        baselines.global_prior(targets, train, qs),
+        baselines.group_prior(targets, train, participants, qs, GROUP_BY, 30),
+        baselines.majority_leaky(targets, examples, qs),
+    ):
         sums = predictions.selectExpr("aggregate(distribution, 0D, (a, p) -> a + p) AS s").toPandas()["s"]
         assert np.allclose(sums, 1.0)
 
 
+def _with(args):
+    """The built-in settings with these options laid over them, as the runner does."""
+    return wvb_config.with_options(wvb_config.load(), baselines.SETTINGS, args, baselines.OPTIONS)
+
+
 def test_settings():
     args = argparse.Namespace(targets=None, models=None, group_by=None, min_group_size=None, train_split=None)
-    settings = baselines.resolve_settings(args, wvb_config.load())
-    assert settings == {"targets": "probe", "models": ["uniform", "majority-leaky", "global-prior", "group-prior"],
-                        "group_by": GROUP_BY, "min_group_size": 30, "train_split": "train"}
+    settings = baselines.resolve_settings(_with(args))
+    assert settings == {
+        "targets": "probe",
+        "models": ["uniform", "majority-leaky", "global-prior", "group-prior"],
+        "group_by": GROUP_BY,
+        "min_group_size": 30,
+        "train_split": "train",
+    }
     args.models, args.targets = "majority,uniform", "split:test"
-    settings = baselines.resolve_settings(args, wvb_config.load())
+    settings = baselines.resolve_settings(_with(args))
     assert settings["models"] == ["majority-leaky", "uniform"] and settings["targets"] == "split:test"
     for bad in ({"models": "oracle"}, {"targets": "valid"}, {"targets": "split:"}, {"min_group_size": 0}):
         with pytest.raises(WvbError):
-            baselines.resolve_settings(argparse.Namespace(**{**vars(args), **bad}), wvb_config.load())
+            baselines.resolve_settings(_with(argparse.Namespace(**{**vars(args), **bad})))
 
 
 # --------------------------------------------------------------------------- the command
 
+
 def test_command_writes_one_partition_per_model(spark, survey, tmp_path, capsys):
-    from wvb_spark import cli
     from warehouse_helpers import write_build
+
+    from wvb_spark import cli
 
     people, answers, participants, examples, _, _ = survey
     warehouse = str(tmp_path / "wh")
@@ -212,7 +255,8 @@ def test_command_writes_one_partition_per_model(spark, survey, tmp_path, capsys)
     config = wvb_config.load(None, ["storage.writer=offline"])
     questions = spark.createDataFrame(
         [(q, f"text {q}", "Test", "value", lo, hi, "ordinal", None, True) for q, (lo, hi) in SCALES.items()],
-        schemas.QUESTIONS)
+        schemas.QUESTIONS,
+    )
     write_build(spark, warehouse, config, questions=questions, participants=participants, examples=examples)
 
     assert cli.main(["baselines", "--warehouse", warehouse, *offline]) == 2
@@ -224,12 +268,15 @@ def test_command_writes_one_partition_per_model(spark, survey, tmp_path, capsys)
     probe = Warehouse(spark, warehouse, config).read("probe").toPandas()
     assert len(probe) == 3 * 8 * 5
     got = Warehouse(spark, warehouse, config).read("predictions").toPandas()
-    assert got.groupby("model").size().to_dict() == \
-        {m: len(probe) for m in ("uniform", "majority-leaky", "global-prior", "group-prior")}
+    assert got.groupby("model").size().to_dict() == {
+        m: len(probe) for m in ("uniform", "majority-leaky", "global-prior", "group-prior")
+    }
     assert set(got["status"]) == {"valid"}
     # no group reaches 1000 train answers: group-prior backs off to the global prior everywhere
-    group, overall = (got[got["model"] == m].set_index(["question_id", "d_interview"]).sort_index()
-                      for m in ("group-prior", "global-prior"))
+    group, overall = (
+        got[got["model"] == m].set_index(["question_id", "d_interview"]).sort_index()
+        for m in ("group-prior", "global-prior")
+    )
     assert all(np.allclose(a, b) for a, b in zip(group["distribution"], overall["distribution"]))
     assert f"global {len(probe)}" in out
     # majority is the mode of the probe sample's own answers
@@ -240,8 +287,9 @@ def test_command_writes_one_partition_per_model(spark, survey, tmp_path, capsys)
         assert set(majority.loc[majority["question_id"] == q, "score"]) == {float(mode)}
 
     # re-running one model replaces only its partition
-    assert cli.main(["baselines", "--warehouse", warehouse, "--models", "uniform", "--on", "split:valid",
-                     *offline]) == 0
+    assert (
+        cli.main(["baselines", "--warehouse", warehouse, "--models", "uniform", "--on", "split:valid", *offline]) == 0
+    )
     after = Warehouse(spark, warehouse, config).read("predictions").toPandas()
     assert (after["model"] == "uniform").sum() == int((answers["split"] == "valid").sum())
     kept = ["majority-leaky", "global-prior", "group-prior"]

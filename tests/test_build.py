@@ -13,15 +13,19 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from wvb_spark.stages import build
 from wvb_spark import cli
-from wvb_spark.core import config as wvb_config, metadata
+from wvb_spark.core import config as wvb_config
+from wvb_spark.core import metadata
 from wvb_spark.core.warehouse import Warehouse
+from wvb_spark.stages import build
 from wvb_spark.stages.synth import write_synthetic_wvs
 
 RESPONDENTS = 1200
-ROW_FAULTS = {"duplicate_d_interview": "duplicate_d_interview", "missing_field": "wrong_field_count",
-              "non_numeric_code": "non_numeric_code"}
+ROW_FAULTS = {
+    "duplicate_d_interview": "duplicate_d_interview",
+    "missing_field": "wrong_field_count",
+    "non_numeric_code": "non_numeric_code",
+}
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +110,12 @@ def test_missing_cells_by_code_equal_a_pandas_count(warehouse, raw_file, faults)
     codes = frame[list(metadata.value_question_ids())].astype(int).to_numpy()
     for code in (-1, -2, -3, -4, -5):
         assert report.missing_cells[f"code_{code}"] == int((codes == code).sum()), code
-    adjusted_away = sum(int((frame[q].astype(int) == old).sum())
-                        for q, mapping in metadata.answer_adjustments().items()
-                        for old, new in mapping.items() if new is None)
+    adjusted_away = sum(
+        int((frame[q].astype(int) == old).sum())
+        for q, mapping in metadata.answer_adjustments().items()
+        for old, new in mapping.items()
+        if new is None
+    )
     assert report.missing_cells["adjusted_to_missing"] == adjusted_away > 0
 
 
@@ -120,8 +127,15 @@ def _expected_examples(frame: pd.DataFrame) -> pd.DataFrame:
         raw = frame[qid].astype(int)
         adjusted = raw.map(lambda v, m=metadata.answer_adjustments().get(qid, {}): m.get(v, v) if v in m else v)
         keep = (raw >= 0) & adjusted.notna() & adjusted.between(q.scale_min, q.scale_max)
-        parts.append(pd.DataFrame({"d_interview": frame.loc[keep, "D_INTERVIEW"].astype(np.int64),
-                                   "question_id": qid, "answer": adjusted[keep].astype(int)}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "d_interview": frame.loc[keep, "D_INTERVIEW"].astype(np.int64),
+                    "question_id": qid,
+                    "answer": adjusted[keep].astype(int),
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -131,8 +145,14 @@ def test_examples_equal_an_independent_pandas_explode(spark, warehouse, config, 
     ids = frame["D_INTERVIEW"]
     frame = frame[~ids.duplicated(keep=False)]
     expected = _expected_examples(frame).sort_values(["d_interview", "question_id"]).reset_index(drop=True)
-    got = (Warehouse(spark, location, config).read("examples").select("d_interview", "question_id", "answer")
-           .toPandas().sort_values(["d_interview", "question_id"]).reset_index(drop=True))
+    got = (
+        Warehouse(spark, location, config)
+        .read("examples")
+        .select("d_interview", "question_id", "answer")
+        .toPandas()
+        .sort_values(["d_interview", "question_id"])
+        .reset_index(drop=True)
+    )
     assert len(got) == len(expected) == report.examples
     pd.testing.assert_frame_equal(got.astype({"answer": int}), expected.astype({"answer": int}), check_dtype=False)
 
@@ -148,8 +168,13 @@ def test_paper_split_equals_an_independent_reimplementation(spark, warehouse, co
     expected = {}
     for rank, position in enumerate(order):
         expected[ids[position]] = "train" if rank < n_train else "test" if rank < n_train + n_test else "valid"
-    got = dict(Warehouse(spark, location, config).read("participants")
-               .select("d_interview", "split").toPandas().itertuples(index=False, name=None))
+    got = dict(
+        Warehouse(spark, location, config)
+        .read("participants")
+        .select("d_interview", "split")
+        .toPandas()
+        .itertuples(index=False, name=None)
+    )
     assert got == expected
 
 
@@ -220,8 +245,11 @@ def test_hash_split_depends_only_on_the_id(spark):
 
     ids = spark.range(1, 5001).selectExpr("id + 484070000 as d_interview")
     whole = dict(assign_hash_split(ids, "wvb", [0.7, 0.15, 0.15]).toPandas().itertuples(index=False, name=None))
-    part = dict(assign_hash_split(ids.where("d_interview % 3 = 0"), "wvb", [0.7, 0.15, 0.15])
-                .toPandas().itertuples(index=False, name=None))
+    part = dict(
+        assign_hash_split(ids.where("d_interview % 3 = 0"), "wvb", [0.7, 0.15, 0.15])
+        .toPandas()
+        .itertuples(index=False, name=None)
+    )
     assert all(whole[k] == v for k, v in part.items())
     shares = pd.Series(whole).value_counts(normalize=True)
     assert abs(shares["train"] - 0.7) < 0.03 and abs(shares["test"] - 0.15) < 0.03

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from wvb_spark import cli
-from wvb_spark.core import runtime
+from wvb_spark.core import runtime, stage
 from wvb_spark.core.catalog import parse_root
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +44,7 @@ def _tasks(resources) -> list[dict]:
 
 def _resolve(text: str, variables: dict) -> str:
     """${var.x} and ${workspace.current_user.short_name} as the CLI would fill them."""
+
     def value(match):
         name = match.group(1)
         if name.startswith("var."):
@@ -53,6 +54,7 @@ def _resolve(text: str, variables: dict) -> str:
         if name == "workspace.file_path":
             return "/Workspace/Users/ada@example.com/.bundle/wvb_spark/dev/files"
         raise AssertionError(f"unexpected reference ${{{name}}}")
+
     return re.sub(r"\$\{([^}]+)\}", value, text)
 
 
@@ -107,7 +109,7 @@ def test_settings_file_reaches_every_task_through_the_job_cluster(resources):
     clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job["job_clusters"]}
     assert {task["job_cluster_key"] for task in job["tasks"]} <= set(clusters)
     for new_cluster in clusters.values():
-        conf = new_cluster["spark_env_vars"][cli.CONF_VARIABLE]
+        conf = new_cluster["spark_env_vars"][stage.CONF_VARIABLE]
         assert conf.startswith("${workspace.file_path}/")
         relative = conf.split("/", 1)[1]
         settings = yaml.safe_load((ROOT / relative).read_text())
@@ -117,7 +119,7 @@ def test_settings_file_reaches_every_task_through_the_job_cluster(resources):
 def test_conf_variable_is_the_default_of_every_command(monkeypatch, tmp_path):
     settings = tmp_path / "s.yaml"
     settings.write_text("storage:\n  writer: native\n")
-    monkeypatch.setenv(cli.CONF_VARIABLE, str(settings))
+    monkeypatch.setenv(stage.CONF_VARIABLE, str(settings))
     args = cli.build_parser("probe").parse_args(["probe", "--warehouse", "w"])
     assert args.conf == str(settings)
     args = cli.build_parser("probe").parse_args(["probe", "--warehouse", "w", "--conf", "x.yaml"])

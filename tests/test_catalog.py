@@ -13,21 +13,23 @@ import uuid
 
 import pytest
 from pyspark.testing import assertDataFrameEqual
-
 from warehouse_helpers import conform
+
 from wvb_spark import cli
 from wvb_spark.core import config as wvb_config
 from wvb_spark.core.catalog import CatalogWarehouse, parse_root
-from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.core.errors import WvbError
+from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.stages.synth import write_synthetic_wvs
 
 
 @pytest.fixture(scope="module")
 def native(spark, native_available):
     if not native_available:
-        pytest.skip("metastore tables need Delta's catalog: Delta's jars are not cached "
-                    "(run `wvb delta-jars` where Maven Central is reachable)")
+        pytest.skip(
+            "metastore tables need Delta's catalog: Delta's jars are not cached "
+            "(run `wvb delta-jars` where Maven Central is reachable)"
+        )
     return spark
 
 
@@ -64,15 +66,25 @@ def test_uc_style_name_resolves_through_the_catalog(native):
     name = "probe_groups"
     native.sql("DROP TABLE IF EXISTS spark_catalog.default.probe_groups")
     try:
-        first = conform(native.createDataFrame([("Q1", 7, "kept")], "question_id string, group_size long, status string"), name)
-        second = conform(native.createDataFrame([("Q2", 3, "skipped"), ("Q3", 9, "kept")],
-                                                "question_id string, group_size long, status string"), name)
+        first = conform(
+            native.createDataFrame([("Q1", 7, "kept")], "question_id string, group_size long, status string"), name
+        )
+        second = conform(
+            native.createDataFrame(
+                [("Q2", 3, "skipped"), ("Q3", 9, "kept")], "question_id string, group_size long, status string"
+            ),
+            name,
+        )
         assert warehouse.write(name, first, stage="test", expected_rows=1) == 0
         assert warehouse.write(name, second, stage="test", counts={"rows": 2}) == 1
         assert native.catalog.tableExists("spark_catalog.default.probe_groups")
-        assert [row.question_id for row in native.table("spark_catalog.default.probe_groups")
-                .orderBy("question_id").collect()] == ["Q2", "Q3"]
-        assert [tuple(r) for r in warehouse.read(name, version=0).select("question_id", "group_size").collect()] == [("Q1", 7)]
+        assert [
+            row.question_id
+            for row in native.table("spark_catalog.default.probe_groups").orderBy("question_id").collect()
+        ] == ["Q2", "Q3"]
+        assert [tuple(r) for r in warehouse.read(name, version=0).select("question_id", "group_size").collect()] == [
+            ("Q1", 7)
+        ]
         assert warehouse.version(name) == 1
         assert warehouse.commit_info(name)["counts"] == {"rows": 2}
         assert warehouse.commit_info(name, 0)["stage"] == "test"
@@ -85,9 +97,13 @@ def test_uc_style_name_resolves_through_the_catalog(native):
 
 def test_partitions_replaced_by_model(native, schema):
     warehouse = Warehouse(native, f"uc://spark_catalog.{schema}", _settings())
-    rows = native.createDataFrame([("a", "Q1", 1), ("b", "Q1", 2)], "model string, question_id string, d_interview long")
+    rows = native.createDataFrame(
+        [("a", "Q1", 1), ("b", "Q1", 2)], "model string, question_id string, d_interview long"
+    )
     warehouse.write("predictions", conform(rows, "predictions"), stage="test")
-    again = native.createDataFrame([("b", "Q2", 5), ("b", "Q3", 6)], "model string, question_id string, d_interview long")
+    again = native.createDataFrame(
+        [("b", "Q2", 5), ("b", "Q3", 6)], "model string, question_id string, d_interview long"
+    )
     warehouse.write("predictions", conform(again, "predictions"), stage="test", replace={"model": "b"})
     assert warehouse.partition_rows("predictions", "model") == {"a": 1, "b": 2}
     assert warehouse.partition_values("predictions", "model") == ["a", "b"]
@@ -96,7 +112,9 @@ def test_partitions_replaced_by_model(native, schema):
 
 def test_missing_table_is_one_line(native, schema):
     warehouse = Warehouse(None, f"uc://spark_catalog.{schema}", _settings())
-    with pytest.raises(WvbError, match=rf"no participants table in uc://spark_catalog.{schema} \(run wvb build first\)"):
+    with pytest.raises(
+        WvbError, match=rf"no participants table in uc://spark_catalog.{schema} \(run wvb build first\)"
+    ):
         warehouse.require("participants")
 
 

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from standalone import StandaloneCluster, alive, descendants, die_with_parent, executor_python, stop_pid
 
 pytestmark = pytest.mark.cluster
@@ -46,8 +45,7 @@ MODEL = "biased-model"
 SUBMIT_SETTINGS = "spark.conf.spark.sql.shuffle.partitions=8"
 # What a run of jobs/pipeline.sh is given besides where its tools are (docker/compose.yaml
 # gives the same; tests/test_docker.py checks).
-PIPELINE_VARIABLES = ("SPARK_MASTER", "WVB_RAW", "WVB_WAREHOUSE", "WVB_MODEL", "WVB_MODEL_FILE",
-                      "WVB_OUT", "WVB_SET")
+PIPELINE_VARIABLES = ("SPARK_MASTER", "WVB_RAW", "WVB_WAREHOUSE", "WVB_MODEL", "WVB_MODEL_FILE", "WVB_OUT", "WVB_SET")
 SUBMIT_TIMEOUT_SECONDS = 900
 # Spark prints a few INFO lines of its own start-up before spark.log.level takes effect.
 QUIET_INFO_LINES = 5
@@ -55,14 +53,17 @@ QUIET_INFO_LINES = 5
 
 # --------------------------------------------------------------------------- helpers
 
+
 def _bin(name: str) -> str:
     return str(Path(sys.prefix) / "bin" / name)
 
 
-def _run(command: list[str], env: dict | None = None, timeout: float = SUBMIT_TIMEOUT_SECONDS,
-         cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout,
-                          cwd=cwd or ROOT, preexec_fn=die_with_parent)
+def _run(
+    command: list[str], env: dict | None = None, timeout: float = SUBMIT_TIMEOUT_SECONDS, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd or ROOT, preexec_fn=die_with_parent
+    )
 
 
 def _tail(text: str, lines: int = 40) -> str:
@@ -76,8 +77,7 @@ def _version() -> str:
 
 def _make(target: str, dist: Path) -> None:
     """`make <target>` with this test run's environment as the Makefile's VENV."""
-    done = _run(["make", "-s", "-C", str(ROOT), target, f"VENV={sys.prefix}", f"DIST={dist}"],
-                timeout=1200)
+    done = _run(["make", "-s", "-C", str(ROOT), target, f"VENV={sys.prefix}", f"DIST={dist}"], timeout=1200)
     assert done.returncode == 0, f"make {target} failed:\n{_tail(done.stdout + done.stderr)}"
 
 
@@ -106,7 +106,8 @@ class Submitter:
         self.stderr[stage] = done.stderr
         assert done.returncode == 0, (
             f"{self.name}: stage {stage} failed (exit {done.returncode}):\n{_tail(done.stderr, 60)}\n"
-            f"cluster logs:\n{self.cluster.logs()}")
+            f"cluster logs:\n{self.cluster.logs()}"
+        )
         return done
 
 
@@ -115,6 +116,7 @@ def _parquet_files(directory: Path) -> set[str]:
 
 
 # --------------------------------------------------------------------------- fixtures
+
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory, request):
@@ -161,8 +163,10 @@ def delta_jars() -> list[str]:
 
     found = jars.cached({})
     if not found:
-        pytest.skip("native Delta on the cluster: Delta's jars are not cached (run `wvb delta-jars` "
-                    "where Maven Central is reachable)")
+        pytest.skip(
+            "native Delta on the cluster: Delta's jars are not cached (run `wvb delta-jars` "
+            "where Maven Central is reachable)"
+        )
     return found
 
 
@@ -185,10 +189,29 @@ def local_run(tmp_path_factory, raw_file):
         "build": [wvb, "build", "--raw", str(raw_file), "--warehouse", str(warehouse)],
         "probe": [wvb, "probe", "--warehouse", str(warehouse)],
         "baselines": [wvb, "baselines", "--warehouse", str(warehouse)],
-        "simulate-model": [wvb, "simulate-model", "--warehouse", str(warehouse), "--out", str(model_file),
-                           "--shift", "1", "--seed", str(SEED)],
-        "predictions": [wvb, "predictions", "import", "--warehouse", str(warehouse), "--model", MODEL,
-                        "--file", str(model_file)],
+        "simulate-model": [
+            wvb,
+            "simulate-model",
+            "--warehouse",
+            str(warehouse),
+            "--out",
+            str(model_file),
+            "--shift",
+            "1",
+            "--seed",
+            str(SEED),
+        ],
+        "predictions": [
+            wvb,
+            "predictions",
+            "import",
+            "--warehouse",
+            str(warehouse),
+            "--model",
+            MODEL,
+            "--file",
+            str(model_file),
+        ],
         "evaluate": [wvb, "evaluate", "--warehouse", str(warehouse)],
         "report": [wvb, "report", "--warehouse", str(warehouse), "--out", str(root / "report")],
     }
@@ -204,22 +227,27 @@ def local_run(tmp_path_factory, raw_file):
 def _submit_env(cluster, node_python, dist, raw_file, warehouse: Path, **extra) -> dict:
     """The environment of a pipeline run: the submitting machine has no PYTHONPATH and no
     wvb_spark; driver and executors run the node's Python unless an archive says otherwise."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("PYSPARK_", "SPARK_", "WVB_")) and key != "PYTHONPATH"}
-    env.update({
-        "SPARK_SUBMIT": _bin("spark-submit"),
-        "SPARK_MASTER": cluster.url,
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "PYSPARK_PYTHON": str(node_python),
-        "PYSPARK_DRIVER_PYTHON": str(node_python),
-        "WVB_PY_FILES": str(dist / f"wvb_spark-{_version()}.zip"),
-        "WVB_RAW": str(raw_file),
-        "WVB_WAREHOUSE": str(warehouse),
-        "WVB_MODEL": MODEL,
-        "WVB_MODEL_FILE": str(warehouse.parent / f"{MODEL}.tsv"),
-        "WVB_OUT": str(warehouse.parent / "report"),
-        "WVB_SET": SUBMIT_SETTINGS,
-    })
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYSPARK_", "SPARK_", "WVB_")) and key != "PYTHONPATH"
+    }
+    env.update(
+        {
+            "SPARK_SUBMIT": _bin("spark-submit"),
+            "SPARK_MASTER": cluster.url,
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "PYSPARK_PYTHON": str(node_python),
+            "PYSPARK_DRIVER_PYTHON": str(node_python),
+            "WVB_PY_FILES": str(dist / f"wvb_spark-{_version()}.zip"),
+            "WVB_RAW": str(raw_file),
+            "WVB_WAREHOUSE": str(warehouse),
+            "WVB_MODEL": MODEL,
+            "WVB_MODEL_FILE": str(warehouse.parent / f"{MODEL}.tsv"),
+            "WVB_OUT": str(warehouse.parent / "report"),
+            "WVB_SET": SUBMIT_SETTINGS,
+        }
+    )
     env.update({key: str(value) for key, value in extra.items()})
     return env
 
@@ -229,8 +257,7 @@ def native_run(cluster, node_python, dist, raw_file, delta_jars, tmp_path_factor
     """The whole pipeline with native Delta (the jars of `wvb delta-jars` with --jars),
     executors on the node's Python."""
     warehouse = tmp_path_factory.mktemp("cluster-native") / "warehouse"
-    env = _submit_env(cluster, node_python, dist, raw_file, warehouse,
-                      WVB_DELTA_JARS_DIR=Path(delta_jars[0]).parent)
+    env = _submit_env(cluster, node_python, dist, raw_file, warehouse, WVB_DELTA_JARS_DIR=Path(delta_jars[0]).parent)
     submitter = Submitter(cluster, env, "native")
     for stage in STAGES:
         submitter.run(stage)
@@ -242,8 +269,7 @@ def packed_run(cluster, node_python, dist, env_archive, raw_file, tmp_path_facto
     """The whole pipeline again with the offline commit, the dependencies shipped to the
     executors as the packed environment (--archives dist/env.tar.gz#env)."""
     warehouse = tmp_path_factory.mktemp("cluster-packed") / "warehouse"
-    env = _submit_env(cluster, node_python, dist, raw_file, warehouse,
-                      WVB_ENV_ARCHIVE=env_archive)
+    env = _submit_env(cluster, node_python, dist, raw_file, warehouse, WVB_ENV_ARCHIVE=env_archive)
     env["WVB_SET"] += " storage.writer=offline"
     submitter = Submitter(cluster, env, "packed")
     for stage in STAGES:
@@ -258,6 +284,7 @@ def cluster_run(request):
 
 # --------------------------------------------------------------------------- reading tables
 
+
 def _table(warehouse: Path, name: str, version: int | None = None) -> pd.DataFrame:
     """A table through deltalake (the log's snapshot), not through wvb_spark's reader."""
     from deltalake import DeltaTable
@@ -270,8 +297,9 @@ def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     plain = frame[columns].copy()
     for column in columns:  # maps and arrays compare as text
         if plain[column].map(lambda v: isinstance(v, (list, dict, np.ndarray))).any():
-            plain[column] = plain[column].map(lambda v: json.dumps(
-                v.tolist() if isinstance(v, np.ndarray) else v, sort_keys=True, default=str))
+            plain[column] = plain[column].map(
+                lambda v: json.dumps(v.tolist() if isinstance(v, np.ndarray) else v, sort_keys=True, default=str)
+            )
     return plain.sort_values(keys).reset_index(drop=True)
 
 
@@ -280,6 +308,7 @@ def _tables(warehouse: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the runs
+
 
 def test_node_python_has_the_dependencies_but_not_wvb_spark(node_python):
     """The premise of every cluster test: the package reaches executors only by --py-files."""
@@ -297,8 +326,7 @@ def test_dist_holds_the_zip_and_the_wheel(dist):
     archive = dist / f"wvb_spark-{version}.zip"
     assert (dist / f"wvb_spark-{version}-py3-none-any.whl").is_file()
     names = set(ZipFile(archive).namelist())
-    assert {"wvb_spark/cli.py", "wvb_spark/resources/defaults.yaml",
-            "wvb_spark/resources/codebook.json"} <= names
+    assert {"wvb_spark/cli.py", "wvb_spark/resources/defaults.yaml", "wvb_spark/resources/codebook.json"} <= names
 
 
 def test_cluster_tables_equal_the_local_run(cluster_run, local_run):
@@ -309,8 +337,9 @@ def test_cluster_tables_equal_the_local_run(cluster_run, local_run):
         assert len(_table(cluster, name)) == len(_table(local, name)), name
     participants = _table(cluster, "participants")
     assert len(participants) == RESPONDENTS
-    pd.testing.assert_frame_equal(_sorted(participants, ["d_interview"]),
-                                  _sorted(_table(local, "participants"), ["d_interview"]))
+    pd.testing.assert_frame_equal(
+        _sorted(participants, ["d_interview"]), _sorted(_table(local, "participants"), ["d_interview"])
+    )
 
 
 def test_cluster_examples_equal_the_local_run(cluster_run, local_run):
@@ -318,8 +347,10 @@ def test_cluster_examples_equal_the_local_run(cluster_run, local_run):
     from deltalake import DeltaTable
 
     wanted = ["Q1", "Q27", "Q57", "Q106", "Q199", "Q253"]
-    frames = [DeltaTable(str(run / "examples")).to_pandas(filters=[("question_id", "in", wanted)])
-              for run in (cluster_run["warehouse"], local_run["warehouse"])]
+    frames = [
+        DeltaTable(str(run / "examples")).to_pandas(filters=[("question_id", "in", wanted)])
+        for run in (cluster_run["warehouse"], local_run["warehouse"])
+    ]
     assert len(frames[0]) > 1000
     keys = ["question_id", "d_interview"]
     pd.testing.assert_frame_equal(_sorted(frames[0], keys), _sorted(frames[1], keys))
@@ -333,13 +364,20 @@ def test_cluster_distances_equal_the_local_run(cluster_run, local_run):
     assert list(cluster.index) == list(local.index)
     assert set(cluster.index.get_level_values("model")) >= {MODEL, "uniform", "group-prior"}
     np.testing.assert_allclose(cluster["w1"].to_numpy(), local["w1"].to_numpy(), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(cluster["w1_ci_high"].to_numpy(dtype=float),
-                               local["w1_ci_high"].to_numpy(dtype=float), rtol=0, atol=1e-12)
-    for name, table_keys in (("predictions", ["model", "question_id", "d_interview"]),
-                             ("summary", ["model", "group_by", "group_value", "threshold"])):
-        pd.testing.assert_frame_equal(_sorted(_table(cluster_run["warehouse"], name), table_keys),
-                                      _sorted(_table(local_run["warehouse"], name), table_keys),
-                                      check_exact=False, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        cluster["w1_ci_high"].to_numpy(dtype=float), local["w1_ci_high"].to_numpy(dtype=float), rtol=0, atol=1e-12
+    )
+    for name, table_keys in (
+        ("predictions", ["model", "question_id", "d_interview"]),
+        ("summary", ["model", "group_by", "group_value", "threshold"]),
+    ):
+        pd.testing.assert_frame_equal(
+            _sorted(_table(cluster_run["warehouse"], name), table_keys),
+            _sorted(_table(local_run["warehouse"], name), table_keys),
+            check_exact=False,
+            rtol=0,
+            atol=1e-12,
+        )
 
 
 def test_cluster_model_file_and_report(cluster_run, local_run):
@@ -387,23 +425,29 @@ def test_timings(native_run, packed_run, local_run, cluster):
     local = sum(seconds for stage, seconds in local_run["seconds"].items() if stage in STAGES)
     native = sum(native_run["submitter"].seconds.values())
     packed = sum(packed_run["submitter"].seconds.values())
-    timings = {"local": local_run["seconds"], "native": native_run["submitter"].seconds,
-               "packed": packed_run["submitter"].seconds,
-               "totals": {"local": local, "cluster_native": native, "cluster_packed": packed}}
+    timings = {
+        "local": local_run["seconds"],
+        "native": native_run["submitter"].seconds,
+        "packed": packed_run["submitter"].seconds,
+        "totals": {"local": local, "cluster_native": native, "cluster_packed": packed},
+    }
     (cluster.root / "timings.json").write_text(json.dumps(timings, indent=2))
-    print(f"\ncluster timings: local[*] {local:.1f} s, 2 workers native {native:.1f} s, "
-          f"packed {packed:.1f} s ({cluster.root / 'timings.json'})", file=sys.__stderr__)
+    print(
+        f"\ncluster timings: local[*] {local:.1f} s, 2 workers native {native:.1f} s, "
+        f"packed {packed:.1f} s ({cluster.root / 'timings.json'})",
+        file=sys.__stderr__,
+    )
     assert local > 0 and native > 0 and packed > 0
 
 
 # --------------------------------------------------------------------------- faults
 
+
 def _snapshot(warehouse: Path) -> dict:
     """Latest version and content of every table."""
     from deltalake import DeltaTable
 
-    return {name: (DeltaTable(str(warehouse / name)).version(), _table(warehouse, name))
-            for name in _tables(warehouse)}
+    return {name: (DeltaTable(str(warehouse / name)).version(), _table(warehouse, name)) for name in _tables(warehouse)}
 
 
 def _pinned_versions(warehouse: Path) -> dict:
@@ -412,8 +456,9 @@ def _pinned_versions(warehouse: Path) -> dict:
     return Warehouse(None, str(warehouse), {}).build_versions()
 
 
-def _wait_for_new_file(directory: Path, before: set[str], process: subprocess.Popen,
-                       timeout: float = SUBMIT_TIMEOUT_SECONDS) -> bool:
+def _wait_for_new_file(
+    directory: Path, before: set[str], process: subprocess.Popen, timeout: float = SUBMIT_TIMEOUT_SECONDS
+) -> bool:
     """Poll until a data file that was not there before appears (a write is under way)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
@@ -458,9 +503,15 @@ def test_faults_driver_killed_mid_write_then_worker_killed_in_rerun(writer, requ
     command = submitter.command("build")
     log = cluster.root / "logs" / f"killed-driver-{writer}.log"
     with open(log, "w") as handle:
-        driver = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=submitter.env,
-                                  cwd=submitter.cwd, start_new_session=True,
-                                  preexec_fn=die_with_parent)
+        driver = subprocess.Popen(
+            command,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=submitter.env,
+            cwd=submitter.cwd,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
     examples_before = _parquet_files(warehouse / "examples")
     writing = _wait_for_new_file(warehouse / "examples", examples_before, driver)
     assert writing, f"the build ended before writing examples:\n{_tail(log.read_text())}"
@@ -482,9 +533,15 @@ def test_faults_driver_killed_mid_write_then_worker_killed_in_rerun(writer, requ
     loud = submitter.command("build", {"WVB_SET": f"{submitter.env['WVB_SET']} spark.quiet_logs=false"})
     rerun_log = cluster.root / "logs" / f"rerun-{writer}.log"
     with open(rerun_log, "w") as handle:
-        rerun = subprocess.Popen(loud, stdout=handle, stderr=subprocess.STDOUT, env=submitter.env,
-                                 cwd=submitter.cwd, start_new_session=True,
-                                  preexec_fn=die_with_parent)
+        rerun = subprocess.Popen(
+            loud,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=submitter.env,
+            cwd=submitter.cwd,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
     victim = cluster.workers[0]
     deadline = time.monotonic() + SUBMIT_TIMEOUT_SECONDS
     while not _executor_pids(victim) and rerun.poll() is None and time.monotonic() < deadline:
@@ -494,7 +551,8 @@ def test_faults_driver_killed_mid_write_then_worker_killed_in_rerun(writer, requ
     orphans = cluster.kill_worker(victim)
     try:
         assert rerun.wait(timeout=SUBMIT_TIMEOUT_SECONDS) == 0, (
-            f"the rerun failed after losing a worker:\n{_tail(rerun_log.read_text(), 60)}")
+            f"the rerun failed after losing a worker:\n{_tail(rerun_log.read_text(), 60)}"
+        )
         deadline = time.monotonic() + 60
         while any(alive(pid) for pid in orphans) and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -507,7 +565,11 @@ def test_faults_driver_killed_mid_write_then_worker_killed_in_rerun(writer, requ
     pinned_after = _pinned_versions(warehouse)
     assert all(pinned_after[name] > pinned_before[name] for name in BUILD_TABLES)
     local = local_run["warehouse"]
-    for name, keys in (("participants", ["d_interview"]), ("examples", ["question_id", "d_interview"]),
-                       ("questions", ["question_id"])):
-        pd.testing.assert_frame_equal(_sorted(_table(warehouse, name, pinned_after[name]), keys),
-                                      _sorted(_table(local, name), keys))
+    for name, keys in (
+        ("participants", ["d_interview"]),
+        ("examples", ["question_id", "d_interview"]),
+        ("questions", ["question_id"]),
+    ):
+        pd.testing.assert_frame_equal(
+            _sorted(_table(warehouse, name, pinned_after[name]), keys), _sorted(_table(local, name), keys)
+        )

@@ -15,16 +15,22 @@ from wvb_spark.core.errors import WvbError
 def test_the_artifact_matches_the_installed_pyspark_and_delta_spark():
     group, artifact, version = delta_jars.coordinates()
     major_minor = ".".join(pyspark.__version__.split(".")[:2])
-    assert (group, artifact, version) == ("io.delta", f"delta-spark_{major_minor}_2.13",
-                                          importlib.metadata.version("delta-spark"))
+    assert (group, artifact, version) == (
+        "io.delta",
+        f"delta-spark_{major_minor}_2.13",
+        importlib.metadata.version("delta-spark"),
+    )
 
 
-@pytest.mark.parametrize("name,base", [
-    ("com.fasterxml.jackson.core_jackson-core-2.13.5.jar", "jackson-core"),
-    ("io.delta_delta-spark_4.2_2.13-4.4.0.jar", "delta-spark_4.2_2.13"),
-    ("hadoop-client-api-3.5.0.jar", "hadoop-client-api"),
-    ("org.roaringbitmap_RoaringBitmap-0.9.25.jar", "RoaringBitmap"),
-])
+@pytest.mark.parametrize(
+    "name,base",
+    [
+        ("com.fasterxml.jackson.core_jackson-core-2.13.5.jar", "jackson-core"),
+        ("io.delta_delta-spark_4.2_2.13-4.4.0.jar", "delta-spark_4.2_2.13"),
+        ("hadoop-client-api-3.5.0.jar", "hadoop-client-api"),
+        ("org.roaringbitmap_RoaringBitmap-0.9.25.jar", "RoaringBitmap"),
+    ],
+)
 def test_jar_base_names(name, base):
     assert delta_jars._base_name(name) == base
 
@@ -32,11 +38,16 @@ def test_jar_base_names(name, base):
 def test_jars_spark_ships_are_dropped_and_the_rest_listed(tmp_path):
     shipped = sorted(p.name for p in delta_jars._spark_jars_folder().glob("jackson-core-*.jar"))
     assert shipped, "pyspark ships jackson-core"
-    for name in ("com.fasterxml.jackson.core_jackson-core-2.13.5.jar", "io.delta_delta-spark_4.2_2.13-4.4.0.jar",
-                 "io.delta_delta-storage-4.4.0.jar"):
+    for name in (
+        "com.fasterxml.jackson.core_jackson-core-2.13.5.jar",
+        "io.delta_delta-spark_4.2_2.13-4.4.0.jar",
+        "io.delta_delta-storage-4.4.0.jar",
+    ):
         (tmp_path / name).write_bytes(b"jar")
-    assert delta_jars._without_spark_jars(tmp_path) == ["io.delta_delta-spark_4.2_2.13-4.4.0.jar",
-                                                        "io.delta_delta-storage-4.4.0.jar"]
+    assert delta_jars._without_spark_jars(tmp_path) == [
+        "io.delta_delta-spark_4.2_2.13-4.4.0.jar",
+        "io.delta_delta-storage-4.4.0.jar",
+    ]
     assert not (tmp_path / "com.fasterxml.jackson.core_jackson-core-2.13.5.jar").exists()
 
 
@@ -55,8 +66,10 @@ def test_a_folder_without_its_list_is_not_a_cache(tmp_path):
 def test_without_jars_auto_falls_back_in_one_line_and_native_is_refused(tmp_path, capsys, monkeypatch):
     from pyspark.sql import SparkSession
 
+    from wvb_spark.core import logs
     from wvb_spark.core.session import _with_delta
 
+    logs.setup("build")  # as the runner does: the stage's warnings on stderr
     # a machine without network: both resolvers fail
     monkeypatch.setattr(delta_jars, "_retrieve_with_ivy", lambda target, cache: "Ivy failed: not found")
     monkeypatch.setattr(delta_jars, "_retrieve_with_maven", lambda target, cache: "no mvn on PATH")
@@ -64,7 +77,7 @@ def test_without_jars_auto_falls_back_in_one_line_and_native_is_refused(tmp_path
     builder = SparkSession.builder
     assert _with_delta(builder, settings) is builder
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("wvb: Delta's jars are not available; tables are written with the offline commit")
+    assert err[-1].startswith("wvb build: Delta's jars are not available; tables are written with the offline commit")
     assert "Ivy failed: not found; no mvn on PATH" in err[-2]
     assert delta_jars.recently_failed(settings)  # not tried again at every start
     assert not list(tmp_path.glob("*.tmp-*"))

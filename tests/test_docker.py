@@ -14,11 +14,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import yaml
-from packaging.requirements import Requirement
-
 import standalone
 import test_cluster
+import yaml
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -72,17 +71,23 @@ def test_submit_runs_the_cluster_tests_pipeline(compose):
 
 
 def test_the_scripts_default_stages_are_the_tested_ones():
-    done = subprocess.run(["bash", "-c", f"source <(sed -n '/^all_stages=/p' {ROOT / 'jobs/pipeline.sh'}); "
-                                         f"echo \"${{all_stages[@]}}\""], capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", "-c", f"source <(sed -n '/^all_stages=/p' {ROOT / 'jobs/pipeline.sh'}); echo \"${{all_stages[@]}}\""],
+        capture_output=True,
+        text=True,
+    )
     assert tuple(done.stdout.split()) == test_cluster.STAGES
     for stage in test_cluster.STAGES:
         assert (ROOT / "jobs" / f"{stage.replace('-', '_')}.py").is_file()
 
 
 def test_script_refuses_a_missing_setting_in_one_line(tmp_path):
-    done = subprocess.run(["bash", str(ROOT / "jobs/pipeline.sh"), "--print", "build"],
-                          capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "SPARK_MASTER": "spark://h:7077", "WVB_WAREHOUSE": "/w"})
+    done = subprocess.run(
+        ["bash", str(ROOT / "jobs/pipeline.sh"), "--print", "build"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "SPARK_MASTER": "spark://h:7077", "WVB_WAREHOUSE": "/w"},
+    )
     assert done.returncode == 2
     assert done.stderr.strip() == "jobs/pipeline.sh: WVB_RAW is not set (needed for build)"
 
@@ -92,13 +97,16 @@ def test_script_refuses_a_missing_package_in_one_line(tmp_path):
     # a copy of the script with no dist/ beside it, as in a fresh clone
     (tmp_path / "jobs").mkdir()
     (tmp_path / "jobs/pipeline.sh").write_text((ROOT / "jobs/pipeline.sh").read_text())
-    done = subprocess.run(["bash", str(tmp_path / "jobs/pipeline.sh"), "--print", "probe"],
-                          capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "SPARK_MASTER": "spark://h:7077",
-                               "WVB_WAREHOUSE": str(missing)})
+    done = subprocess.run(
+        ["bash", str(tmp_path / "jobs/pipeline.sh"), "--print", "probe"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "SPARK_MASTER": "spark://h:7077", "WVB_WAREHOUSE": str(missing)},
+    )
     assert done.returncode == 2
-    assert done.stderr.strip() == ("jobs/pipeline.sh: no dist/wvb_spark-<version>.zip: "
-                                   "run make dist, or set WVB_PY_FILES")
+    assert done.stderr.strip() == (
+        "jobs/pipeline.sh: no dist/wvb_spark-<version>.zip: run make dist, or set WVB_PY_FILES"
+    )
 
 
 def test_image_holds_java_pinned_dependencies_jars_and_the_zip(dockerfile):

@@ -10,10 +10,10 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
+from wvb_spark.core import schemas
 from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.stages import evaluate as ev
 from wvb_spark.transforms import histograms as hist
-from wvb_spark.core import schemas
 
 SCALES = {"Q1": (1, 4), "Q2": (1, 10), "Q3": (1, 2)}
 THRESHOLDS = [0.0, 0.1, 0.2, 0.3]
@@ -25,12 +25,14 @@ def _tiny_warehouse():
     """pandas frames: questions, participants, examples, predictions (3 models)."""
     rng = np.random.default_rng(42)
     ids = np.arange(1, 41)
-    participants = pd.DataFrame({
-        "d_interview": ids,
-        "split": ["test" if i <= 30 else "train" for i in ids],
-        "continent": [None if i % 10 == 0 else ("Africa" if i % 3 else "Europe") for i in ids],
-        "weight": np.round(rng.uniform(0.5, 2.0, size=len(ids)), 3),
-    })
+    participants = pd.DataFrame(
+        {
+            "d_interview": ids,
+            "split": ["test" if i <= 30 else "train" for i in ids],
+            "continent": [None if i % 10 == 0 else ("Africa" if i % 3 else "Europe") for i in ids],
+            "weight": np.round(rng.uniform(0.5, 2.0, size=len(ids)), 3),
+        }
+    )
     examples = []
     for q, (low, high) in SCALES.items():
         for i in ids:
@@ -53,10 +55,10 @@ def _tiny_warehouse():
     add("alpha", "Q1", 2, 2.6, "non_integer")
     add("alpha", "Q1", 3, None, "missing")
     add("alpha", "Q1", 4, None, "non_numeric")
-    add("alpha", "Q1", 6, 1.0, "duplicate")          # respondent 6 listed twice
+    add("alpha", "Q1", 6, 1.0, "duplicate")  # respondent 6 listed twice
     add("alpha", "Q1", 999, 3.0, "unknown_participant")
-    add("alpha", "Q2", 7, -2.0, "out_of_range")       # below the scale
-    add("alpha", "Q9", 8, 3.0, "unknown_question")    # no such question: its groups have no humans
+    add("alpha", "Q2", 7, -2.0, "out_of_range")  # below the scale
+    add("alpha", "Q9", 8, 3.0, "unknown_question")  # no such question: its groups have no humans
     rows[:] = [r for r in rows if not (r[0] == "alpha" and r[1] == "Q2" and r[2] == 7 and r[5] == "valid")]
     # beta: distributions on Q1, points on Q2
     for i in range(1, 31):
@@ -67,12 +69,14 @@ def _tiny_warehouse():
     for q in ("Q1", "Q2"):
         for i in range(1, 31):
             add("broken", q, i, None, "non_numeric")
-    predictions = pd.DataFrame(rows, columns=["model", "question_id", "d_interview", "raw_score", "score",
-                                              "status", "distribution"])
+    predictions = pd.DataFrame(
+        rows, columns=["model", "question_id", "d_interview", "raw_score", "score", "status", "distribution"]
+    )
     predictions["parse_method"] = "test"
     predictions["source"] = "generated"
-    questions = pd.DataFrame([(q, lo, hi) for q, (lo, hi) in SCALES.items()],
-                             columns=["question_id", "scale_min", "scale_max"])
+    questions = pd.DataFrame(
+        [(q, lo, hi) for q, (lo, hi) in SCALES.items()], columns=["question_id", "scale_min", "scale_max"]
+    )
     return questions, participants, examples, predictions
 
 
@@ -87,10 +91,14 @@ def tables(spark, frames):
     q = spark.createDataFrame(questions, "question_id string, scale_min int, scale_max int")
     p = spark.createDataFrame(participants, "d_interview long, split string, continent string, weight double")
     e = spark.createDataFrame(examples, schemas.EXAMPLES)
-    records = [tuple(None if (isinstance(v, float) and math.isnan(v)) else v for v in r)
-               for r in predictions.itertuples(index=False)]
-    records = [(m, qid, int(d), raw, score, status, dist, pm, src, None, None, None)
-               for m, qid, d, raw, score, status, dist, pm, src in records]
+    records = [
+        tuple(None if (isinstance(v, float) and math.isnan(v)) else v for v in r)
+        for r in predictions.itertuples(index=False)
+    ]
+    records = [
+        (m, qid, int(d), raw, score, status, dist, pm, src, None, None, None)
+        for m, qid, d, raw, score, status, dist, pm, src in records
+    ]
     pr = spark.createDataFrame(records, schemas.PREDICTIONS)
     return {"questions": q, "participants": p, "examples": e, "predictions": pr}
 
@@ -100,24 +108,44 @@ WIDTH = 10  # widest scale of SCALES
 
 def _comparisons(tables, predictions, *, protocol, population="paired", weights=False, join="shuffle"):
     cells = hist.cell_groups(tables["participants"], GROUP_COLUMNS)
-    rows = hist.pair_rows(predictions, tables["examples"], tables["participants"], tables["questions"], cells,
-                          protocol=protocol, weights=weights, group_columns=GROUP_COLUMNS,
-                          join=join)
+    rows = hist.pair_rows(
+        predictions,
+        tables["examples"],
+        tables["participants"],
+        tables["questions"],
+        cells,
+        protocol=protocol,
+        weights=weights,
+        group_columns=GROUP_COLUMNS,
+        join=join,
+    )
     groups = hist.paired_groups(rows, cells, GROUP_BY, WIDTH)
     human_population = None
     if population == "population":
         human_population = hist.population_groups(
-            tables["examples"], tables["participants"], tables["questions"], ["Q1", "Q2", "Q3", "Q9"], cells,
-            split="test", weights=weights, group_columns=GROUP_COLUMNS, group_by=GROUP_BY, width=WIDTH)
-    return hist.comparisons(groups, tables["questions"], protocol=protocol, width=WIDTH,
-                            human_population=human_population)
+            tables["examples"],
+            tables["participants"],
+            tables["questions"],
+            ["Q1", "Q2", "Q3", "Q9"],
+            cells,
+            split="test",
+            weights=weights,
+            group_columns=GROUP_COLUMNS,
+            group_by=GROUP_BY,
+            width=WIDTH,
+        )
+    return hist.comparisons(
+        groups, tables["questions"], protocol=protocol, width=WIDTH, human_population=human_population
+    )
 
 
 def _evaluate(tables, *, protocol, population="paired", weights=False, bootstrap=40, seed=0, join="shuffle"):
-    comparison = _comparisons(tables, tables["predictions"], protocol=protocol, population=population,
-                              weights=weights, join=join).cache()
-    distance_rows = ev.distances_with_replicates(comparison, bootstrap=bootstrap, seed=seed, noise_draws=50,
-                                                 thresholds=THRESHOLDS).cache()
+    comparison = _comparisons(
+        tables, tables["predictions"], protocol=protocol, population=population, weights=weights, join=join
+    ).cache()
+    distance_rows = ev.distances_with_replicates(
+        comparison, bootstrap=bootstrap, seed=seed, noise_draws=50, thresholds=THRESHOLDS
+    ).cache()
     summary = ev.summary(distance_rows, thresholds=THRESHOLDS)
     result = {
         "comparisons": comparison.toPandas(),
@@ -144,8 +172,9 @@ def default(tables):
 
 
 def _row(df, model, question, group_by="overall", group_value="all"):
-    hit = df[(df.model == model) & (df.question_id == question) & (df.group_by == group_by)
-             & (df.group_value == group_value)]
+    hit = df[
+        (df.model == model) & (df.question_id == question) & (df.group_by == group_by) & (df.group_value == group_value)
+    ]
     assert len(hit) == 1, (model, question, group_by, group_value)
     return hit.iloc[0]
 
@@ -155,6 +184,7 @@ def _answers(examples):
 
 
 # --------------------------------------------------------------------------- paper protocol
+
 
 def test_paper_protocol_w1_and_jsd_equal_scipy_per_question(frames, paper):
     _, _, examples, predictions = frames
@@ -194,10 +224,12 @@ def test_paper_protocol_per_group_equals_scipy(frames, paper):
 
 # --------------------------------------------------------------------------- default protocol
 
+
 def _kept_pairs(frames, model):
     _, participants, examples, predictions = frames
     merged = predictions[predictions.model == model].merge(
-        examples[["question_id", "d_interview", "answer"]], on=["question_id", "d_interview"], how="left")
+        examples[["question_id", "d_interview", "answer"]], on=["question_id", "d_interview"], how="left"
+    )
     merged = merged.merge(participants, on="d_interview", how="left")
     kept = merged[(merged.status == "valid") & merged.answer.notna()]
     return merged, kept
@@ -216,8 +248,14 @@ def test_default_protocol_drops_invalid_pairs_from_both_sides(frames, default):
         assert row.n_invalid == len(listed) - len(pairs)
         assert row.invalid_rate == pytest.approx((len(listed) - len(pairs)) / len(listed))
     q1 = _row(default["distances"], "alpha", "Q1")
-    assert dict(q1.invalid_by_status) == {"out_of_range": 1, "non_integer": 1, "missing": 1, "non_numeric": 1,
-                                          "duplicate": 1, "unknown_participant": 1}
+    assert dict(q1.invalid_by_status) == {
+        "out_of_range": 1,
+        "non_integer": 1,
+        "missing": 1,
+        "non_numeric": 1,
+        "duplicate": 1,
+        "unknown_participant": 1,
+    }
     q2 = _row(default["distances"], "alpha", "Q2")
     assert dict(q2.invalid_by_status) == {"out_of_range": 1, "no_human_answer": 1}
 
@@ -238,8 +276,9 @@ def test_distribution_predictions_add_their_probabilities(frames, default):
     kept = kept[kept.question_id == "Q1"]
     expected = np.sum([np.asarray(d) / np.sum(d) for d in kept.distribution], axis=0)
     hist = default["histograms"]
-    row = hist[(hist.model == "beta") & (hist.question_id == "Q1") & (hist.side == "model")
-               & (hist.group_by == "overall")].iloc[0]
+    row = hist[
+        (hist.model == "beta") & (hist.question_id == "Q1") & (hist.side == "model") & (hist.group_by == "overall")
+    ].iloc[0]
     np.testing.assert_allclose(row.counts, expected, atol=1e-12)
     assert row.n == len(kept)
     human = np.array([np.sum(kept.answer == v) for v in range(1, 5)], dtype=float)
@@ -263,8 +302,14 @@ def test_all_invalid_model_gets_null_distances_and_invalid_rate_one(default):
 
 def test_group_without_human_answers_is_skipped_and_counted(default, paper):
     # alpha's row for the unknown question Q9 (respondent 8, Africa): no human answers
-    expected = pd.DataFrame({"model": ["alpha", "alpha"], "question_id": ["Q9", "Q9"],
-                             "group_by": ["continent", "overall"], "group_value": ["Africa", "all"]})
+    expected = pd.DataFrame(
+        {
+            "model": ["alpha", "alpha"],
+            "question_id": ["Q9", "Q9"],
+            "group_by": ["continent", "overall"],
+            "group_value": ["Africa", "all"],
+        }
+    )
     for result in (default, paper):
         skipped = result["skipped"][ev.KEYS].sort_values(ev.KEYS).reset_index(drop=True)
         pd.testing.assert_frame_equal(skipped, expected)
@@ -278,8 +323,12 @@ def test_unknown_respondent_group_is_skipped(spark, tables):
     """A model that only lists respondents unknown to participants: every group is skipped."""
     from pyspark.sql import functions as F
 
-    ghost = (tables["predictions"].where(F.col("model") == "alpha")
-             .withColumn("model", F.lit("ghost")).withColumn("d_interview", F.col("d_interview") + 10_000))
+    ghost = (
+        tables["predictions"]
+        .where(F.col("model") == "alpha")
+        .withColumn("model", F.lit("ghost"))
+        .withColumn("d_interview", F.col("d_interview") + 10_000)
+    )
     comparison = _comparisons(tables, ghost, protocol="paper")
     skipped = hist.skipped_groups(comparison).toPandas()
     # 4 questions (Q1-Q3 and the unknown Q9) x (overall + the (missing) continent)
@@ -290,6 +339,7 @@ def test_unknown_respondent_group_is_skipped(spark, tables):
 
 # --------------------------------------------------------------------------- weights, population
 
+
 def test_weighted_histograms_equal_a_pandas_groupby_sum(frames, tables):
     result = _evaluate(tables, protocol="default", weights=True, bootstrap=0, join="broadcast-answers")
     _, kept = _kept_pairs(frames, "alpha")
@@ -298,8 +348,9 @@ def test_weighted_histograms_equal_a_pandas_groupby_sum(frames, tables):
         pairs = kept[kept.question_id == q]
         for side, column in (("human", "answer"), ("model", "score")):
             expected = pairs.groupby(column)["weight"].sum().reindex(range(low, high + 1), fill_value=0.0)
-            row = hist[(hist.model == "alpha") & (hist.question_id == q) & (hist.side == side)
-                       & (hist.group_by == "overall")].iloc[0]
+            row = hist[
+                (hist.model == "alpha") & (hist.question_id == q) & (hist.side == side) & (hist.group_by == "overall")
+            ].iloc[0]
             np.testing.assert_allclose(row.counts, expected.to_numpy(), atol=1e-9)
             assert row.n == len(pairs)
         expected_w1 = wasserstein_distance(pairs.answer, pairs.score, pairs.weight, pairs.weight) / (high - low)
@@ -328,13 +379,16 @@ def test_population_human_side_is_every_respondent_of_the_split(frames, tables):
 
 # --------------------------------------------------------------------------- bootstrap, summary
 
+
 def test_bootstrap_reproducible_by_seed_and_interval_contains_estimate(tables, default):
     again = _evaluate(tables, protocol="default", seed=0)["distances"]
     other = _evaluate(tables, protocol="default", seed=1)["distances"]
     keys = ev.KEYS
     first = default["distances"].sort_values(keys).reset_index(drop=True)
-    pd.testing.assert_frame_equal(first.drop(columns=["invalid_by_status"]),
-                                  again.sort_values(keys).reset_index(drop=True).drop(columns=["invalid_by_status"]))
+    pd.testing.assert_frame_equal(
+        first.drop(columns=["invalid_by_status"]),
+        again.sort_values(keys).reset_index(drop=True).drop(columns=["invalid_by_status"]),
+    )
     other = other.sort_values(keys).reset_index(drop=True)
     scored = first.w1.notna()
     assert not np.allclose(first.w1_ci_low[scored], other.w1_ci_low[scored])
@@ -364,21 +418,37 @@ def test_summary_shares_equal_an_independent_count(default):
 
 # --------------------------------------------------------------------------- the command
 
+
 def test_wvb_evaluate_writes_three_tables_with_settings_and_prints_the_headline(spark, tables, tmp_path, capsys):
     from pyspark.sql import functions as F
+    from warehouse_helpers import write_build
 
     from wvb_spark import cli
     from wvb_spark.core import config as wvb_config
     from wvb_spark.core.warehouse import Warehouse as Tables
-    from warehouse_helpers import write_build
 
     config = wvb_config.load()
     warehouse = str(tmp_path / "warehouse")
     write_build(spark, warehouse, config, **{n: f for n, f in tables.items() if n != "predictions"})
     Tables(spark, warehouse, config).write("predictions", tables["predictions"], stage="test")
 
-    code = cli.main(["evaluate", "--warehouse", warehouse, "--models", "alpha,broken", "--bootstrap", "30",
-                     "--seed", "3", "--group-by", "overall,continent", "--protocol", "paper"])
+    code = cli.main(
+        [
+            "evaluate",
+            "--warehouse",
+            warehouse,
+            "--models",
+            "alpha,broken",
+            "--bootstrap",
+            "30",
+            "--seed",
+            "3",
+            "--group-by",
+            "overall,continent",
+            "--protocol",
+            "paper",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "2 skipped" in out  # alpha's unknown question Q9, overall and Africa
@@ -445,8 +515,11 @@ def _rows_read(spark, action, group: str) -> int:
         context.setLocalProperty("spark.jobGroup.id", None)
     jsc = context._jsc.sc()
     jsc.listenerBus().waitUntilEmpty()
-    stages = {stage for job in context.statusTracker().getJobIdsForGroup(group)
-              for stage in context.statusTracker().getJobInfo(job).stageIds}
+    stages = {
+        stage
+        for job in context.statusTracker().getJobIdsForGroup(group)
+        for stage in context.statusTracker().getJobInfo(job).stageIds
+    }
     return sum(jsc.statusStore().lastStageAttempt(stage).inputRecords() for stage in stages)
 
 
@@ -457,9 +530,12 @@ def test_the_examples_scan_skips_the_pages_of_unpredicted_questions(spark, tmp_p
     from pyspark.sql import functions as F
 
     path = str(tmp_path / "sorted")
-    (spark.range(0, 400_000, numPartitions=1)
-     .select(F.format_string("Q%03d", (F.col("id") / 2000).cast("int")).alias("question_id"), "id")
-     .write.option("parquet.page.row.count.limit", "1000").parquet(path))
+    (
+        spark.range(0, 400_000, numPartitions=1)
+        .select(F.format_string("Q%03d", (F.col("id") / 2000).cast("int")).alias("question_id"), "id")
+        .write.option("parquet.page.row.count.limit", "1000")
+        .parquet(path)
+    )
     wanted = [f"Q{i:03d}" for i in (3, 10, 50, 70, 90, 111, 120, 121, 150, 160, 180, 199)]
 
     def count_rows(settings, group):
@@ -477,11 +553,19 @@ def test_printed_headline_stays_aligned_with_long_model_names():
     from wvb_spark.stages.evaluate import headline_table
 
     def row(model, pct):
-        return {"model": model, "pct_questions_below": pct, "ci_low": 38.9, "ci_high": 47.2, "mean_w1": 0.236,
-                "invalid_rate": 0.029, "n_questions": 36}
+        return {
+            "model": model,
+            "pct_questions_below": pct,
+            "ci_low": 38.9,
+            "ci_high": 47.2,
+            "mean_w1": 0.236,
+            "invalid_rate": 0.029,
+            "n_questions": 36,
+        }
 
-    lines = headline_table([row("a", 41.7), row("meta-llama--Llama-3.1-70B-Instruct-logprobs-wd", 5.0)],
-                           0.2).splitlines()
+    lines = headline_table(
+        [row("a", 41.7), row("meta-llama--Llama-3.1-70B-Instruct-logprobs-wd", 5.0)], 0.2
+    ).splitlines()
     assert len({len(line) for line in lines}) == 1  # every line as wide: the columns line up
     ends = [line.rindex("36") + 2 for line in lines[1:]]
     assert ends[0] == ends[1] == lines[0].index("questions") + len("questions")

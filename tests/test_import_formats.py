@@ -16,14 +16,14 @@ import os
 
 import numpy as np
 import pytest
+from test_predictions import participant_rows, question_rows
+from warehouse_helpers import write_build
 
 from wvb_spark import cli
 from wvb_spark.core import metadata, schemas
-from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.core.errors import WvbError
+from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.stages.predictions import read_records, score_predictions
-from test_predictions import participant_rows, question_rows
-from warehouse_helpers import write_build
 
 PEOPLE = ["484070001", "36070002"]
 QUESTIONS = list(metadata.probe_questions()) + ["Q94"]
@@ -41,7 +41,7 @@ def scored(spark, frames, path, fmt="auto", **files):
     questions, participants = frames
     raw, parse = read_records(spark, str(path), fmt, **files)
     rows = score_predictions(raw, questions, participants, "m", parse_payloads=parse).collect()
-    return sorted(rows, key=lambda r: (r["source"] or ""))
+    return sorted(rows, key=lambda r: r["source"] or "")
 
 
 def by_hand(pairs, low, high):
@@ -65,8 +65,11 @@ def test_openai_chat_logprobs_with_error_file(spark, frames):
     assert q1["off_scale_mass"] == pytest.approx(off)
     assert q1["score"] == 1.0  # lower median: P(1) > 1/2
     refusal = got["openai_chat_logprobs.jsonl:2"]
-    assert (refusal["status"], refusal["distribution"], refusal["parse_method"]) == \
-        ("non_numeric", None, "chat_logprobs")
+    assert (refusal["status"], refusal["distribution"], refusal["parse_method"]) == (
+        "non_numeric",
+        None,
+        "chat_logprobs",
+    )
     assert refusal["off_scale_mass"] == pytest.approx(1.0)
     failed = got["openai_chat_logprobs.jsonl:3"]
     assert failed["status"] == "missing" and failed["parse_method"] == "chat_logprobs"
@@ -95,18 +98,36 @@ def test_legacy_completions_logprobs(spark, frames):
 def _chat_line(custom_id, top=None, content="3"):
     choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
     if top is not None:
-        choice["logprobs"] = {"content": [{"token": top[0][0], "logprob": top[0][1],
-                                           "top_logprobs": [{"token": t, "logprob": lp} for t, lp in top]}]}
+        choice["logprobs"] = {
+            "content": [
+                {
+                    "token": top[0][0],
+                    "logprob": top[0][1],
+                    "top_logprobs": [{"token": t, "logprob": lp} for t, lp in top],
+                }
+            ]
+        }
     return json.dumps({"custom_id": custom_id, "response": {"status_code": 200, "body": {"choices": [choice]}}})
 
 
 def test_a_file_mixing_formats_is_an_error_naming_the_line(spark, frames, tmp_path):
     path = tmp_path / "mixed.jsonl"
-    path.write_text("\n".join([_chat_line("wvb-Q1-484070001-wd", [("2", -0.1)]),
-                               _chat_line("wvb-Q2-484070001-wd", [("3", -0.1)]),
-                               _chat_line("wvb-Q3-484070001-wd")]) + "\n", encoding="utf-8")
-    with pytest.raises(WvbError, match=r"mixed\.jsonl:3 holds model text, but mixed\.jsonl:1 holds top "
-                                       r"log-probabilities: a file must hold one format"):
+    path.write_text(
+        "\n".join(
+            [
+                _chat_line("wvb-Q1-484070001-wd", [("2", -0.1)]),
+                _chat_line("wvb-Q2-484070001-wd", [("3", -0.1)]),
+                _chat_line("wvb-Q3-484070001-wd"),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        WvbError,
+        match=r"mixed\.jsonl:3 holds model text, but mixed\.jsonl:1 holds top "
+        r"log-probabilities: a file must hold one format",
+    ):
         read_records(spark, str(path), "auto")
     # forced: the line without log-probabilities is a record without an answer
     rows = scored(spark, frames, path, "logprobs")
@@ -118,8 +139,10 @@ def test_a_file_mixing_formats_is_an_error_naming_the_line(spark, frames, tmp_pa
 
 def test_letters_and_forced_token_rules(spark, frames, tmp_path):
     path = tmp_path / "letters.jsonl"
-    path.write_text(_chat_line("wvb-Q1-484070001-wd-lpl", [("B", -0.4), (" A", -1.9), ("D", -2.6), ("1", -3.0)])
-                    + "\n", encoding="utf-8")
+    path.write_text(
+        _chat_line("wvb-Q1-484070001-wd-lpl", [("B", -0.4), (" A", -1.9), ("D", -2.6), ("1", -3.0)]) + "\n",
+        encoding="utf-8",
+    )
     [row] = scored(spark, frames, path)
     weights = np.array([np.exp(-1.9), np.exp(-0.4), 0.0, np.exp(-2.6)])  # A=1, B=2, C=3, D=4; "1" is no letter
     assert row["distribution"] == pytest.approx((weights / weights.sum()).tolist())
@@ -130,18 +153,48 @@ def test_cli_import_prints_counts_that_add_up(spark, frames, tmp_path, capsys):
     questions, participants = frames
     root = str(tmp_path / "warehouse")
     write_build(spark, root, {"storage": {"writer": "offline"}}, questions=questions, participants=participants)
-    code = cli.main(["predictions", "import", "--warehouse", root, "--model", "gpt-lp", "--file",
-                     f"{BATCH}/openai_chat_logprobs.jsonl", "--errors", f"{BATCH}/openai_errors.jsonl",
-                     "--set", "storage.writer=offline", "--set", "spark.master=local[1]"])
+    code = cli.main(
+        [
+            "predictions",
+            "import",
+            "--warehouse",
+            root,
+            "--model",
+            "gpt-lp",
+            "--file",
+            f"{BATCH}/openai_chat_logprobs.jsonl",
+            "--errors",
+            f"{BATCH}/openai_errors.jsonl",
+            "--set",
+            "storage.writer=offline",
+            "--set",
+            "spark.master=local[1]",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
-    assert ("7 rows read; valid 3, missing 2, non_numeric 1, non_integer 0, out_of_range 0, unknown_question 0, "
-            "unknown_participant 0, duplicate 1; parse_method chat_logprobs 7;") in out
+    assert (
+        "7 rows read; valid 3, missing 2, non_numeric 1, non_integer 0, out_of_range 0, unknown_question 0, "
+        "unknown_participant 0, duplicate 1; parse_method chat_logprobs 7;"
+    ) in out
     table = Warehouse(spark, root, {"storage": {"writer": "offline"}}).read("predictions")
     assert table.count() == 7
-    code = cli.main(["predictions", "import", "--warehouse", root, "--model", "x", "--file",
-                     f"{BATCH}/openai_chat_logprobs.jsonl", "--format", "lm-eval",
-                     "--set", "storage.writer=offline"])
+    code = cli.main(
+        [
+            "predictions",
+            "import",
+            "--warehouse",
+            root,
+            "--model",
+            "x",
+            "--file",
+            f"{BATCH}/openai_chat_logprobs.jsonl",
+            "--format",
+            "lm-eval",
+            "--set",
+            "storage.writer=offline",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "openai_chat_logprobs.jsonl:1 holds top log-probabilities" in err
 
@@ -157,12 +210,29 @@ def test_an_older_predictions_table_gets_the_new_columns_once(spark, frames, tmp
     write_build(spark, root, config, questions=questions, participants=participants)
     old_columns = [f for f in schemas.PREDICTIONS.fields if f.name not in ("off_scale_mass", "n_samples", "n_unusable")]
     from pyspark.sql import types as T
-    old = spark.createDataFrame([("old", "Q1", 484070001, "2", 2.0, "valid", None, "score_column", "a.tsv:1")],
-                                T.StructType(old_columns))
+
+    old = spark.createDataFrame(
+        [("old", "Q1", 484070001, "2", 2.0, "valid", None, "score_column", "a.tsv:1")], T.StructType(old_columns)
+    )
     location = Warehouse(spark, root, config).location("predictions")
     storage.write(spark, old, location, native=False, layout=storage.Layout(partition_by=("model",)))
-    assert cli.main(["predictions", "import", "--warehouse", root, "--model", "new", "--file",
-                     f"{BATCH}/completions_logprobs.jsonl", "--set", "storage.writer=offline"]) == 0
+    assert (
+        cli.main(
+            [
+                "predictions",
+                "import",
+                "--warehouse",
+                root,
+                "--model",
+                "new",
+                "--file",
+                f"{BATCH}/completions_logprobs.jsonl",
+                "--set",
+                "storage.writer=offline",
+            ]
+        )
+        == 0
+    )
     rows = {r["model"]: r for r in Warehouse(spark, root, config).read("predictions").collect()}
     assert set(rows) == {"old", "new"}
     assert (rows["old"]["score"], rows["old"]["off_scale_mass"], rows["old"]["n_samples"]) == (2.0, None, None)
@@ -177,8 +247,10 @@ def _write_lines(path, objects):
 def test_sampled_answers_become_one_distribution(spark, frames, tmp_path):
     texts = ['{"answer as a score": "2"}', "I'd say 3.", "N/A", None, '{"answer as a score": 2}']
     lines = [{"custom_id": f"wvb-Q1-484070001-wd-s{k}", "content": t} for k, t in enumerate(texts, 1) if t]
-    lines.insert(3, {"custom_id": "wvb-Q1-484070001-wd-s4", "response": None,
-                     "error": {"code": "server_error", "message": "boom"}})
+    lines.insert(
+        3,
+        {"custom_id": "wvb-Q1-484070001-wd-s4", "response": None, "error": {"code": "server_error", "message": "boom"}},
+    )
     lines.append({"custom_id": "wvb-Q2-484070001-wd-s1", "content": "nothing here"})
     path = _write_lines(tmp_path / "samples.jsonl", lines)
     rows = {r["question_id"]: r for r in scored(spark, frames, path)}
@@ -195,15 +267,21 @@ def test_sampled_answers_become_one_distribution(spark, frames, tmp_path):
 
 
 def test_n_choices_in_one_line_and_forced_samples(spark, frames, tmp_path):
-    choices = [{"index": i, "message": {"role": "assistant", "content": c}} for i, c in enumerate(["1", "1", "4", "xyz"])]
-    path = _write_lines(tmp_path / "n.jsonl", [{"custom_id": "wvb-Q2-484070001-wd-s", "response": {
-        "status_code": 200, "body": {"choices": choices}}}])
+    choices = [
+        {"index": i, "message": {"role": "assistant", "content": c}} for i, c in enumerate(["1", "1", "4", "xyz"])
+    ]
+    path = _write_lines(
+        tmp_path / "n.jsonl",
+        [{"custom_id": "wvb-Q2-484070001-wd-s", "response": {"status_code": 200, "body": {"choices": choices}}}],
+    )
     [row] = scored(spark, frames, path)
     assert row["distribution"] == pytest.approx([2 / 3, 0, 0, 1 / 3])
     assert (row["n_samples"], row["n_unusable"], row["parse_method"]) == (4, 1, "samples")
     # plain lines without our ids: --format samples groups them by question and respondent
-    path = _write_lines(tmp_path / "plain.jsonl", [
-        {"question_id": "Q46", "participant_id": "36070002", "text": t} for t in ("2", "2", "3", "4")])
+    path = _write_lines(
+        tmp_path / "plain.jsonl",
+        [{"question_id": "Q46", "participant_id": "36070002", "text": t} for t in ("2", "2", "3", "4")],
+    )
     [row] = scored(spark, frames, path, "samples")
     assert row["distribution"] == pytest.approx([0, 0.5, 0.25, 0.25]) and row["n_samples"] == 4
     # without --format samples they are one answer each, later ones duplicates
@@ -211,18 +289,32 @@ def test_n_choices_in_one_line_and_forced_samples(spark, frames, tmp_path):
 
 
 def test_verbalised_distributions(spark, frames, tmp_path):
-    path = _write_lines(tmp_path / "vd.jsonl", [
-        {"custom_id": "wvb-Q1-484070001-wd-vd", "content": 'Here:\n```json\n{"1": 0.1, "2": 0.6, "3": 0.2, "4": 0.1}\n```'},
-        {"custom_id": "wvb-Q2-484070001-wd-vd", "content": '{"1. Very important": 50, "2. Rather important": 30, "3": 20}'},
-        {"custom_id": "wvb-Q3-484070001-wd-vd", "content": "I cannot say."},
-        {"custom_id": "wvb-Q46-484070001-wd-vd", "content": '{"distribution": {"5": 0.5, "1": 0.5}}'},
-        {"custom_id": "wvb-Q94-36070002-wd-vd", "content": "[0.2, 0.3, 0.5]"},
-    ])
+    path = _write_lines(
+        tmp_path / "vd.jsonl",
+        [
+            {
+                "custom_id": "wvb-Q1-484070001-wd-vd",
+                "content": 'Here:\n```json\n{"1": 0.1, "2": 0.6, "3": 0.2, "4": 0.1}\n```',
+            },
+            {
+                "custom_id": "wvb-Q2-484070001-wd-vd",
+                "content": '{"1. Very important": 50, "2. Rather important": 30, "3": 20}',
+            },
+            {"custom_id": "wvb-Q3-484070001-wd-vd", "content": "I cannot say."},
+            {"custom_id": "wvb-Q46-484070001-wd-vd", "content": '{"distribution": {"5": 0.5, "1": 0.5}}'},
+            {"custom_id": "wvb-Q94-36070002-wd-vd", "content": "[0.2, 0.3, 0.5]"},
+        ],
+    )
     rows = {r["question_id"]: r for r in scored(spark, frames, path)}
     assert rows["Q1"]["distribution"] == pytest.approx([0.1, 0.6, 0.2, 0.1])
     assert rows["Q2"]["distribution"] == pytest.approx([0.5, 0.3, 0.2, 0.0])
-    assert {q: r["status"] for q, r in rows.items()} == {"Q1": "valid", "Q2": "valid", "Q3": "non_numeric",
-                                                         "Q46": "out_of_range", "Q94": "valid"}
+    assert {q: r["status"] for q, r in rows.items()} == {
+        "Q1": "valid",
+        "Q2": "valid",
+        "Q3": "non_numeric",
+        "Q46": "out_of_range",
+        "Q94": "valid",
+    }
     assert {r["parse_method"] for r in rows.values()} == {"verbalised"}
     assert rows["Q94"]["score"] == 1.0  # scale 0..2, cumulative 0.2, 0.5: the lower median is 1
 
@@ -239,19 +331,23 @@ def test_anthropic_message_batch_results(spark, frames):
 def test_bedrock_batch_output_keyed_by_the_input_records(spark, frames):
     rows = scored(spark, frames, f"{BATCH}/bedrock_output.jsonl.out", inputs=f"{BATCH}/bedrock_input.jsonl")
     got = [(r["question_id"], r["d_interview"], r["status"], r["score"]) for r in rows]
-    assert got == [("Q1", 484070001, "valid", 2.0), ("Q2", 484070001, "missing", None),
-                   (None, None, "unknown_question", None)]  # CALL0000009 is in no input record
+    assert got == [
+        ("Q1", 484070001, "valid", 2.0),
+        ("Q2", 484070001, "missing", None),
+        (None, None, "unknown_question", None),
+    ]  # CALL0000009 is in no input record
     assert rows[1]["raw_score"] == "bedrock error: 400: Malformed input request"
     assert rows[2]["raw_score"] == "3"  # the Llama body's generation, kept
     # without --inputs no line is keyed, and every line is still a row
-    assert [r["status"] for r in scored(spark, frames, f"{BATCH}/bedrock_output.jsonl.out")] == \
-        ["unknown_question"] * 3
+    assert [r["status"] for r in scored(spark, frames, f"{BATCH}/bedrock_output.jsonl.out")] == ["unknown_question"] * 3
 
 
 def test_together_batch_with_its_error_file(spark, frames):
     rows = scored(spark, frames, f"{BATCH}/together_output.jsonl", errors=f"{BATCH}/together_errors.jsonl")
     assert [(r["source"], r["question_id"], r["status"], r["score"]) for r in rows] == [
-        ("together_errors.jsonl:1", "Q2", "missing", None), ("together_output.jsonl:1", "Q1", "valid", 4.0)]
+        ("together_errors.jsonl:1", "Q2", "missing", None),
+        ("together_output.jsonl:1", "Q1", "valid", 4.0),
+    ]
     assert rows[0]["raw_score"] == "request failed: timeout: Request timed out"
 
 
@@ -291,8 +387,9 @@ def two_row_probe_warehouse(spark, frames, tmp_path) -> str:
     root = str(tmp_path / "warehouse")
     config = {"storage": {"writer": "offline"}}
     write_build(spark, root, config, questions=questions, participants=participants)
-    probe = spark.createDataFrame([("Q94", 36070002, "valid"), ("Q1", 484070001, "valid")],
-                                  "question_id string, d_interview long, split string")
+    probe = spark.createDataFrame(
+        [("Q94", 36070002, "valid"), ("Q1", 484070001, "valid")], "question_id string, d_interview long, split string"
+    )
     Warehouse(spark, root, config).write("probe", conform(probe, "probe"), stage="test")
     return root
 
@@ -304,12 +401,29 @@ def test_export_lm_eval_task(spark, frames, tmp_path, capsys):
 
     root = two_row_probe_warehouse(spark, frames, tmp_path)
     out = tmp_path / "task"
-    assert cli.main(["export", "lm-eval-task", "--warehouse", root, "--out", str(out), "--variant",
-                     "without-demographics", "--set", "storage.writer=offline"]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                "lm-eval-task",
+                "--warehouse",
+                root,
+                "--out",
+                str(out),
+                "--variant",
+                "without-demographics",
+                "--set",
+                "storage.writer=offline",
+            ]
+        )
+        == 0
+    )
     assert "wrote 2 documents" in capsys.readouterr().out
     docs = [json.loads(line) for line in (out / "wvb_probe.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(d["question_id"], d["d_interview"], d["choices"]) for d in docs] == [
-        ("Q1", 484070001, ["1", "2", "3", "4"]), ("Q94", 36070002, ["0", "1", "2"])]
+        ("Q1", 484070001, ["1", "2", "3", "4"]),
+        ("Q94", 36070002, ["0", "1", "2"]),
+    ]
     assert docs[0]["custom_id"] == "wvb-Q1-484070001-nd-lp"
     assert docs[0]["prompt"].endswith("Answer with the number of one option only.\nAnswer:")
     task = yaml.safe_load((out / "wvb_probe.yaml").read_text(encoding="utf-8"))
@@ -349,8 +463,12 @@ def _member(archive, name, path):
         with open(path, "rb") as handle:
             handle.seek(info.header_offset)
             header = handle.read(30)
-            handle.seek(info.header_offset + 30 + int.from_bytes(header[26:28], "little")
-                        + int.from_bytes(header[28:30], "little"))
+            handle.seek(
+                info.header_offset
+                + 30
+                + int.from_bytes(header[26:28], "little")
+                + int.from_bytes(header[28:30], "little")
+            )
             data = handle.read(info.compress_size)
         return zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True).read()
 
@@ -381,7 +499,8 @@ def test_inspect_text_logs_of_mockllm(spark, frames, tmp_path):
         rows = scored(spark, frames, path)
         assert sorted((r["question_id"], r["d_interview"]) for r in rows) == expected, path
         assert {(r["status"], r["parse_method"], r["raw_score"]) for r in rows} == {
-            ("non_numeric", "inspect_text", "Default output from mockllm/model")}, path
+            ("non_numeric", "inspect_text", "Default output from mockllm/model")
+        }, path
         assert all(r["source"].startswith(os.path.basename(path) + ":") for r in rows)
 
 
@@ -418,9 +537,14 @@ def test_inspect_logprobs_logs(spark, frames, name):
         assert row["distribution"] == pytest.approx(dist.tolist())
         assert row["off_scale_mass"] == pytest.approx(off)
     # by hand from run_inspect.py: Q94/Australia is the refusal, Q106/Australia failed
-    assert statuses == {("Q1", 484070001): "valid", ("Q1", 36070002): "valid", ("Q94", 484070001): "valid",
-                        ("Q94", 36070002): "non_numeric", ("Q106", 484070001): "valid",
-                        ("Q106", 36070002): "missing"}
+    assert statuses == {
+        ("Q1", 484070001): "valid",
+        ("Q1", 36070002): "valid",
+        ("Q94", 484070001): "valid",
+        ("Q94", 36070002): "non_numeric",
+        ("Q106", 484070001): "valid",
+        ("Q106", 36070002): "missing",
+    }
     q1 = rows[("Q1", 484070001)]  # 1: e^-.3 + e^-3.5, 2: e^-1.75, 4: e^-5.5, over their sum
     weights = np.array([np.exp(-0.3) + np.exp(-3.5), np.exp(-1.75), 0.0, np.exp(-5.5)])
     assert q1["distribution"] == pytest.approx((weights / weights.sum()).tolist())
@@ -440,9 +564,12 @@ def test_inspect_sample_keyed_by_metadata_and_text_answer(spark, frames, tmp_pat
     path.write_text(json.dumps(log, indent=2), encoding="utf-8")
     rows = scored(spark, frames, path, "inspect")
     first, second = (s["metadata"] for s in log["samples"])
-    assert sorted((r["question_id"], r["d_interview"], r["status"], r["score"]) for r in rows) == sorted([
-        (first["question_id"], first["d_interview"], "valid", 3.0),
-        (second["question_id"], second["d_interview"], "missing", None)])
+    assert sorted((r["question_id"], r["d_interview"], r["status"], r["score"]) for r in rows) == sorted(
+        [
+            (first["question_id"], first["d_interview"], "valid", 3.0),
+            (second["question_id"], second["d_interview"], "missing", None),
+        ]
+    )
     with pytest.raises(WvbError, match=r"--format inspect: .* is not an inspect_ai log"):
         read_records(spark, f"{BATCH}/together_output.jsonl", "inspect")
     log["samples"] = []
@@ -461,8 +588,13 @@ def test_inspect_zstd_eval_without_a_reader_is_a_one_line_error(monkeypatch):
     if sys.version_info >= (3, 14):
         pytest.skip("Python 3.14's zipfile reads zstandard itself")
     real_import = builtins.__import__
-    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
-                        if name == "zstandard" else real_import(name, *a, **k))
+    monkeypatch.setattr(
+        builtins,
+        "__import__",
+        lambda name, *a, **k: (
+            (_ for _ in ()).throw(ImportError(name)) if name == "zstandard" else real_import(name, *a, **k)
+        ),
+    )
     path = os.path.join(INSPECT, "text.eval")
     assert zipfile.ZipFile(path).getinfo("header.json").compress_type == 93
     with pytest.raises(ValueError, match=r"zstandard-compressed .*pip install zstandard.*inspect log convert"):
@@ -478,13 +610,39 @@ def test_export_inspect_task(spark, frames, tmp_path, capsys):
     root = two_row_probe_warehouse(spark, frames, tmp_path)
     for elicit, suffix in (("free-text", ""), ("logprobs", "-lp")):
         out = tmp_path / elicit
-        assert cli.main(["export", "inspect-task", "--warehouse", root, "--out", str(out), "--elicit", elicit,
-                         "--task", "probe_x", "--top-logprobs", "5", "--set", "storage.writer=offline"]) == 0
+        assert (
+            cli.main(
+                [
+                    "export",
+                    "inspect-task",
+                    "--warehouse",
+                    root,
+                    "--out",
+                    str(out),
+                    "--elicit",
+                    elicit,
+                    "--task",
+                    "probe_x",
+                    "--top-logprobs",
+                    "5",
+                    "--set",
+                    "storage.writer=offline",
+                ]
+            )
+            == 0
+        )
         assert "wrote 2 samples" in capsys.readouterr().out
         samples = [json.loads(line) for line in (out / "probe_x.jsonl").read_text(encoding="utf-8").splitlines()]
         assert [s["id"] for s in samples] == [f"wvb-Q1-484070001-wd{suffix}", f"wvb-Q94-36070002-wd{suffix}"]
-        assert [(s["metadata"]["question_id"], s["metadata"]["d_interview"], s["metadata"]["scale_min"],
-                 s["metadata"]["scale_max"]) for s in samples] == [("Q1", 484070001, 1, 4), ("Q94", 36070002, 0, 2)]
+        assert [
+            (
+                s["metadata"]["question_id"],
+                s["metadata"]["d_interview"],
+                s["metadata"]["scale_min"],
+                s["metadata"]["scale_max"],
+            )
+            for s in samples
+        ] == [("Q1", 484070001, 1, 4), ("Q94", 36070002, 0, 2)]
         source = (out / "probe_x.py").read_text(encoding="utf-8")
         tree = ast.parse(source)
         assert [f.name for f in tree.body if isinstance(f, ast.FunctionDef)] == ["probe_x"]

@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from wvb_spark.transforms import ingest
 from wvb_spark.core import metadata
 from wvb_spark.stages.synth import write_synthetic_wvs
+from wvb_spark.transforms import ingest
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +29,15 @@ def test_v6_like_layout_semicolons_quotes_and_extra_columns(sample):
     header, rows = sample
     # the official download starts with quoted version/doi columns and quotes its strings
     wide_header = ["version", "doi", *header, "Y001"]
-    wide_rows = [['"6-0-0 (2024-01-01)"', '"doi.org/10.14281/18241.24"',
-                  *[f'"{v}"' if not v.lstrip("-").replace(".", "").isdigit() else v for v in fields], "3"]
-                 for fields in rows]
+    wide_rows = [
+        [
+            '"6-0-0 (2024-01-01)"',
+            '"doi.org/10.14281/18241.24"',
+            *[f'"{v}"' if not v.lstrip("-").replace(".", "").isdigit() else v for v in fields],
+            "3",
+        ]
+        for fields in rows
+    ]
     parsed = _parse(wide_header, wide_rows, separator=";")
     expected = _parse(header, rows)
     assert [r["reject_reason"] for r in parsed] == [None] * len(rows)
@@ -44,8 +50,8 @@ def test_answers_follow_the_adjustments_and_scales(sample):
     header, rows = sample
     q56, q111, q1 = (header.index(q) for q in ("Q56", "Q111", "Q1"))
     rows = [list(fields) for fields in rows[:3]]
-    rows[0][q56], rows[0][q111], rows[0][q1] = "2", "3", "-2"   # 2 -> 3; 3 -> no answer; -2 missing
-    rows[1][q56], rows[1][q111], rows[1][q1] = "3", "1", "7"    # 3 -> 2; 1 kept; 7 off Q1's 1..4 scale
+    rows[0][q56], rows[0][q111], rows[0][q1] = "2", "3", "-2"  # 2 -> 3; 3 -> no answer; -2 missing
+    rows[1][q56], rows[1][q111], rows[1][q1] = "3", "1", "7"  # 3 -> 2; 1 kept; 7 off Q1's 1..4 scale
     parsed = _parse(header, rows)
     position = {q: i for i, q in enumerate(metadata.value_question_ids())}
     assert parsed[0]["answers"][position["Q56"]] == 3
@@ -67,7 +73,12 @@ def test_refused_lines_carry_their_reason(sample):
     rows[3] = rows[3][:-1]
     parsed = _parse(header, rows)
     assert [r["reject_reason"] for r in parsed] == [
-        "bad_d_interview", "non_numeric_code", "non_numeric_weight", "wrong_field_count", None]
+        "bad_d_interview",
+        "non_numeric_code",
+        "non_numeric_weight",
+        "wrong_field_count",
+        None,
+    ]
     assert parsed[1]["reject_value"] == "Q10=1.5"
     assert parsed[2]["reject_value"] == "W_WEIGHT=heavy"
     assert parsed[3]["reject_value"] == f"{len(header) - 1} fields, header has {len(header)}"

@@ -23,8 +23,9 @@ def test_w1_equals_scipy_on_normalised_samples(scale):
         human = rng.integers(low, high + 1, size=rng.integers(1, 60))
         model = rng.integers(low, high + 1, size=rng.integers(1, 60))
         expected = wasserstein_distance((human - low) / (high - low), (model - low) / (high - low))
-        got = metrics.wasserstein_1(_histogram(human, points), _histogram(model, points),
-                                    metrics.normalised_steps(points, low, high))
+        got = metrics.wasserstein_1(
+            _histogram(human, points), _histogram(model, points), metrics.normalised_steps(points, low, high)
+        )
         assert got == pytest.approx(expected, abs=1e-12)
 
 
@@ -34,8 +35,9 @@ def test_w1_on_a_support_wider_than_the_scale_equals_scipy():
     model = np.array([0, 2, 9, 4, 4, -3, 12])
     points = np.unique(np.concatenate([np.arange(1, 5), human, model])).astype(float)
     expected = wasserstein_distance((human - 1) / 3, (model - 1) / 3)
-    got = metrics.wasserstein_1(_histogram(human, points), _histogram(model, points),
-                                metrics.normalised_steps(points, 1, 4))
+    got = metrics.wasserstein_1(
+        _histogram(human, points), _histogram(model, points), metrics.normalised_steps(points, 1, 4)
+    )
     assert got == pytest.approx(expected, abs=1e-12)
 
 
@@ -83,8 +85,16 @@ def _bootstrap(human, model, seed, replicates=400, noise_draws=200):
     points = np.arange(1, len(human) + 1)
     steps = metrics.normalised_steps(points, 1, len(human))
     rng = np.random.default_rng(metrics.row_seed(seed, "m", "Q1", "overall", "all"))
-    return metrics.bootstrap_row(np.asarray(human, float), int(np.sum(human)), np.asarray(model, float),
-                                 int(np.sum(model)), steps, replicates, noise_draws, rng)
+    return metrics.bootstrap_row(
+        np.asarray(human, float),
+        int(np.sum(human)),
+        np.asarray(model, float),
+        int(np.sum(model)),
+        steps,
+        replicates,
+        noise_draws,
+        rng,
+    )
 
 
 def test_bootstrap_interval_contains_the_estimate_and_is_reproducible_by_seed():
@@ -157,10 +167,7 @@ def test_small_resamples_with_empty_points_follow_the_multinomial_law():
     every outcome's frequency matches scipy's multinomial pmf, and empty points stay empty."""
     from scipy.stats import chisquare, multinomial
 
-    counts = np.array([[0.0, 2.0, 0.0, 2.0],
-                       [1.0, 1.0, 2.0, 0.0],
-                       [0.0, 0.0, 3.0, 1.0],
-                       [1.0, 1.0, 1.0, 1.0]])
+    counts = np.array([[0.0, 2.0, 0.0, 2.0], [1.0, 1.0, 2.0, 0.0], [0.0, 0.0, 3.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
     n = 3  # fewer respondents than observed: still a multinomial of n draws from the shares
     draws = 30_000
     cdfs = metrics.resample_cdfs(counts, [n] * len(counts), draws, np.random.default_rng(4))
@@ -188,8 +195,8 @@ def test_noise_floor_of_a_large_identical_sample_is_small_and_decreases_with_n()
 def test_threshold_bins_and_replicate_shares_equal_direct_counts():
     thresholds = [0.0, 0.1, 0.2, 0.3]
     rng = np.random.default_rng(2)
-    w1 = rng.random((6, 50)) * 0.4          # 6 questions x 50 replicates
-    w1[0, 0] = 0.2                          # exactly on a threshold: not below it
+    w1 = rng.random((6, 50)) * 0.4  # 6 questions x 50 replicates
+    w1[0, 0] = 0.2  # exactly on a threshold: not below it
     bins = np.stack([metrics.threshold_bins(row, thresholds) for row in w1])
     shares = metrics.share_below_replicates(bins, len(thresholds))
     for b in range(50):

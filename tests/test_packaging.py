@@ -29,8 +29,12 @@ def _version() -> str:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
-    done = subprocess.run(["make", "-s", "-C", str(ROOT), "dist", f"VENV={sys.prefix}", f"DIST={dist}"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "dist", f"VENV={sys.prefix}", f"DIST={dist}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return dist / f"wvb_spark-{_version()}-py3-none-any.whl"
 
@@ -54,29 +58,36 @@ def test_supported_range():
 
 
 def test_unsupported_pyspark_warns_in_one_line(capsys):
+    from wvb_spark.core import logs
+
+    logs.setup("probe")  # as the runner does
     assert runtime.warn_if_unsupported("3.5.1") is True
     assert not runtime.warn_if_unsupported("4.2.0")
     lines = capsys.readouterr().err.splitlines()
-    assert lines == ["wvb: pyspark 3.5.1 is outside the supported range >=4.0.0,<4.3.0; "
-                     "results are not tested on it"]
+    assert lines == [
+        "wvb probe: pyspark 3.5.1 is outside the supported range >=4.0.0,<4.3.0; results are not tested on it"
+    ]
 
 
 def _without_pyspark(code: str, tmp_path) -> subprocess.CompletedProcess:
     """Run `code` where `import pyspark` fails as it does when pyspark is not installed."""
     prelude = "import sys; sys.modules['pyspark'] = None\n"
-    return subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
 
 
 def test_missing_pyspark_is_one_line_and_help_and_synth_still_work(tmp_path):
-    done = _without_pyspark("from wvb_spark.cli import main; sys.exit(main(['build', '--raw', 'x.csv', "
-                            "'--warehouse', 'w']))", tmp_path)
+    done = _without_pyspark(
+        "from wvb_spark.cli import main; sys.exit(main(['build', '--raw', 'x.csv', '--warehouse', 'w']))", tmp_path
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"wvb build: error: {runtime.MISSING}"]
     helped = _without_pyspark("from wvb_spark.cli import main; main(['--help'])", tmp_path)
     assert helped.returncode == 0 and "build" in helped.stdout and "synth" in helped.stdout
-    synth = _without_pyspark("from wvb_spark.cli import main; sys.exit(main(['synth', '--respondents', '30', "
-                             "'--out', 'w.csv']))", tmp_path)
+    synth = _without_pyspark(
+        "from wvb_spark.cli import main; sys.exit(main(['synth', '--respondents', '30', '--out', 'w.csv']))", tmp_path
+    )
     assert synth.returncode == 0, synth.stderr
     assert (tmp_path / "w.csv").is_file()
 
@@ -91,8 +102,12 @@ def test_only_local_masters_get_the_drivers_interpreter(monkeypatch):
 
 
 def _pip(python: Path, *arguments: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", *arguments],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(python), "-m", "pip", "--disable-pip-version-check", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_wheel_keeps_the_runtimes_pyspark(wheel, tmp_path):
@@ -104,10 +119,15 @@ def test_wheel_keeps_the_runtimes_pyspark(wheel, tmp_path):
     python = environment / "bin" / "python"
     runtime_installed = _pip(python, "install", "-q", f"pyspark=={RUNTIME_PYSPARK}")
     if runtime_installed.returncode != 0:
-        if re.search(r"(Could not fetch|connection|resolve|Network|No matching distribution)",
-                     runtime_installed.stderr, re.IGNORECASE):
-            pytest.skip(f"pyspark {RUNTIME_PYSPARK} could not be had from the package index "
-                        f"(offline?): {runtime_installed.stderr.strip().splitlines()[-1]}")
+        if re.search(
+            r"(Could not fetch|connection|resolve|Network|No matching distribution)",
+            runtime_installed.stderr,
+            re.IGNORECASE,
+        ):
+            pytest.skip(
+                f"pyspark {RUNTIME_PYSPARK} could not be had from the package index "
+                f"(offline?): {runtime_installed.stderr.strip().splitlines()[-1]}"
+            )
         raise AssertionError(runtime_installed.stderr)
     installed = _pip(python, "install", str(wheel))
     assert installed.returncode == 0, installed.stderr
@@ -120,9 +140,21 @@ def test_wheel_keeps_the_runtimes_pyspark(wheel, tmp_path):
     helped = subprocess.run([str(wvb), "--help"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert helped.returncode == 0 and "evaluate" in helped.stdout, helped.stderr
     raw, warehouse = tmp_path / "wvs.csv", tmp_path / "warehouse"
-    steps = [[str(wvb), "synth", "--respondents", "80", "--out", str(raw)],
-             [str(wvb), "build", "--raw", str(raw), "--warehouse", str(warehouse),
-              "--set", "storage.writer=offline", "--set", "spark.master=local[2]"]]
+    steps = [
+        [str(wvb), "synth", "--respondents", "80", "--out", str(raw)],
+        [
+            str(wvb),
+            "build",
+            "--raw",
+            str(raw),
+            "--warehouse",
+            str(warehouse),
+            "--set",
+            "storage.writer=offline",
+            "--set",
+            "spark.master=local[2]",
+        ],
+    ]
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True, timeout=900, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.core import config as wvb_config
+from wvb_spark.core.errors import WvbError
+from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.stages import probe
 from wvb_spark.transforms import selection
-from wvb_spark.core.errors import WvbError
 
 GROUP_BY = ["continent", "urban_rural", "education_level"]
 QUESTIONS = ["Q1", "Q2", "Q3"]
@@ -27,8 +27,9 @@ VALID_GROUP_SIZES = {
     ("Europe", "Rural", "Tertiary"): 6,
     ("Europe", "Rural", "Lower Secondary"): 20,
 }
-PARTICIPANT_SCHEMA = ("d_interview long, split string, continent string, urban_rural string, "
-                      "education_level string, sex string")
+PARTICIPANT_SCHEMA = (
+    "d_interview long, split string, continent string, urban_rural string, education_level string, sex string"
+)
 EXAMPLE_SCHEMA = "d_interview long, question_id string, answer int, split string"
 
 
@@ -64,8 +65,10 @@ def make_people_and_answers() -> tuple[pd.DataFrame, pd.DataFrame]:
     add("valid", None, "Rural", "Tertiary")
     add("valid", "Europe", None, "Tertiary", answer_prob=1.0)
     answers.append((999_999, "Q1", 3, "valid"))  # no participant row
-    return (pd.DataFrame(people, columns=["d_interview", "split", *GROUP_BY, "sex"]),
-            pd.DataFrame(answers, columns=["d_interview", "question_id", "answer", "split"]))
+    return (
+        pd.DataFrame(people, columns=["d_interview", "split", *GROUP_BY, "sex"]),
+        pd.DataFrame(answers, columns=["d_interview", "question_id", "answer", "split"]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +87,18 @@ def expected_eligible(people: pd.DataFrame, answers: pd.DataFrame, split="valid"
 
 def run(participants, examples, *, per_group=5, min_group_size=6, seed=0):
     answers = probe.answers_with_groups(examples, participants, QUESTIONS, "valid", GROUP_BY)
-    sample = probe.sample_probe(answers, split="valid", group_by=GROUP_BY, per_group=per_group,
-                                min_group_size=min_group_size, seed=seed)
-    report = probe.group_report(answers, participants, QUESTIONS, split="valid", group_by=GROUP_BY,
-                                per_group=per_group, min_group_size=min_group_size)
+    sample = probe.sample_probe(
+        answers, split="valid", group_by=GROUP_BY, per_group=per_group, min_group_size=min_group_size, seed=seed
+    )
+    report = probe.group_report(
+        answers,
+        participants,
+        QUESTIONS,
+        split="valid",
+        group_by=GROUP_BY,
+        per_group=per_group,
+        min_group_size=min_group_size,
+    )
     return answers, sample.toPandas(), report.toPandas()
 
 
@@ -123,8 +134,11 @@ def test_published_rule_skips_groups_of_five_or_fewer(tables):
     skipped = report[report["status"] == "skipped"]
     assert (skipped["group_size"] <= 5).all() and (report[report["status"] == "kept"]["group_size"] >= 6).all()
     # the one-member group has nobody for Q2 and Q3: reported with size 0, not missing
-    lonely = report[(report["continent"] == "Europe") & (report["urban_rural"] == "Urban")
-                    & (report["education_level"] == "Lower Secondary")].set_index("question_id")
+    lonely = report[
+        (report["continent"] == "Europe")
+        & (report["urban_rural"] == "Urban")
+        & (report["education_level"] == "Lower Secondary")
+    ].set_index("question_id")
     assert lonely.loc["Q1", "group_size"] == 1 and lonely.loc["Q2", "group_size"] == 0
     assert set(lonely["status"]) == {"skipped"}
     # kept groups yield exactly 5 rows each
@@ -142,8 +156,9 @@ def test_only_valid_split_respondents_who_answered(tables):
     assert not sample[GROUP_BY].isna().any().any()
     # with k above every group size, the probe is exactly the eligible set
     eligible = expected_eligible(people, answers)
-    assert set(zip(sample["question_id"], sample["d_interview"])) == \
-        set(zip(eligible["question_id"], eligible["d_interview"]))
+    assert set(zip(sample["question_id"], sample["d_interview"])) == set(
+        zip(eligible["question_id"], eligible["d_interview"])
+    )
     assert not sample.duplicated(["question_id", "d_interview"]).any()
 
 
@@ -187,17 +202,28 @@ def test_ranks_follow_input_order_nowhere(tables, spark):
 
 # --------------------------------------------------------------------------- options
 
+
 @pytest.fixture(scope="module")
 def questions_df(spark):
-    rows = [("Q1", "Social Values", "value", True), ("Q2", "Social Values", "value", False),
-            ("Q3", "Ethical Values", "value", True), ("Q260", "Demographics", "demographic", False)]
+    rows = [
+        ("Q1", "Social Values", "value", True),
+        ("Q2", "Social Values", "value", False),
+        ("Q3", "Ethical Values", "value", True),
+        ("Q260", "Demographics", "demographic", False),
+    ]
     return spark.createDataFrame(rows, "question_id string, category string, use_case string, is_probe boolean")
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ("probe", ["Q1", "Q3"]), ("all", ["Q1", "Q2", "Q3"]), ("social values", ["Q1", "Q2"]),
-    ("Q3,Q1", ["Q1", "Q3"]), ("Q2", ["Q2"]),
-])
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("probe", ["Q1", "Q3"]),
+        ("all", ["Q1", "Q2", "Q3"]),
+        ("social values", ["Q1", "Q2"]),
+        ("Q3,Q1", ["Q1", "Q3"]),
+        ("Q2", ["Q2"]),
+    ],
+)
 def test_question_specs(questions_df, spec, expected):
     assert selection.resolve_questions(questions_df, spec) == expected
 
@@ -209,13 +235,18 @@ def test_bad_question_specs_are_one_line_errors(questions_df, spec, message):
 
 
 def test_defaults_reproduce_the_published_design():
-    args = argparse.Namespace(questions=None, split=None, group_by=None, per_group=None,
-                              min_group_size=None, seed=None)
-    settings = probe.resolve_settings(args, wvb_config.load())
-    assert settings == {"questions": "probe", "split": "valid", "group_by": GROUP_BY,
-                        "per_group": 5, "min_group_size": 6, "seed": 0}
+    args = argparse.Namespace(questions=None, split=None, group_by=None, per_group=None, min_group_size=None, seed=None)
+    settings = probe.resolve_settings(wvb_config.with_options(wvb_config.load(), probe.SETTINGS, args, probe.OPTIONS))
+    assert settings == {
+        "questions": "probe",
+        "split": "valid",
+        "group_by": GROUP_BY,
+        "per_group": 5,
+        "min_group_size": 6,
+        "seed": 0,
+    }
     args.per_group, args.group_by = 3, "continent,sex"
-    settings = probe.resolve_settings(args, wvb_config.load())
+    settings = probe.resolve_settings(wvb_config.with_options(wvb_config.load(), probe.SETTINGS, args, probe.OPTIONS))
     assert settings["min_group_size"] == 4 and settings["group_by"] == ["continent", "sex"]
 
 
@@ -229,24 +260,39 @@ def test_unknown_group_column_is_a_one_line_error(tables):
 
 # --------------------------------------------------------------------------- the command
 
+
 def metadata_questions(spark):
     from wvb_spark.core import metadata, schemas
 
     probe_ids = set(metadata.probe_questions())
-    rows = [(q.question_id, q.text, q.category, q.use_case, q.scale_min, q.scale_max, q.data_type, None,
-             q.question_id in probe_ids) for q in metadata.questions().values()]
+    rows = [
+        (
+            q.question_id,
+            q.text,
+            q.category,
+            q.use_case,
+            q.scale_min,
+            q.scale_max,
+            q.data_type,
+            None,
+            q.question_id in probe_ids,
+        )
+        for q in metadata.questions().values()
+    ]
     return spark.createDataFrame(rows, schemas.QUESTIONS)
 
 
 def test_command_writes_probe_and_group_report(spark, tables, tmp_path, capsys):
-    from wvb_spark import cli
     from warehouse_helpers import write_build
+
+    from wvb_spark import cli
 
     people, answers, participants, examples = tables
     warehouse = str(tmp_path / "wh")
     config = wvb_config.load(None, ["storage.writer=offline"])
-    write_build(spark, warehouse, config, questions=metadata_questions(spark), participants=participants,
-                examples=examples)
+    write_build(
+        spark, warehouse, config, questions=metadata_questions(spark), participants=participants, examples=examples
+    )
 
     # defaults: the 36 probe questions; only Q1..Q3 have answers here
     assert cli.main(["probe", "--warehouse", warehouse, "--set", "storage.writer=offline"]) == 0
@@ -268,13 +314,30 @@ def test_command_writes_probe_and_group_report(spark, tables, tmp_path, capsys):
     assert cli.main(["probe", "--warehouse", warehouse, "--set", "storage.writer=offline"]) == 0
     again = Warehouse(spark, warehouse, config).read("probe").toPandas()
     assert again.values.tolist() == written.values.tolist()
-    assert cli.main(["probe", "--warehouse", warehouse, "--seed", "9", "--questions", "Q1,Q2",
-                     "--set", "storage.writer=offline"]) == 0
+    assert (
+        cli.main(
+            [
+                "probe",
+                "--warehouse",
+                warehouse,
+                "--seed",
+                "9",
+                "--questions",
+                "Q1,Q2",
+                "--set",
+                "storage.writer=offline",
+            ]
+        )
+        == 0
+    )
     other = Warehouse(spark, warehouse, config).read("probe").toPandas()
     assert set(other["question_id"]) == {"Q1", "Q2"}
-    assert set(zip(other["question_id"], other["d_interview"])) != \
-        set(zip(written.loc[written["question_id"] != "Q3", "question_id"],
-                written.loc[written["question_id"] != "Q3", "d_interview"]))
+    assert set(zip(other["question_id"], other["d_interview"])) != set(
+        zip(
+            written.loc[written["question_id"] != "Q3", "question_id"],
+            written.loc[written["question_id"] != "Q3", "d_interview"],
+        )
+    )
 
 
 def test_command_errors_are_one_line(spark, tables, tmp_path, capsys):

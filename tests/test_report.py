@@ -17,45 +17,74 @@ from PIL import Image
 
 from wvb_spark import cli
 from wvb_spark.core import schemas
-from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.core.schemas import BUILD_RUNS, DISTANCES, SUMMARY
+from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.stages.report import order_models, order_values, question_order
 
 CONFIG = {"storage": {"writer": "offline"}}
 NAN = float("nan")
 THRESHOLDS = [0.0, 0.1, 0.2, 0.3, 0.4]
 MODELS = ["sim-biased", "group-prior", "uniform"]
-REPORT_ORDER = ["sim-biased", "uniform", "group-prior"]   # models, then baselines in their fixed order
-QUESTIONS = [("Q1", "Ethical Values"), ("Q2", "Ethical Values"), ("Q10", "Ethical Values"),
-             ("Q3", "Religious Values"), ("Q4", "Religious Values"), ("Q5", "Happiness and Wellbeing")]
-GROUPS = [("overall", "all"), ("continent", "Europe"), ("continent", "Asia"), ("continent", "(missing)"),
-          ("urban_rural", "Urban"),
-          ("urban_rural", "Rural"), ("education_level", "Tertiary"), ("education_level", "Lower Secondary"),
-          ("education_level", "Primary or No Education"), ("education_level", "(missing)"),
-          ("country", "Germany"), ("country", "Japan"), ("country", "Nigeria")]
+REPORT_ORDER = ["sim-biased", "uniform", "group-prior"]  # models, then baselines in their fixed order
+QUESTIONS = [
+    ("Q1", "Ethical Values"),
+    ("Q2", "Ethical Values"),
+    ("Q10", "Ethical Values"),
+    ("Q3", "Religious Values"),
+    ("Q4", "Religious Values"),
+    ("Q5", "Happiness and Wellbeing"),
+]
+GROUPS = [
+    ("overall", "all"),
+    ("continent", "Europe"),
+    ("continent", "Asia"),
+    ("continent", "(missing)"),
+    ("urban_rural", "Urban"),
+    ("urban_rural", "Rural"),
+    ("education_level", "Tertiary"),
+    ("education_level", "Lower Secondary"),
+    ("education_level", "Primary or No Education"),
+    ("education_level", "(missing)"),
+    ("country", "Germany"),
+    ("country", "Japan"),
+    ("country", "Nigeria"),
+]
 
 # The headline rows (overall, τ = 0.2) the report must show, chosen so that their
 # rounding is unambiguous; uniform has no interval (bootstrap 0 would give nulls).
 HEADLINE = {
-    "sim-biased": dict(pct_questions_below=50.0, ci_low=100 / 3, ci_high=200 / 3, mean_w1=0.183,
-                       invalid_rate=0.025, n_questions=6),
-    "group-prior": dict(pct_questions_below=500 / 6, ci_low=200 / 3, ci_high=100.0, mean_w1=0.09,
-                        invalid_rate=0.0, n_questions=6),
-    "uniform": dict(pct_questions_below=100 / 6, ci_low=None, ci_high=None, mean_w1=0.301,
-                    invalid_rate=0.0, n_questions=6),
+    "sim-biased": dict(
+        pct_questions_below=50.0, ci_low=100 / 3, ci_high=200 / 3, mean_w1=0.183, invalid_rate=0.025, n_questions=6
+    ),
+    "group-prior": dict(
+        pct_questions_below=500 / 6, ci_low=200 / 3, ci_high=100.0, mean_w1=0.09, invalid_rate=0.0, n_questions=6
+    ),
+    "uniform": dict(
+        pct_questions_below=100 / 6, ci_low=None, ci_high=None, mean_w1=0.301, invalid_rate=0.0, n_questions=6
+    ),
 }
 # Noise floor per question of the overall group; None = question not scored (w1 null).
 NOISE_FLOORS = {
-    "sim-biased": [0.1, 0.3, 0.15, 0.25, 0.05, 0.35],     # mean 0.2, 3 of 6 below 0.2 -> 50.0
-    "group-prior": [0.1, 0.1, 0.1, 0.1, 0.1, 0.1],        # mean 0.1, 6 of 6 -> 100.0
-    "uniform": [0.12, 0.32, None, 0.08, 0.4, 0.28],       # 5 scored: mean 0.24, 2 of 5 -> 40.0
+    "sim-biased": [0.1, 0.3, 0.15, 0.25, 0.05, 0.35],  # mean 0.2, 3 of 6 below 0.2 -> 50.0
+    "group-prior": [0.1, 0.1, 0.1, 0.1, 0.1, 0.1],  # mean 0.1, 6 of 6 -> 100.0
+    "uniform": [0.12, 0.32, None, 0.08, 0.4, 0.28],  # 5 scored: mean 0.24, 2 of 5 -> 40.0
 }
 EXPECTED_NOISE = {"sim-biased": ("0.200", "50.0"), "group-prior": ("0.100", "100.0"), "uniform": ("0.240", "40.0")}
 
-SETTINGS = {"operation": "wvb evaluate", "protocol": "default", "population": "paired", "split": None,
-            "weights": False, "bootstrap": 200, "seed": 3, "group_by": ["overall", "continent", "urban_rural",
-                                                                          "education_level", "country"],
-            "models": MODELS, "thresholds": THRESHOLDS, "noise_floor_draws": 200, "confidence": 0.9}
+SETTINGS = {
+    "operation": "wvb evaluate",
+    "protocol": "default",
+    "population": "paired",
+    "split": None,
+    "weights": False,
+    "bootstrap": 200,
+    "seed": 3,
+    "group_by": ["overall", "continent", "urban_rural", "education_level", "country"],
+    "models": MODELS,
+    "thresholds": THRESHOLDS,
+    "noise_floor_draws": 200,
+    "confidence": 0.9,
+}
 
 
 def summary_rows(offset: float = 0.0) -> list[tuple]:
@@ -65,12 +94,36 @@ def summary_rows(offset: float = 0.0) -> list[tuple]:
             for t, threshold in enumerate(THRESHOLDS):
                 if group_by == "overall" and threshold == 0.2 and offset == 0.0:
                     h = HEADLINE[model]
-                    rows.append((model, group_by, group_value, threshold, h["pct_questions_below"], h["ci_low"],
-                                 h["ci_high"], h["mean_w1"], h["invalid_rate"], h["n_questions"]))
+                    rows.append(
+                        (
+                            model,
+                            group_by,
+                            group_value,
+                            threshold,
+                            h["pct_questions_below"],
+                            h["ci_low"],
+                            h["ci_high"],
+                            h["mean_w1"],
+                            h["invalid_rate"],
+                            h["n_questions"],
+                        )
+                    )
                     continue
                 pct = min(100.0, 25.0 * t + 5.0 * m + g + offset)
-                rows.append((model, group_by, group_value, threshold, pct, max(pct - 10, 0.0), min(pct + 10, 100.0),
-                             0.1 + 0.02 * g + 0.05 * m, 0.01 * m, 6))
+                rows.append(
+                    (
+                        model,
+                        group_by,
+                        group_value,
+                        threshold,
+                        pct,
+                        max(pct - 10, 0.0),
+                        min(pct + 10, 100.0),
+                        0.1 + 0.02 * g + 0.05 * m,
+                        0.01 * m,
+                        6,
+                    )
+                )
     return rows
 
 
@@ -79,8 +132,28 @@ def distance_rows() -> list[tuple]:
     for model in MODELS:
         for (question, _), floor in zip(QUESTIONS, NOISE_FLOORS[model]):
             w1 = None if floor is None else 0.05 + 0.04 * len(question)
-            rows.append((model, question, "overall", "all", 100, 100, 100, 0, w1, None, None, None, None,
-                         None if w1 is None else 1 - w1, floor, None if w1 is None else w1 <= floor, 0.0, {}))
+            rows.append(
+                (
+                    model,
+                    question,
+                    "overall",
+                    "all",
+                    100,
+                    100,
+                    100,
+                    0,
+                    w1,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None if w1 is None else 1 - w1,
+                    floor,
+                    None if w1 is None else w1 <= floor,
+                    0.0,
+                    {},
+                )
+            )
     return rows
 
 
@@ -89,17 +162,34 @@ def warehouse(spark, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("report-warehouse"))
     # version 0 of summary holds other numbers: the report must read the latest (version 1)
     tables = Warehouse(spark, root, CONFIG)
-    tables.write("summary", spark.createDataFrame(summary_rows(offset=1.0), SUMMARY), stage="wvb evaluate",
-                 options={"stale": True})
-    tables.write("summary", spark.createDataFrame(summary_rows(), SUMMARY), stage="wvb evaluate",
-                 options=SETTINGS)
-    tables.write("distances", spark.createDataFrame(distance_rows(), DISTANCES), stage="wvb evaluate",
-                 options=SETTINGS)
+    tables.write(
+        "summary",
+        spark.createDataFrame(summary_rows(offset=1.0), SUMMARY),
+        stage="wvb evaluate",
+        options={"stale": True},
+    )
+    tables.write("summary", spark.createDataFrame(summary_rows(), SUMMARY), stage="wvb evaluate", options=SETTINGS)
+    tables.write("distances", spark.createDataFrame(distance_rows(), DISTANCES), stage="wvb evaluate", options=SETTINGS)
     questions = [(q, f"text of {q}", category, "value", 1, 4, "ordinal", None, True) for q, category in QUESTIONS]
     tables.write("questions", spark.createDataFrame(questions, schemas.QUESTIONS), stage="wvb build")
-    run = (1, datetime.datetime(2024, 5, 1, 12, 0), "wvs.csv", "paper", 1000, 990, 10,
-           {"duplicate_id": 4, "unknown_country": 6}, 7, {"code_-1": 120, "code_-2": 30}, 20000,
-           {"train": 14000, "test": 3000, "valid": 3000}, {"questions": 0}, 12.5, "0.1.0", "4.2.0")
+    run = (
+        1,
+        datetime.datetime(2024, 5, 1, 12, 0),
+        "wvs.csv",
+        "paper",
+        1000,
+        990,
+        10,
+        {"duplicate_id": 4, "unknown_country": 6},
+        7,
+        {"code_-1": 120, "code_-2": 30},
+        20000,
+        {"train": 14000, "test": 3000, "valid": 3000},
+        {"questions": 0},
+        12.5,
+        "0.1.0",
+        "4.2.0",
+    )
     tables.write("build_runs", spark.createDataFrame([run], BUILD_RUNS), stage="wvb build")
     return root
 
@@ -127,8 +217,18 @@ def markdown_table(text: str, heading: str) -> tuple[list[str], list[list[str]]]
 
 def test_headline_table_holds_the_summary_numbers(report):
     header, rows = markdown_table((report / "report.md").read_text(), "## Headline")
-    assert header == ["model", "type", "elicited", "% questions W1 < 0.2", "90% CI", "mean W1", "invalid",
-                      "questions", "mean noise floor", "% noise floor < 0.2"]
+    assert header == [
+        "model",
+        "type",
+        "elicited",
+        "% questions W1 < 0.2",
+        "90% CI",
+        "mean W1",
+        "invalid",
+        "questions",
+        "mean noise floor",
+        "% noise floor < 0.2",
+    ]
     assert [row[0] for row in rows] == REPORT_ORDER
     expected = {
         "sim-biased": ["sim-biased", "model", "50.0", "[33.3, 66.7]", "0.183", "2.5%", "6"],
@@ -184,16 +284,16 @@ def test_data_card(report):
     software = dict(software)
     assert software["Spark (runtime)"] == pyspark.__version__
     assert "matplotlib" in software and "deltalake" in software
-    assert "WARNING" not in text   # summary and distances carry the same settings
+    assert "WARNING" not in text  # summary and distances carry the same settings
 
 
 PNG_SIZES = {  # documented in README: report (figure size in inches x 100 dpi)
     "headline_curve.png": (900, 600),
-    "curve_by_continent.png": (1420, 410),          # 3 panels in a row
+    "curve_by_continent.png": (1420, 410),  # 3 panels in a row
     "curve_by_urban_rural.png": (1020, 410),
-    "curve_by_education_level.png": (1020, 730),    # 4 panels: 2 x 2
+    "curve_by_education_level.png": (1020, 730),  # 4 panels: 2 x 2
     "w1_heatmap.png": (1400, 700),
-    "w1_by_country.png": (1400, 400),               # one panel: sim-biased, the only non-baseline model
+    "w1_by_country.png": (1400, 400),  # one panel: sim-biased, the only non-baseline model
 }
 
 
@@ -226,11 +326,13 @@ def test_html_is_self_contained(report):
 
 def test_models_option_and_errors(warehouse, tmp_path, capsys):
     out = tmp_path / "one"
-    assert cli.main(["report", "--warehouse", warehouse, "--out", str(out), "--models", "uniform",
-                     "--threshold", "0.4"]) == 0
+    assert (
+        cli.main(["report", "--warehouse", warehouse, "--out", str(out), "--models", "uniform", "--threshold", "0.4"])
+        == 0
+    )
     header, rows = markdown_table((out / "report.md").read_text(), "## Headline")
     assert header[3] == "% questions W1 < 0.4" and [r[0] for r in rows] == ["uniform"]
-    expected = min(100.0, 25.0 * 4 + 5.0 * 2 + 0)    # uniform (m=2), overall (g=0), τ index 4
+    expected = min(100.0, 25.0 * 4 + 5.0 * 2 + 0)  # uniform (m=2), overall (g=0), τ index 4
     assert rows[0][3] == f"{expected:.1f}"
     # no non-baseline model: the country chart shows the baseline
     with Image.open(out / "w1_by_country.png") as image:
@@ -249,9 +351,18 @@ def test_models_option_and_errors(warehouse, tmp_path, capsys):
 
 def test_display_orders():
     assert order_models(["uniform", "zeta", "group-prior", "alpha", "majority-leaky"]) == [
-        "alpha", "zeta", "uniform", "majority-leaky", "group-prior"]
+        "alpha",
+        "zeta",
+        "uniform",
+        "majority-leaky",
+        "group-prior",
+    ]
     assert order_values("continent", ["(missing)", "Oceania", "Asia", "Atlantis"]) == [
-        "Asia", "Oceania", "Atlantis", "(missing)"]
+        "Asia",
+        "Oceania",
+        "Atlantis",
+        "(missing)",
+    ]
     assert order_values("urban_rural", ["Rural", "Urban"]) == ["Urban", "Rural"]
     questions = pd.DataFrame({"question_id": ["Q10", "Q2", "Q1", "Q7"], "category": ["B", "B", "B", "A"]})
     order = question_order(["Q10", "Q2", "Q1", "Q7", "Q99"], questions)
@@ -283,11 +394,26 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
     page = tmp_path / "check.html"
     page.write_text((report / "report.html").read_text().replace("</body>", CHECK, 1))
     result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=180)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     match = re.search(r'<pre id="wvb-check">(.*?)</pre>', result.stdout, re.S)
     assert match, f"no check output from Chromium (exit {result.returncode}): {result.stderr[-2000:]}"
     import html

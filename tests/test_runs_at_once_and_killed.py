@@ -17,16 +17,24 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from wvb_spark.stages import build
 from wvb_spark.core import config as wvb_config
 from wvb_spark.core.warehouse import Warehouse
+from wvb_spark.stages import build
 from wvb_spark.stages.synth import write_synthetic_wvs
 
 RESPONDENTS = 400
 MODELS = ("m1", "m2", "m3", "m4")
 # One core and several write tasks per table: a task finishes well before the commit.
-SMALL = ["--set", "spark.master=local[1]", "--set", "spark.conf.spark.sql.shuffle.partitions=4",
-         "--set", "build.examples_files=6", "--set", "spark.conf.spark.driver.memory=1g"]
+SMALL = [
+    "--set",
+    "spark.master=local[1]",
+    "--set",
+    "spark.conf.spark.sql.shuffle.partitions=4",
+    "--set",
+    "build.examples_files=6",
+    "--set",
+    "spark.conf.spark.driver.memory=1g",
+]
 
 
 def wvb(*args: str, writer: str) -> list[str]:
@@ -38,8 +46,7 @@ def run(command: list[str]) -> subprocess.CompletedProcess:
 
 
 def start(command: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +62,15 @@ def settings(writer: str) -> dict:
 
 def contents(warehouse: str, name: str, writer: str, spark) -> pd.DataFrame:
     frame = Warehouse(spark, warehouse, settings(writer)).read(name).toPandas()
-    frame = frame.drop(columns=[c for c in frame.columns if frame[c].map(lambda v: isinstance(v, (dict, list))).any()
-                                or hasattr(frame[c].dtype, "tz") or "time" in str(frame[c].dtype)])
+    frame = frame.drop(
+        columns=[
+            c
+            for c in frame.columns
+            if frame[c].map(lambda v: isinstance(v, (dict, list))).any()
+            or hasattr(frame[c].dtype, "tz")
+            or "time" in str(frame[c].dtype)
+        ]
+    )
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 
 
@@ -124,10 +138,23 @@ def test_four_imports_of_different_models_at_once_keep_every_row(spark, built, w
     warehouse = _copy(built[writer], tmp_path / "wh")
     probe = Warehouse(spark, warehouse, settings(writer)).read("probe").toPandas()
     for round_number in range(2):
-        files = {m: model_file(tmp_path, f"{m}-{round_number}", probe, i + round_number)
-                 for i, m in enumerate(MODELS)}
-        processes = {m: start(wvb("predictions", "import", "--warehouse", warehouse, "--model", m,
-                                  "--file", str(files[m][0]), writer=writer)) for m in MODELS}
+        files = {m: model_file(tmp_path, f"{m}-{round_number}", probe, i + round_number) for i, m in enumerate(MODELS)}
+        processes = {
+            m: start(
+                wvb(
+                    "predictions",
+                    "import",
+                    "--warehouse",
+                    warehouse,
+                    "--model",
+                    m,
+                    "--file",
+                    str(files[m][0]),
+                    writer=writer,
+                )
+            )
+            for m in MODELS
+        }
         outputs = {m: p.communicate(timeout=600) for m, p in processes.items()}
         for model, process in processes.items():
             assert process.returncode == 0, outputs[model][1]
@@ -146,15 +173,18 @@ def test_two_evaluates_at_once_both_succeed_or_one_is_refused_in_one_line(spark,
     if writer not in built:
         pytest.skip("native Delta is not available")
     warehouse = _copy(built[writer], tmp_path / "wh")
-    assert run(wvb("baselines", "--warehouse", warehouse, "--models", "uniform,global-prior",
-                   writer=writer)).returncode == 0
-    command = wvb("evaluate", "--warehouse", warehouse, "--bootstrap", "20", "--group-by", "overall,continent",
-                  writer=writer)
+    assert (
+        run(wvb("baselines", "--warehouse", warehouse, "--models", "uniform,global-prior", writer=writer)).returncode
+        == 0
+    )
+    command = wvb(
+        "evaluate", "--warehouse", warehouse, "--bootstrap", "20", "--group-by", "overall,continent", writer=writer
+    )
     processes = [start(command), start(command)]
     results = [(p.communicate(timeout=600), p.returncode) for p in processes]
     codes = sorted(code for _, code in results)
     assert codes in ([0, 0], [0, 1]), results
-    for (out, err), code in results:
+    for (_out, err), code in results:
         if code == 1:
             lines = [line for line in err.splitlines() if line.startswith("wvb evaluate")]
             assert len(lines) == 1 and "changed by another writer" in lines[0] and "nothing was committed" in lines[0]
@@ -166,7 +196,8 @@ def test_two_evaluates_at_once_both_succeed_or_one_is_refused_in_one_line(spark,
 
 @pytest.mark.parametrize("table", ["examples"])
 def test_a_build_killed_after_a_write_task_leaves_the_last_build_and_a_rerun_equals_it(
-        spark, built, writer, raw_file, tmp_path, table):
+    spark, built, writer, raw_file, tmp_path, table
+):
     if writer not in built:
         pytest.skip("native Delta is not available")
     warehouse = _copy(built[writer], tmp_path / "wh")
@@ -184,38 +215,46 @@ def test_a_build_killed_after_a_write_task_leaves_the_last_build_and_a_rerun_equ
         pd.testing.assert_frame_equal(contents(warehouse, name, writer, spark), baseline[name])
 
 
-def test_an_import_killed_after_a_write_task_changes_nothing_and_a_rerun_imports_once(
-        spark, built, writer, tmp_path):
+def test_an_import_killed_after_a_write_task_changes_nothing_and_a_rerun_imports_once(spark, built, writer, tmp_path):
     if writer not in built:
         pytest.skip("native Delta is not available")
     warehouse = _copy(built[writer], tmp_path / "wh")
     probe = Warehouse(spark, warehouse, settings(writer)).read("probe").toPandas()
     first, first_rows = model_file(tmp_path, "first", probe, 0)
-    assert run(wvb("predictions", "import", "--warehouse", warehouse, "--model", "m",
-                   "--file", str(first), writer=writer)).returncode == 0
+    assert (
+        run(
+            wvb("predictions", "import", "--warehouse", warehouse, "--model", "m", "--file", str(first), writer=writer)
+        ).returncode
+        == 0
+    )
     before = contents(warehouse, "predictions", writer, spark)
     big = pd.concat([probe] * 20)  # more rows: more write tasks
     second, second_rows = model_file(tmp_path, "second", big, 1)
 
-    process = start(wvb("predictions", "import", "--warehouse", warehouse, "--model", "m",
-                        "--file", str(second), writer=writer))
+    process = start(
+        wvb("predictions", "import", "--warehouse", warehouse, "--model", "m", "--file", str(second), writer=writer)
+    )
     _kill_after_a_task_finished(process, Path(warehouse) / "predictions", writer)
 
     pd.testing.assert_frame_equal(contents(warehouse, "predictions", writer, spark), before)
-    rerun = run(wvb("predictions", "import", "--warehouse", warehouse, "--model", "m",
-                    "--file", str(second), writer=writer))
+    rerun = run(
+        wvb("predictions", "import", "--warehouse", warehouse, "--model", "m", "--file", str(second), writer=writer)
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert Warehouse(spark, warehouse, settings(writer)).partition_rows("predictions", "model") == {"m": second_rows}
     assert len(before) == first_rows
 
 
 def test_an_evaluate_killed_after_a_write_task_changes_nothing_and_a_rerun_equals_an_uninterrupted_run(
-        spark, built, writer, tmp_path):
+    spark, built, writer, tmp_path
+):
     if writer not in built:
         pytest.skip("native Delta is not available")
     warehouse = _copy(built[writer], tmp_path / "wh")
-    assert run(wvb("baselines", "--warehouse", warehouse, "--models", "uniform,global-prior",
-                   writer=writer)).returncode == 0
+    assert (
+        run(wvb("baselines", "--warehouse", warehouse, "--models", "uniform,global-prior", writer=writer)).returncode
+        == 0
+    )
     command = wvb("evaluate", "--warehouse", warehouse, "--bootstrap", "20", writer=writer)
     assert run(command).returncode == 0
     baseline = {name: contents(warehouse, name, writer, spark) for name in ("distances", "summary")}

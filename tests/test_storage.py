@@ -22,18 +22,20 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from wvb_spark.core import storage
+from wvb_spark.core.errors import WvbError
 from wvb_spark.core.storage import Layout
 from wvb_spark.core.warehouse import choose_writer
-from wvb_spark.core.errors import WvbError
 
-EXAMPLES_SCHEMA = T.StructType([
-    T.StructField("d_interview", T.LongType()),
-    T.StructField("question_id", T.StringType()),
-    T.StructField("answer", T.IntegerType()),
-    T.StructField("split", T.StringType()),
-    T.StructField("recorded_at", T.TimestampType()),
-    T.StructField("score", T.DoubleType()),
-])
+EXAMPLES_SCHEMA = T.StructType(
+    [
+        T.StructField("d_interview", T.LongType()),
+        T.StructField("question_id", T.StringType()),
+        T.StructField("answer", T.IntegerType()),
+        T.StructField("split", T.StringType()),
+        T.StructField("recorded_at", T.TimestampType()),
+        T.StructField("score", T.DoubleType()),
+    ]
+)
 SPLITS = ["train", "test", "va/l x"]  # '/' and ' ' must survive directory escaping
 BY_SPLIT = Layout(partition_by=("split",))
 BY_MODEL = Layout(partition_by=("model",))
@@ -42,8 +44,14 @@ BY_MODEL = Layout(partition_by=("model",))
 def example_rows(count: int, answer_offset: int = 0) -> list[tuple]:
     start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     return [
-        (1000 + i, f"Q{(i * 7) % 11}", (i + answer_offset) % 5, SPLITS[i % 3],
-         start + dt.timedelta(microseconds=1001 * i), None if i % 4 == 0 else i * 0.5)
+        (
+            1000 + i,
+            f"Q{(i * 7) % 11}",
+            (i + answer_offset) % 5,
+            SPLITS[i % 3],
+            start + dt.timedelta(microseconds=1001 * i),
+            None if i % 4 == 0 else i * 0.5,
+        )
         for i in range(count)
     ]
 
@@ -83,8 +91,13 @@ def read(spark, table, writer, version=None):
 def test_first_write_is_delta_version_0_with_partitions_and_statistics(spark, tmp_path, writer):
     rows = example_rows(60)
     table = str(tmp_path / "examples")
-    version = write(spark, spark.createDataFrame(rows, EXAMPLES_SCHEMA), table, writer,
-                    Layout(partition_by=("split",), sort_within=("question_id",)))
+    version = write(
+        spark,
+        spark.createDataFrame(rows, EXAMPLES_SCHEMA),
+        table,
+        writer,
+        Layout(partition_by=("split",), sort_within=("question_id",)),
+    )
 
     assert version == 0
     delta = DeltaTable(table)
@@ -111,8 +124,7 @@ def test_first_write_is_delta_version_0_with_partitions_and_statistics(spark, tm
 def test_offline_statistics_round_times_outwards_and_files_sit_in_the_run_directory(spark, tmp_path):
     rows = example_rows(60)
     table = str(tmp_path / "examples")
-    write(spark, spark.createDataFrame(rows, EXAMPLES_SCHEMA), table, "offline", BY_SPLIT,
-          metadata={"run_id": "r1"})
+    write(spark, spark.createDataFrame(rows, EXAMPLES_SCHEMA), table, "offline", BY_SPLIT, metadata={"run_id": "r1"})
     expected = pandas_of(rows)
     protocol = DeltaTable(table).protocol()
     assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2)
@@ -142,9 +154,13 @@ def test_read_returns_the_written_rows_with_their_types(spark, tmp_path, writer)
 
 
 def test_partition_column_types_come_from_the_delta_schema_not_inference(spark, tmp_path, writer):
-    schema = T.StructType([T.StructField("model", T.StringType()),
-                           T.StructField("wave", T.ShortType()),
-                           T.StructField("score", T.LongType())])
+    schema = T.StructType(
+        [
+            T.StructField("model", T.StringType()),
+            T.StructField("wave", T.ShortType()),
+            T.StructField("score", T.LongType()),
+        ]
+    )
     # "007" would be inferred as the integer 7 from the directory name
     df = spark.createDataFrame([("007", 7, 1), ("10", 7, 2), (None, 6, 3)], schema)
     write(spark, df, tmp_path / "p", writer, Layout(partition_by=("model", "wave")))
@@ -153,8 +169,10 @@ def test_partition_column_types_come_from_the_delta_schema_not_inference(spark, 
 
     assert got.schema == schema
     assertDataFrameEqual(got, df)
-    values = sorted((a["partitionValues"]["model"] or "", a["partitionValues"]["wave"])
-                    for a in actions(str(tmp_path / "p"), 0, "add"))
+    values = sorted(
+        (a["partitionValues"]["model"] or "", a["partitionValues"]["wave"])
+        for a in actions(str(tmp_path / "p"), 0, "add")
+    )
     assert values == [("", "6"), ("007", "7"), ("10", "7")]
 
 
@@ -172,10 +190,12 @@ def test_overwrite_bumps_the_version_removes_old_files_and_time_travels(spark, t
     assert not old_paths & {add["path"] for add in actions(table, 1, "add")}
     assertDataFrameEqual(read(spark, table, writer), new)
     assertDataFrameEqual(read(spark, table, writer, version=0), old)
-    pd.testing.assert_frame_equal(sorted_frame(DeltaTable(table, version=0).to_pandas()),
-                                  sorted_frame(pandas_of(old_rows)), check_dtype=False)
-    pd.testing.assert_frame_equal(sorted_frame(DeltaTable(table).to_pandas()),
-                                  sorted_frame(pandas_of(new_rows)), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        sorted_frame(DeltaTable(table, version=0).to_pandas()), sorted_frame(pandas_of(old_rows)), check_dtype=False
+    )
+    pd.testing.assert_frame_equal(
+        sorted_frame(DeltaTable(table).to_pandas()), sorted_frame(pandas_of(new_rows)), check_dtype=False
+    )
     if writer == "offline":
         with pytest.raises(WvbError, match="no version 5"):
             read(spark, table, writer, version=5)
@@ -187,8 +207,9 @@ def test_overwrite_bumps_the_version_removes_old_files_and_time_travels(spark, t
 def test_replace_replaces_only_those_partitions(spark, tmp_path, writer):
     schema = "model string, question_id string, score int"
     table = str(tmp_path / "predictions")
-    first = spark.createDataFrame([("gpt/4 o", "Q1", 1), ("gpt/4 o", "Q2", 2), ("llama", "Q1", 3),
-                                   ("mistral", "Q1", 4)], schema)
+    first = spark.createDataFrame(
+        [("gpt/4 o", "Q1", 1), ("gpt/4 o", "Q2", 2), ("llama", "Q1", 3), ("mistral", "Q1", 4)], schema
+    )
     write(spark, first, table, writer, BY_MODEL)
     replacement = spark.createDataFrame([("gpt/4 o", "Q1", 9)], schema)
 
@@ -216,8 +237,9 @@ def test_replace_refuses_rows_of_other_partitions_and_commits_nothing(spark, tmp
     assert storage.latest_version(table) == 0
     assertDataFrameEqual(read(spark, table, writer), spark.createDataFrame([("a", 1)], schema))
     if writer == "offline":  # its own files are gone too
-        assert [p for p in glob.glob(os.path.join(table, "run-*")) if "/run-" in p] == \
-            [os.path.join(table, data_file(actions(table, 0, "add")[0]).split("/")[0])]
+        assert [p for p in glob.glob(os.path.join(table, "run-*")) if "/run-" in p] == [
+            os.path.join(table, data_file(actions(table, 0, "add")[0]).split("/")[0])
+        ]
     with pytest.raises(WvbError, match="partition columns"):
         write(spark, mixed, table, writer, BY_MODEL, replace={"score": 2})
 
@@ -302,8 +324,9 @@ def test_overwrite_may_change_schema_and_partitioning(spark, tmp_path, writer):
 
 
 @pytest.mark.parametrize("first,second", [("native", "offline"), ("offline", "native")])
-def test_a_table_of_one_writer_is_replaced_and_overwritten_by_the_other(spark, tmp_path, native_available,
-                                                                          first, second):
+def test_a_table_of_one_writer_is_replaced_and_overwritten_by_the_other(
+    spark, tmp_path, native_available, first, second
+):
     if not native_available:
         pytest.skip("native Delta: Delta's jars are not available")
     schema = "model string, question_id string, score int"

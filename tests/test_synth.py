@@ -24,8 +24,18 @@ from wvb_spark.stages.synth import SurveyModel, write_synthetic_wvs
 N = 3_000
 SEED = 7
 VALUE = list(metadata.value_question_ids())
-STRING_COLUMNS = ["B_COUNTRY_ALPHA", "C_COW_ALPHA", "LNGE_ISO", "X002_02B", "V002A_01", "V001A_01",
-                  "Q223_ABREV", "Q223_LOCAL", "O1_LONGITUDE", "O2_LATITUDE"]
+STRING_COLUMNS = [
+    "B_COUNTRY_ALPHA",
+    "C_COW_ALPHA",
+    "LNGE_ISO",
+    "X002_02B",
+    "V002A_01",
+    "V001A_01",
+    "Q223_ABREV",
+    "Q223_LOCAL",
+    "O1_LONGITUDE",
+    "O2_LATITUDE",
+]
 # Location codes the codebook lists for some countries only; the others get -4.
 LOCATION_COLUMNS = ["N_TOWN", "N_REGION_ISO", "N_REGION_WVS", "N_REGION_NUTS2"]
 # Identity codes of the real file that the v5.0 codebook does not list: Hong Kong's
@@ -53,7 +63,7 @@ def adjusted(wvs):
     for qid in VALUE:
         mapping = metadata.answer_adjustments().get(qid, {})
         raw = wvs[qid]
-        values = raw.map(lambda r: mapping.get(r, r) if r >= 0 else None).astype(float)
+        values = raw.map(lambda r, mapping=mapping: mapping.get(r, r) if r >= 0 else None).astype(float)
         out[qid] = values
     return pd.DataFrame(out)
 
@@ -124,14 +134,23 @@ def test_value_answers_inside_scale_after_adjustment(wvs, adjusted):
     for qid in VALUE:
         answers = adjusted[qid].dropna()
         assert answers.between(questions[qid].scale_min, questions[qid].scale_max).all(), qid
-        assert set(wvs[qid][wvs[qid] < 0]) <= {-1, -2, -4, -5} | {r for r, a in
-                                                                   metadata.answer_adjustments().get(qid, {}).items() if a is None}
+        assert set(wvs[qid][wvs[qid] < 0]) <= {-1, -2, -4, -5} | {
+            r for r, a in metadata.answer_adjustments().get(qid, {}).items() if a is None
+        }
 
 
-@pytest.mark.parametrize("qid,raw_codes", [
-    ("Q56", {2, 3}), ("Q111", {3}), ("Q119", {0, 3, 4}), ("Q221", {4}), ("Q222", {4}),
-    *[(f"Q{n}", {0}) for n in range(241, 250)], ("Q254", {5}),
-])
+@pytest.mark.parametrize(
+    "qid,raw_codes",
+    [
+        ("Q56", {2, 3}),
+        ("Q111", {3}),
+        ("Q119", {0, 3, 4}),
+        ("Q221", {4}),
+        ("Q222", {4}),
+        *[(f"Q{n}", {0}) for n in range(241, 250)],
+        ("Q254", {5}),
+    ],
+)
 def test_raw_codes_that_the_adjustment_remaps_occur(wvs, qid, raw_codes):
     assert raw_codes <= set(wvs[qid])
 
@@ -146,9 +165,14 @@ def test_country_identity_codes_agree(wvs):
         assert s025 == number * 10_000 + year and str(s025) in metadata.choices("S025")
     assert wvs.groupby("B_COUNTRY")["A_YEAR"].nunique().max() == 1
     cow_labels = metadata.choices("C_COW_ALPHA") | NOT_IN_CODEBOOK["C_COW_ALPHA"]
-    cow_names = {"Hong Kong SAR PRC": "Hong Kong SAR", "United States of America": "United States",
-                 "United Kingdom": "Great Britain", "Russian Federation": "Russia", "Macau SAR": "Macao SAR",
-                 "Malasia": "Malaysia"}
+    cow_names = {
+        "Hong Kong SAR PRC": "Hong Kong SAR",
+        "United States of America": "United States",
+        "United Kingdom": "Great Britain",
+        "Russian Federation": "Russia",
+        "Macau SAR": "Macao SAR",
+        "Malasia": "Malaysia",
+    }
     for (number, cow), _ in wvs.groupby(["B_COUNTRY", "C_COW_ALPHA"]):
         label = cow_labels[cow]
         assert cow_names.get(label, label) == names[str(number)], (number, cow)
@@ -272,9 +296,11 @@ def test_education_shifts_answers_within_countries(adjusted, groups):
 def test_urban_age_and_sex_shift_answers(wvs, adjusted, groups):
     normalised = _normalised(adjusted)
     centred = normalised - normalised.groupby(groups["country"]).transform("mean")
-    for mask_a, mask_b in [(wvs["H_URBRURAL"] == 1, wvs["H_URBRURAL"] == 2),
-                           (wvs["Q262"].between(16, 30), wvs["Q262"] >= 60),
-                           (wvs["Q260"] == 1, wvs["Q260"] == 2)]:
+    for mask_a, mask_b in [
+        (wvs["H_URBRURAL"] == 1, wvs["H_URBRURAL"] == 2),
+        (wvs["Q262"].between(16, 30), wvs["Q262"] >= 60),
+        (wvs["Q260"] == 1, wvs["Q260"] == 2),
+    ]:
         pvalues = [ttest_ind(centred.loc[mask_a, q].dropna(), centred.loc[mask_b, q].dropna()).pvalue for q in VALUE]
         assert np.mean(np.array(pvalues) < 0.001) > 0.1
 
@@ -294,8 +320,11 @@ def test_demographic_predictor_beats_global_one(adjusted, groups):
     """Per-(continent, education level) answer distributions fitted on half of the
     respondents predict the other half's answers better (log-loss) than the
     global distribution does."""
-    long = adjusted.assign(continent=groups["continent"], education=groups["education"]).melt(
-        id_vars=["continent", "education"], var_name="question_id", value_name="answer").dropna()
+    long = (
+        adjusted.assign(continent=groups["continent"], education=groups["education"])
+        .melt(id_vars=["continent", "education"], var_name="question_id", value_name="answer")
+        .dropna()
+    )
     rng = np.random.default_rng(0)
     respondent_half = rng.random(len(adjusted)) < 0.5
     long["train"] = np.tile(respondent_half, len(VALUE))[long.index]
@@ -362,8 +391,13 @@ def test_fault_manifest_matches_the_file(faulty):
     header, data = rows[0], rows[1:]
     assert summary.rows == len(data) == 602
     kinds = sorted(f["kind"] for f in manifest)
-    assert kinds == ["duplicate_d_interview", "duplicate_d_interview", "missing_field", "non_numeric_code",
-                     "out_of_range_code"]
+    assert kinds == [
+        "duplicate_d_interview",
+        "duplicate_d_interview",
+        "missing_field",
+        "non_numeric_code",
+        "out_of_range_code",
+    ]
     id_column = header.index("D_INTERVIEW")
     for fault in manifest:
         row = data[fault["row"] - 1]
@@ -381,8 +415,9 @@ def test_fault_manifest_matches_the_file(faulty):
     duplicated = ids[ids.duplicated(keep=False)]
     assert sorted(duplicated.index + 1) == sorted(f["row"] for f in manifest if f["kind"] == "duplicate_d_interview")
     # every row not listed has the full number of fields
-    assert [i + 1 for i, r in enumerate(data) if len(r) != len(header)] == [f["row"] for f in manifest
-                                                                           if f["kind"] == "missing_field"]
+    assert [i + 1 for i, r in enumerate(data) if len(r) != len(header)] == [
+        f["row"] for f in manifest if f["kind"] == "missing_field"
+    ]
 
 
 def test_faults_change_only_the_listed_rows(faulty):

@@ -65,8 +65,7 @@ def published(aggregates) -> dict[tuple[str, str], np.ndarray]:
 def full_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("synth_full") / "wvs.csv"
     summary = write_synthetic_wvs(path, respondents=N, seed=SEED)
-    frame = pd.read_csv(path, usecols=["B_COUNTRY", "B_COUNTRY_ALPHA", "C_COW_ALPHA", "S025"] + VALUE,
-                        engine="pyarrow")
+    frame = pd.read_csv(path, usecols=["B_COUNTRY", "B_COUNTRY_ALPHA", "C_COW_ALPHA", "S025"] + VALUE, engine="pyarrow")
     labels = CODEBOOK["B_COUNTRY"]["choices"]
     frame["country"] = frame["B_COUNTRY"].astype(str).map(labels).map(lambda name: ALIASES.get(name, name))
     return summary, frame
@@ -127,11 +126,21 @@ def test_borrowed_pairs_match_their_continent(aggregates, published, synthetic):
     question over the countries of its continent that have one."""
     continent = pd.read_csv(RESOURCES.joinpath("country2continent.csv")).set_index("Country")["Continent"]
     checked = 0
-    for country, qid in [("Mexico", "Q7"), ("Czechia", "Q27"), ("Thailand", "Q150"), ("Peru", "Q164"),
-                         ("New Zealand", "Q46"), ("Malaysia", "Q69"), ("Northern Ireland", "Q131")]:
+    for country, qid in [
+        ("Mexico", "Q7"),
+        ("Czechia", "Q27"),
+        ("Thailand", "Q150"),
+        ("Peru", "Q164"),
+        ("New Zealand", "Q46"),
+        ("Malaysia", "Q69"),
+        ("Northern Ireland", "Q131"),
+    ]:
         assert (country, qid) not in published
-        same = [published[(other, qid)] for other in aggregates.loc[aggregates["qid"] == qid, "country"].unique()
-                if continent[other] == continent[country]]
+        same = [
+            published[(other, qid)]
+            for other in aggregates.loc[aggregates["qid"] == qid, "country"].unique()
+            if continent[other] == continent[country]
+        ]
         assert same, (country, qid)
         assert _w1(qid, synthetic[(country, qid)], np.mean(same, axis=0)) <= W1_BOUND
         checked += 1
@@ -154,8 +163,12 @@ def test_not_asked_where_the_full_tabulation_has_no_answers(aggregates, full_fil
     _, frame = full_file
     tabulated = aggregates[aggregates["source"] == "SimLLMCultureDist"]
     present = set(zip(aggregates["country"], aggregates["qid"]))
-    gaps = [(c, q) for c in tabulated["country"].unique() for q in tabulated["qid"].unique()
-            if (c, q) not in present and c in set(frame["country"])]
+    gaps = [
+        (c, q)
+        for c in tabulated["country"].unique()
+        for q in tabulated["qid"].unique()
+        if (c, q) not in present and c in set(frame["country"])
+    ]
     assert len(gaps) >= 60 and sum(c == "China" for c, _ in gaps) == 13
     for country, qid in gaps:
         assert (frame.loc[frame["country"] == country, qid] == -4).all(), (country, qid)
@@ -174,9 +187,21 @@ def test_country_sizes_are_the_real_ones_scaled(full_file):
 def test_hong_kong_brazil_uruguay_carry_the_real_files_codes(full_file):
     _, frame = full_file
     codes = frame.drop_duplicates("B_COUNTRY").set_index("B_COUNTRY")
-    assert (codes.loc[344, "B_COUNTRY_ALPHA"], codes.loc[344, "C_COW_ALPHA"], codes.loc[344, "S025"]) == ("HKG", "HGK", 3442018)
-    assert (codes.loc[76, "B_COUNTRY_ALPHA"], codes.loc[76, "C_COW_ALPHA"], codes.loc[76, "S025"]) == ("BRA", "BRA", 762018)
-    assert (codes.loc[858, "B_COUNTRY_ALPHA"], codes.loc[858, "C_COW_ALPHA"], codes.loc[858, "S025"]) == ("URY", "URU", 8582022)
+    assert (codes.loc[344, "B_COUNTRY_ALPHA"], codes.loc[344, "C_COW_ALPHA"], codes.loc[344, "S025"]) == (
+        "HKG",
+        "HGK",
+        3442018,
+    )
+    assert (codes.loc[76, "B_COUNTRY_ALPHA"], codes.loc[76, "C_COW_ALPHA"], codes.loc[76, "S025"]) == (
+        "BRA",
+        "BRA",
+        762018,
+    )
+    assert (codes.loc[858, "B_COUNTRY_ALPHA"], codes.loc[858, "C_COW_ALPHA"], codes.loc[858, "S025"]) == (
+        "URY",
+        "URU",
+        8582022,
+    )
 
 
 def test_full_file_still_becomes_21_to_22_million_examples(full_file):

@@ -9,13 +9,12 @@ import os
 import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
+from warehouse_helpers import conform, settings, write_build
 
 from wvb_spark import __version__
-from wvb_spark.core import schemas
-from wvb_spark.core import storage, tables
-from wvb_spark.core.warehouse import Warehouse
+from wvb_spark.core import schemas, storage, tables
 from wvb_spark.core.errors import WvbError
-from warehouse_helpers import conform, settings, write_build
+from wvb_spark.core.warehouse import Warehouse
 
 PREDICTION_COLUMNS = "model string, question_id string, d_interview long, score double"
 
@@ -27,8 +26,19 @@ def predictions(spark, model: str, count: int, score: float = 1.0):
 
 
 def test_every_table_is_declared_once_with_the_command_that_writes_it():
-    assert set(tables.TABLES) == {"questions", "participants", "examples", "quarantine", "build_runs", "probe",
-                                  "probe_groups", "predictions", "histograms", "distances", "summary"}
+    assert set(tables.TABLES) == {
+        "questions",
+        "participants",
+        "examples",
+        "quarantine",
+        "build_runs",
+        "probe",
+        "probe_groups",
+        "predictions",
+        "histograms",
+        "distances",
+        "summary",
+    }
     assert {t.written_by for t in tables.TABLES.values() if t.from_build} == {"wvb build"}
     assert tables.table("predictions").partition_by == ("model",)
     assert tables.table("summary").partition_by == ("model",)
@@ -39,34 +49,59 @@ def test_every_table_is_declared_once_with_the_command_that_writes_it():
 def test_a_table_without_a_declared_column_is_a_typed_error_naming_the_command(spark, tmp_path):
     root = str(tmp_path)
     frame = predictions(spark, "m", 3).drop("status")
-    storage.write(spark, frame, storage.table_path(root, "predictions"), native=False,
-                  layout=storage.Layout(partition_by=("model",)))
-    with pytest.raises(tables.ColumnMismatch, match="table predictions has no column 'status'.*rerun wvb "
-                                                   "predictions import or wvb baselines"):
+    storage.write(
+        spark,
+        frame,
+        storage.table_path(root, "predictions"),
+        native=False,
+        layout=storage.Layout(partition_by=("model",)),
+    )
+    with pytest.raises(
+        tables.ColumnMismatch,
+        match="table predictions has no column 'status'.*rerun wvb predictions import or wvb baselines",
+    ):
         Warehouse(spark, root, settings()).read("predictions")
     retyped = predictions(spark, "m", 3).withColumn("score", F.col("score").cast("string"))
-    storage.write(spark, retyped, storage.table_path(root, "predictions"), native=False,
-                  layout=storage.Layout(partition_by=("model",)))
+    storage.write(
+        spark,
+        retyped,
+        storage.table_path(root, "predictions"),
+        native=False,
+        layout=storage.Layout(partition_by=("model",)),
+    )
     with pytest.raises(tables.ColumnMismatch, match="column 'score' is string, expected double"):
         Warehouse(spark, root, settings()).read("predictions")
 
 
 def test_the_standard_commit_info(spark, tmp_path, writer):
     warehouse = Warehouse(spark, str(tmp_path), settings(writer))
-    version = warehouse.write("predictions", predictions(spark, "m", 4), stage="wvb test",
-                              options={"model": "m"}, counts={"rows_read": 4}, replace={"model": "m"},
-                              expected_rows=4)
+    version = warehouse.write(
+        "predictions",
+        predictions(spark, "m", 4),
+        stage="wvb test",
+        options={"model": "m"},
+        counts={"rows_read": 4},
+        replace={"model": "m"},
+        expected_rows=4,
+    )
     info = warehouse.commit_info("predictions", version)
     assert {k: info[k] for k in ("stage", "table", "wvb_version", "options", "counts", "replaced")} == {
-        "stage": "wvb test", "table": "predictions", "wvb_version": __version__, "options": {"model": "m"},
-        "counts": {"rows_read": 4}, "replaced": {"model": ["m"]}}
+        "stage": "wvb test",
+        "table": "predictions",
+        "wvb_version": __version__,
+        "options": {"model": "m"},
+        "counts": {"rows_read": 4},
+        "replaced": {"model": ["m"]},
+    }
     assert len(info["run_id"]) > 20
     assert warehouse.partition_rows("predictions", "model") == {"m": 4}
 
 
 def test_readers_see_the_last_completed_build_not_a_killed_one(spark, tmp_path, writer):
     root, config = str(tmp_path), settings(writer)
-    people = spark.createDataFrame([(1, "train", 4), (2, "test", 4)], "d_interview long, split string, country_code int")
+    people = spark.createDataFrame(
+        [(1, "train", 4), (2, "test", 4)], "d_interview long, split string, country_code int"
+    )
     write_build(spark, root, config, participants=people)
     warehouse = Warehouse(spark, root, config)
     # a later build killed after its participants commit, before build_runs
@@ -77,9 +112,16 @@ def test_readers_see_the_last_completed_build_not_a_killed_one(spark, tmp_path, 
     assert reader.version("participants") == 0
     assert sorted(r["d_interview"] for r in reader.read("participants").collect()) == [1, 2]
     # a table written by a build that never completed is not there for readers
-    reader.write("examples", conform(spark.createDataFrame([(1, "Q1", 2, "train")],
-                                                           "d_interview long, question_id string, answer int, "
-                                                           "split string"), "examples"), stage="wvb build")
+    reader.write(
+        "examples",
+        conform(
+            spark.createDataFrame(
+                [(1, "Q1", 2, "train")], "d_interview long, question_id string, answer int, split string"
+            ),
+            "examples",
+        ),
+        stage="wvb build",
+    )
     with pytest.raises(WvbError, match=r"no examples table in .* \(run wvb build first\)"):
         Warehouse(spark, root, config).require("examples")
 
@@ -101,11 +143,14 @@ def _race(monkeypatch, winner):
 def test_an_offline_commit_that_lost_to_another_partition_is_retried(spark, tmp_path, monkeypatch):
     warehouse = Warehouse(spark, str(tmp_path), settings("offline"))
     warehouse.write("predictions", predictions(spark, "a", 2), stage="t", replace={"model": "a"})
-    _race(monkeypatch, lambda: warehouse.write("predictions", predictions(spark, "b", 5), stage="t",
-                                               replace={"model": "b"}))
+    _race(
+        monkeypatch,
+        lambda: warehouse.write("predictions", predictions(spark, "b", 5), stage="t", replace={"model": "b"}),
+    )
 
-    version = warehouse.write("predictions", predictions(spark, "c", 3), stage="t", replace={"model": "c"},
-                              expected_rows=3)
+    version = warehouse.write(
+        "predictions", predictions(spark, "c", 3), stage="t", replace={"model": "c"}, expected_rows=3
+    )
 
     assert version == 2  # after b's version 1
     assert warehouse.partition_rows("predictions", "model") == {"a": 2, "b": 5, "c": 3}
@@ -114,21 +159,30 @@ def test_an_offline_commit_that_lost_to_another_partition_is_retried(spark, tmp_
 
 
 @pytest.mark.parametrize("replace", [{"model": "a"}, None])
-def test_an_offline_commit_that_lost_on_its_own_rows_is_refused_and_leaves_nothing(spark, tmp_path,
-                                                                                 monkeypatch, replace):
+def test_an_offline_commit_that_lost_on_its_own_rows_is_refused_and_leaves_nothing(
+    spark, tmp_path, monkeypatch, replace
+):
     warehouse = Warehouse(spark, str(tmp_path), settings("offline"))
     warehouse.write("predictions", predictions(spark, "a", 2), stage="t", replace={"model": "a"})
-    _race(monkeypatch, lambda: warehouse.write("predictions", predictions(spark, "a", 5), stage="other",
-                                               replace={"model": "a"}))
+    _race(
+        monkeypatch,
+        lambda: warehouse.write("predictions", predictions(spark, "a", 5), stage="other", replace={"model": "a"}),
+    )
 
-    with pytest.raises(WvbError, match=r"changed by another writer \(version 1 \(other, run .*; "
-                                       r"nothing was committed") as error:
+    with pytest.raises(
+        WvbError,
+        match=r"changed by another writer \(version 1 \(other, run .*; "
+        r"nothing was committed",
+    ) as error:
         warehouse.write("predictions", predictions(spark, "a", 3), stage="t", replace=replace)
 
     assert error.value.exit_code == 1 and "\n" not in str(error.value)
     assert warehouse.partition_rows("predictions", "model") == {"a": 5}
-    committed = {json.loads(line).get("add", {}).get("path", "").split("/")[0]
-                 for v in (0, 1) for line in open(tmp_path / "predictions" / "_delta_log" / f"{v:020d}.json")}
+    committed = {
+        json.loads(line).get("add", {}).get("path", "").split("/")[0]
+        for v in (0, 1)
+        for line in open(tmp_path / "predictions" / "_delta_log" / f"{v:020d}.json")
+    }
     on_disk = {name for name in os.listdir(tmp_path / "predictions") if name.startswith("run-")}
     assert on_disk == committed - {""}  # the refused run's directory is gone
 
@@ -187,15 +241,19 @@ def test_vacuum_keeps_the_last_completed_build(spark, tmp_path):
     warehouse = Warehouse(spark, root, config)
     warehouse.write("participants", conform(people, "participants"), stage="killed build")  # never completed
     warehouse.vacuum(retain_hours=0)
-    assertDataFrameEqual(Warehouse(spark, root, config).read("participants").select("d_interview"),
-                         people.select("d_interview"))
+    assertDataFrameEqual(
+        Warehouse(spark, root, config).read("participants").select("d_interview"), people.select("d_interview")
+    )
 
 
 def test_an_offline_first_commit_that_lost_the_creation_race_to_another_partition_is_retried(
-        spark, tmp_path, monkeypatch):
+    spark, tmp_path, monkeypatch
+):
     warehouse = Warehouse(spark, str(tmp_path), settings("offline"))
-    _race(monkeypatch, lambda: warehouse.write("predictions", predictions(spark, "b", 5), stage="t",
-                                               replace={"model": "b"}))
+    _race(
+        monkeypatch,
+        lambda: warehouse.write("predictions", predictions(spark, "b", 5), stage="t", replace={"model": "b"}),
+    )
 
     assert warehouse.write("predictions", predictions(spark, "a", 2), stage="t", replace={"model": "a"}) == 1
     assert warehouse.partition_rows("predictions", "model") == {"a": 2, "b": 5}

@@ -31,8 +31,7 @@ def write_build(spark, root: str, config: dict, **frames: DataFrame) -> dict[str
     """Write the given build tables and a build_runs row naming their versions, as
     `wvb build` does, so readers see them as the last completed build."""
     warehouse = Warehouse(spark, root, config)
-    versions = {name: warehouse.write(name, conform(frame, name), stage="test")
-                for name, frame in frames.items()}
+    versions = {name: warehouse.write(name, conform(frame, name), stage="test") for name, frame in frames.items()}
     run = spark.createDataFrame([(1, versions)], "run_number long, table_versions map<string,long>")
     warehouse.write("build_runs", conform(run, "build_runs").select(*schemas.BUILD_RUNS.names), stage="test")
     return versions

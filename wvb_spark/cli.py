@@ -1,53 +1,62 @@
-"""The `wvb` command: one subcommand per stage, each defined in its own module.
-
-A stage module provides ``add_arguments(parser)`` and ``main(args) -> int``;
-this file only wires them together and turns a WvbError into one line on
-stderr and its exit code.
+"""The `wvb` command, and the one stage runner: it loads the settings once, lays the
+command's options over them, runs the stage (wvb_spark/stages/<command>.py, see
+core/stage.py for what a stage provides), prints the stage's result on stdout and
+turns a WvbError into one line on stderr and its exit code. jobs/*.py and the
+Databricks tasks run every stage through here too.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-from wvb_spark.core import runtime
+from wvb_spark.core import config, logs, runtime, stage
 from wvb_spark.core.errors import WvbError
-
-# A settings file for every command of a run (a Databricks job sets it once per job
-# cluster, so each task need not repeat --conf); --conf on the command line wins.
-CONF_VARIABLE = "WVB_CONF"
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("wvb_spark.stages.synth", "write a synthetic WVS Wave 7 CSV in the official layout"),
-    "build": ("wvb_spark.stages.build", "raw WVS Wave 7 CSV -> questions, participants, examples, quarantine Delta tables"),
+    "build": (
+        "wvb_spark.stages.build",
+        "raw WVS Wave 7 CSV -> questions, participants, examples, quarantine Delta tables",
+    ),
     "probe": ("wvb_spark.stages.probe", "stratified probe sample: questions x demographic groups x k respondents"),
-    "prompts": ("wvb_spark.stages.prompts", "chat requests (JSONL) for the probe or selected examples, with or without demographics"),
-    "export": ("wvb_spark.stages.export", "the probe as an lm-evaluation-harness or inspect_ai task (task file + JSONL documents)"),
-    "predictions": ("wvb_spark.stages.predictions", "import a model's predictions (TSV/CSV, JSONL answers, distributions) with a status per row"),
-    "baselines": ("wvb_spark.stages.baselines", "baseline models (uniform, majority-leaky, global-prior, group-prior) into predictions"),
-    "evaluate": ("wvb_spark.stages.evaluate", "score models: human vs model histograms, W1/JSD/TV with bootstrap CIs, headline summary"),
-    "report": ("wvb_spark.stages.report", "report.md, self-contained report.html and PNG figures from summary and distances"),
-    "simulate-model": ("wvb_spark.stages.simulate", "a model-output TSV from a predictor with a known bias (for demos and tests)"),
+    "prompts": (
+        "wvb_spark.stages.prompts",
+        "chat requests (JSONL) for the probe or selected examples, with or without demographics",
+    ),
+    "export": (
+        "wvb_spark.stages.export",
+        "the probe as an lm-evaluation-harness or inspect_ai task (task file + JSONL documents)",
+    ),
+    "predictions": (
+        "wvb_spark.stages.predictions",
+        "import a model's predictions (TSV/CSV, JSONL answers, distributions) with a status per row",
+    ),
+    "baselines": (
+        "wvb_spark.stages.baselines",
+        "baseline models (uniform, majority-leaky, global-prior, group-prior) into predictions",
+    ),
+    "evaluate": (
+        "wvb_spark.stages.evaluate",
+        "score models: human vs model histograms, W1/JSD/TV with bootstrap CIs, headline summary",
+    ),
+    "report": (
+        "wvb_spark.stages.report",
+        "report.md, self-contained report.html and PNG figures from summary and distances",
+    ),
+    "simulate-model": (
+        "wvb_spark.stages.simulate",
+        "a model-output TSV from a predictor with a known bias (for demos and tests)",
+    ),
     "vacuum": ("wvb_spark.stages.vacuum", "delete table files no version inside the retention needs (Delta's rules)"),
-    "delta-jars": ("wvb_spark.stages.delta_jars", "fetch Delta's JVM jars once (Maven Central) so local runs write native Delta"),
+    "delta-jars": (
+        "wvb_spark.stages.delta_jars",
+        "fetch Delta's JVM jars once (Maven Central) so local runs write native Delta",
+    ),
     "bench": ("wvb_spark.stages.bench", "time whole stages (median of repeats, peak memory)"),
 }
-
-
-def common_options() -> argparse.ArgumentParser:
-    """Options every Spark stage takes: a config file and key=value overrides."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--conf", metavar="YAML", default=os.environ.get(CONF_VARIABLE) or None,
-                        help=f"settings file, e.g. conf/local.yaml (default: ${CONF_VARIABLE} if set, "
-                             f"else built-in)")
-    parent.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override one setting, e.g. --set spark.master=local[2] or --set storage.writer=offline",
-    )
-    return parent
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -55,7 +64,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     given its options — the others still appear in `wvb --help` — which keeps start-up short."""
     parser = argparse.ArgumentParser(prog="wvb", description="WorldValuesBench on Spark.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    parent = common_options()
+    parent = stage.common_options()
+    defaults = config.defaults()
     for name, (module_name, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text, parents=[parent])
         if only is None or name == only:
@@ -63,8 +73,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             if module is None:
                 command.set_defaults(run=_pyspark_missing)
                 continue
-            module.add_arguments(command)
-            command.set_defaults(run=module.main)
+            module.add_arguments(command, defaults.get(module.SETTINGS) or {})
+            command.set_defaults(run=_runner(module))
     return parser
 
 
@@ -86,6 +96,21 @@ def _pyspark_missing(args) -> int:
     raise runtime.missing_pyspark_error()
 
 
+def _runner(module):
+    """Run one stage: settings once (one precedence), the stage, its result on stdout."""
+
+    def run(args) -> int:
+        settings = config.load(args.conf, args.overrides)
+        if module.SETTINGS:
+            settings = config.with_options(settings, module.SETTINGS, args, module.OPTIONS)
+        result = module.run(args, settings)
+        for line in result.lines:
+            print(line, flush=True)
+        return result.exit_code
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
@@ -95,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wvb {chosen}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     args = parser.parse_args(argv)
+    logs.setup(args.command, args.verbosity)
     try:
         return int(args.run(args) or 0)
     except WvbError as exc:

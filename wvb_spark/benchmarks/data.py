@@ -32,8 +32,7 @@ from wvb_spark.core import schemas
 
 def _uniform(seed: int, salt: str) -> F.Column:
     """A seeded pseudo-random number in (0, 1) per (model, question, respondent)."""
-    bucket = F.pmod(F.xxhash64(F.lit(seed), F.lit(salt), "model", "question_id", "d_interview"),
-                    F.lit(1_000_003))
+    bucket = F.pmod(F.xxhash64(F.lit(seed), F.lit(salt), "model", "question_id", "d_interview"), F.lit(1_000_003))
     return (bucket + F.lit(0.5)) / F.lit(1_000_003.0)
 
 
@@ -52,40 +51,58 @@ def noisy_predictions(targets: DataFrame, questions: DataFrame, models: list[str
     model_rows = [(name, 0.3 + 0.6 * i / denominator, 0.005 + 0.0125 * (i % 3)) for i, name in enumerate(models)]
     model_frame = spark.createDataFrame(model_rows, "model string, keep double, spoil double")
     scales = questions.select("question_id", "scale_min", "scale_max").where(F.col("scale_min").isNotNull())
-    rows = (targets.select("question_id", "d_interview", "answer")
-            .join(F.broadcast(scales), on="question_id", how="inner")
-            .crossJoin(F.broadcast(model_frame)))
+    rows = (
+        targets.select("question_id", "d_interview", "answer")
+        .join(F.broadcast(scales), on="question_id", how="inner")
+        .crossJoin(F.broadcast(model_frame))
+    )
     width = F.col("scale_max") - F.col("scale_min") + 1
     drawn = F.col("scale_min") + F.floor(_uniform(seed, "draw") * width).cast("int")
     point = F.when(_uniform(seed, "keep") < F.col("keep"), F.col("answer")).otherwise(drawn)
     spoiled = _uniform(seed, "spoil") < F.col("spoil")
     return rows.select(
-        "model", "question_id", F.col("d_interview").cast("long"),
+        "model",
+        "question_id",
+        F.col("d_interview").cast("long"),
         F.when(spoiled, F.lit("I cannot say")).otherwise(point.cast("string")).alias("raw_score"),
         F.when(spoiled, F.lit(None).cast("double")).otherwise(point.cast("double")).alias("score"),
         F.when(spoiled, F.lit("non_numeric")).otherwise(F.lit("valid")).alias("status"),
         F.lit(None).cast(T.ArrayType(T.DoubleType())).alias("distribution"),
-        F.lit("bench").alias("parse_method"), F.lit("wvb_spark.benchmarks.data").alias("source"),
-        F.lit(None).cast("double").alias("off_scale_mass"), F.lit(None).cast("int").alias("n_samples"),
+        F.lit("bench").alias("parse_method"),
+        F.lit("wvb_spark.benchmarks.data").alias("source"),
+        F.lit(None).cast("double").alias("off_scale_mass"),
+        F.lit(None).cast("int").alias("n_samples"),
         F.lit(None).cast("int").alias("n_unusable"),
     ).select(*schemas.columns(schemas.PREDICTIONS))
 
 
-def bench_predictions(examples: DataFrame, probe: DataFrame, questions: DataFrame, *, probe_models: int,
-                      full_models: int, split: str = "test", seed: int = 0) -> DataFrame:
+def bench_predictions(
+    examples: DataFrame,
+    probe: DataFrame,
+    questions: DataFrame,
+    *,
+    probe_models: int,
+    full_models: int,
+    split: str = "test",
+    seed: int = 0,
+) -> DataFrame:
     """The whole generated `predictions` table: probe-size models and full-split models."""
     answers = examples.select("question_id", "d_interview", "answer", "split")
-    probe_targets = (probe.select("question_id", "d_interview").distinct()
-                     .join(answers.drop("split"), on=["question_id", "d_interview"], how="inner"))
+    probe_targets = (
+        probe.select("question_id", "d_interview")
+        .distinct()
+        .join(answers.drop("split"), on=["question_id", "d_interview"], how="inner")
+    )
     full_targets = answers.where(F.col("split") == split).drop("split")
-    return (noisy_predictions(probe_targets, questions, model_names("probe", probe_models), seed=seed)
-            .unionByName(noisy_predictions(full_targets, questions, model_names("full", full_models), seed=seed)))
+    return noisy_predictions(probe_targets, questions, model_names("probe", probe_models), seed=seed).unionByName(
+        noisy_predictions(full_targets, questions, model_names("full", full_models), seed=seed)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     from wvb_spark.core import config as wvb_config
-    from wvb_spark.core.warehouse import Warehouse
     from wvb_spark.core.session import get_spark
+    from wvb_spark.core.warehouse import Warehouse
 
     parser = argparse.ArgumentParser(prog="python -m wvb_spark.benchmarks.data", description=__doc__.splitlines()[0])
     parser.add_argument("--warehouse", required=True, help="warehouse with questions, examples and probe tables")
@@ -100,15 +117,31 @@ def main(argv: list[str] | None = None) -> int:
     spark = get_spark(config)
     warehouse = Warehouse(spark, args.warehouse, config)
     tables = {name: warehouse.read(name) for name in ("examples", "probe", "questions")}
-    predictions = bench_predictions(tables["examples"], tables["probe"], tables["questions"],
-                                    probe_models=args.probe_models, full_models=args.full_models,
-                                    split=args.split, seed=args.seed)
-    version = warehouse.write("predictions", predictions, stage="wvb_spark.benchmarks.data",
-                              options={"seed": args.seed, "probe_models": args.probe_models,
-                                       "full_models": args.full_models, "split": args.split},
-                              sort_within=("question_id",))
-    print(f"wrote {args.warehouse}/predictions v{version}: {args.probe_models} probe-size and "
-          f"{args.full_models} {args.split}-split models, seed {args.seed}")
+    predictions = bench_predictions(
+        tables["examples"],
+        tables["probe"],
+        tables["questions"],
+        probe_models=args.probe_models,
+        full_models=args.full_models,
+        split=args.split,
+        seed=args.seed,
+    )
+    version = warehouse.write(
+        "predictions",
+        predictions,
+        stage="wvb_spark.benchmarks.data",
+        options={
+            "seed": args.seed,
+            "probe_models": args.probe_models,
+            "full_models": args.full_models,
+            "split": args.split,
+        },
+        sort_within=("question_id",),
+    )
+    print(
+        f"wrote {args.warehouse}/predictions v{version}: {args.probe_models} probe-size and "
+        f"{args.full_models} {args.split}-split models, seed {args.seed}"
+    )
     return 0
 
 

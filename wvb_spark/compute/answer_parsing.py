@@ -111,7 +111,7 @@ def _repaired_object(text: str):
     if start < 0:
         return None
     end = text.rfind("}")
-    fragment = text[start:end + 1] if end > start else text[start:]
+    fragment = text[start : end + 1] if end > start else text[start:]
     for attempt in (fragment, _repair(fragment)):
         try:
             obj = ast.literal_eval(attempt)
@@ -209,8 +209,9 @@ def _as_number(value) -> float | None:
         return math.inf
 
 
-def parse_distribution(payload: str | None, kind: str, scale_min: int | None,
-                       scale_max: int | None) -> ParsedDistribution:
+def parse_distribution(
+    payload: str | None, kind: str, scale_min: int | None, scale_max: int | None
+) -> ParsedDistribution:
     """Normalise one distribution prediction.
 
     ``payload`` is JSON: either a list with one entry per scale point (scale_min first) or
@@ -282,7 +283,6 @@ def parse_distribution(payload: str | None, kind: str, scale_min: int | None,
     return ParsedDistribution([w / total for w in weights], "valid")
 
 
-
 # ---------------------------------------------------------------- elicited distributions
 #
 # Three ways of asking a model for a distribution rather than one answer: the
@@ -311,8 +311,9 @@ def scale_point_of_token(token: str | None, scale_min: int, scale_max: int, lett
     return point if scale_min <= point <= scale_max else None
 
 
-def distribution_from_top_logprobs(pairs, scale_min: int | None, scale_max: int | None,
-                                   letters: bool = False) -> ParsedDistribution:
+def distribution_from_top_logprobs(
+    pairs, scale_min: int | None, scale_max: int | None, letters: bool = False
+) -> ParsedDistribution:
     """[(token, logprob), ...] of the first answer token -> the distribution over the scale.
 
     Tokens naming the same point (" 3" and "3") add up; the probabilities of the scale
@@ -359,8 +360,7 @@ def distribution_from_samples(texts, scale_min: int | None, scale_max: int | Non
         answer = parse_answer(text, scale_min, scale_max)
         value = answer.score_text
         number = float(value) if value is not None and is_number_text(value) else None
-        if number is None or not math.isfinite(number) or number != int(number) \
-                or not scale_min <= number <= scale_max:
+        if number is None or not math.isfinite(number) or number != int(number) or not scale_min <= number <= scale_max:
             unusable += 1
             continue
         counts[int(number) - scale_min] += 1
@@ -368,10 +368,12 @@ def distribution_from_samples(texts, scale_min: int | None, scale_max: int | Non
     share = unusable / len(texts)
     if usable == 0:
         blank = all(t is None or not str(t).strip() for t in texts)
-        return ParsedDistribution(None, "missing" if blank else "non_numeric", off_scale_mass=share,
-                                  n_samples=len(texts), n_unusable=unusable)
-    return ParsedDistribution([c / usable for c in counts], "valid", off_scale_mass=share,
-                              n_samples=len(texts), n_unusable=unusable)
+        return ParsedDistribution(
+            None, "missing" if blank else "non_numeric", off_scale_mass=share, n_samples=len(texts), n_unusable=unusable
+        )
+    return ParsedDistribution(
+        [c / usable for c in counts], "valid", off_scale_mass=share, n_samples=len(texts), n_unusable=unusable
+    )
 
 
 _DISTRIBUTION_KEYS = ("distribution", "probabilities", "probability", "probs", "answer distribution")
@@ -450,5 +452,9 @@ def distribution_from_loglikelihoods(values, scale_min: int | None, scale_max: i
         return ParsedDistribution(None, "missing")
     if len(values) != scale_max - scale_min + 1:
         return ParsedDistribution(None, "out_of_range")
-    return parse_distribution(json.dumps([v if v is None or isinstance(v, (int, float)) else str(v)
-                                          for v in values]), "logprobs", scale_min, scale_max)
+    return parse_distribution(
+        json.dumps([v if v is None or isinstance(v, (int, float)) else str(v) for v in values]),
+        "logprobs",
+        scale_min,
+        scale_max,
+    )

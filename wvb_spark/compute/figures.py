@@ -21,12 +21,12 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 DPI = 100
-HEADLINE_SIZE = (9.0, 6.0)              # 900 x 600 px
-HEATMAP_SIZE = (14.0, 7.0)              # 1400 x 700 px
-FACET_PANEL = (4.0, 3.2)                # per panel; plus FACET_EXTRA for legend and title
+HEADLINE_SIZE = (9.0, 6.0)  # 900 x 600 px
+HEATMAP_SIZE = (14.0, 7.0)  # 1400 x 700 px
+FACET_PANEL = (4.0, 3.2)  # per panel; plus FACET_EXTRA for legend and title
 FACET_EXTRA = (2.2, 0.9)
-FACET_COLUMNS = 3                       # (2 x 2 for four panels)
-COUNTRY_WIDTH = 14.0                    # 1400 px wide, 60 + 340 px per model panel high
+FACET_COLUMNS = 3  # (2 x 2 for four panels)
+COUNTRY_WIDTH = 14.0  # 1400 px wide, 60 + 340 px per model panel high
 COUNTRY_PANEL_HEIGHT = 3.4
 COUNTRY_EXTRA_HEIGHT = 0.6
 
@@ -82,8 +82,9 @@ def _curve(axes, rows: pd.DataFrame, style: dict, label: str | None, band: bool)
     rows = rows.sort_values("threshold")
     axes.plot(rows["threshold"], rows["pct_questions_below"], label=label, linewidth=1.8, markersize=4, **style)
     if band and rows["ci_low"].notna().any():
-        axes.fill_between(rows["threshold"], rows["ci_low"], rows["ci_high"], color=style["color"],
-                          alpha=0.12, linewidth=0)
+        axes.fill_between(
+            rows["threshold"], rows["ci_low"], rows["ci_high"], color=style["color"], alpha=0.12, linewidth=0
+        )
 
 
 def _share_axes(axes, thresholds: np.ndarray) -> None:
@@ -92,8 +93,13 @@ def _share_axes(axes, thresholds: np.ndarray) -> None:
     axes.grid(True, color="#dddddd", linewidth=0.6)
 
 
-def headline_curve(curves: pd.DataFrame, models: list[str], noise_floor_curve: pd.DataFrame | None,
-                   threshold: float, group_label: str = "everyone") -> Figure:
+def headline_curve(
+    curves: pd.DataFrame,
+    models: list[str],
+    noise_floor_curve: pd.DataFrame | None,
+    threshold: float,
+    group_label: str = "everyone",
+) -> Figure:
     """The published figure: % of questions with W1 < τ against τ, one line per model,
     its bootstrap interval as a band, and the humans-vs-humans noise floor for reference."""
     styles = model_styles(models)
@@ -102,8 +108,16 @@ def headline_curve(curves: pd.DataFrame, models: list[str], noise_floor_curve: p
         _curve(axes, curves[curves["model"] == model], styles[model], model, band=True)
     if noise_floor_curve is not None and len(noise_floor_curve):
         # a wide pale band behind the models: the ceiling, not a competitor
-        axes.plot(noise_floor_curve["threshold"], noise_floor_curve["pct_below"], color="#9ecae1", linewidth=7,
-                  alpha=0.7, solid_capstyle="round", zorder=1, label="noise floor (humans vs resampled humans)")
+        axes.plot(
+            noise_floor_curve["threshold"],
+            noise_floor_curve["pct_below"],
+            color="#9ecae1",
+            linewidth=7,
+            alpha=0.7,
+            solid_capstyle="round",
+            zorder=1,
+            label="noise floor (humans vs resampled humans)",
+        )
     axes.axvline(threshold, color="#999999", linewidth=0.8, linestyle=":")
     axes.text(threshold, 98, f" τ = {threshold:g}", va="top", ha="left", fontsize=8, color="#555555")
     _share_axes(axes, curves["threshold"].to_numpy(dtype=float))
@@ -119,8 +133,9 @@ def facet_curves(curves: pd.DataFrame, models: list[str], group_values: list[str
     """Small multiples: the headline curve within each group value, same axes everywhere."""
     styles = model_styles(models)
     columns, rows = _grid(len(group_values))
-    figure, grid = plt.subplots(rows, columns, figsize=facet_size(len(group_values)), sharex=True, sharey=True,
-                                squeeze=False)
+    figure, grid = plt.subplots(
+        rows, columns, figsize=facet_size(len(group_values)), sharex=True, sharey=True, squeeze=False
+    )
     thresholds = curves["threshold"].to_numpy(dtype=float)
     for index, axes in enumerate(grid.flat):
         if index >= len(group_values):
@@ -129,8 +144,7 @@ def facet_curves(curves: pd.DataFrame, models: list[str], group_values: list[str
         value = group_values[index]
         in_group = curves[curves["group_value"] == value]
         for model in models:
-            _curve(axes, in_group[in_group["model"] == model], styles[model],
-                   model if index == 0 else None, band=False)
+            _curve(axes, in_group[in_group["model"] == model], styles[model], model if index == 0 else None, band=False)
         _share_axes(axes, thresholds)
         counts = in_group.groupby("model")["n_questions"].max()
         suffix = f" ({int(counts.max())} questions)" if len(counts) else ""
@@ -183,22 +197,25 @@ def w1_heatmap(matrix: pd.DataFrame, categories: pd.Series) -> Figure:
     top_axis.set_xticks(centres, names, rotation=35, ha="left", fontsize=7)
     colourbar = figure.colorbar(image, ax=axes, fraction=0.03, pad=0.01)
     colourbar.set_label(W1_LABEL)
-    figure.suptitle("W1 per model and question, everyone (darker is closer to the humans; grey = not scored)",
-                    fontsize=11)
+    figure.suptitle(
+        "W1 per model and question, everyone (darker is closer to the humans; grey = not scored)", fontsize=11
+    )
     figure.tight_layout()
     return figure
 
 
-def w1_by_country(by_country: pd.DataFrame, models: list[str], continent_of: dict[str, str],
-                  overall_mean: dict[str, float]) -> Figure:
+def w1_by_country(
+    by_country: pd.DataFrame, models: list[str], continent_of: dict[str, str], overall_mean: dict[str, float]
+) -> Figure:
     """Mean W1 over questions per country, one panel per model, bars sorted best first and
     coloured by continent; the dashed line is the model's mean W1 over everyone."""
     figure, grid = plt.subplots(max(len(models), 1), 1, figsize=country_size(len(models)), squeeze=False)
     continents = sorted({continent_of.get(c, "other") for c in by_country["group_value"]})
     colour_of = {name: _CONTINENT_COLOURS[i % len(_CONTINENT_COLOURS)] for i, name in enumerate(continents)}
     for axes, model in zip(grid[:, 0], models):
-        rows = (by_country[(by_country["model"] == model) & by_country["mean_w1"].notna()]
-                .sort_values(["mean_w1", "group_value"]))
+        rows = by_country[(by_country["model"] == model) & by_country["mean_w1"].notna()].sort_values(
+            ["mean_w1", "group_value"]
+        )
         colours = [colour_of[continent_of.get(c, "other")] for c in rows["group_value"]]
         axes.bar(range(len(rows)), rows["mean_w1"], color=colours, width=0.8)
         axes.set_xticks(range(len(rows)), list(rows["group_value"]), rotation=90, fontsize=7)
@@ -211,13 +228,20 @@ def w1_by_country(by_country: pd.DataFrame, models: list[str], continent_of: dic
         top = float(rows["mean_w1"].max()) if len(rows) else 0.0
         axes.set_ylim(0, max(top, mean if mean is not None and np.isfinite(mean) else 0.0, 0.05) * 1.3)
         axes.set_ylabel("mean W1 over questions", fontsize=8)
-        axes.set_title(f"{model}: mean W1 per country (sorted, lower is closer to the humans{everyone})",
-                       fontsize=10, loc="left")
+        axes.set_title(
+            f"{model}: mean W1 per country (sorted, lower is closer to the humans{everyone})", fontsize=10, loc="left"
+        )
         axes.grid(True, axis="y", color="#dddddd", linewidth=0.6)
         axes.set_axisbelow(True)
     handles = [Patch(color=colour_of[name], label=name) for name in continents]
     if handles:
-        grid[0, 0].legend(handles=handles, loc="upper left", fontsize=7, ncols=min(len(handles), 4),
-                          title="continent", title_fontsize=7)
+        grid[0, 0].legend(
+            handles=handles,
+            loc="upper left",
+            fontsize=7,
+            ncols=min(len(handles), 4),
+            title="continent",
+            title_fontsize=7,
+        )
     figure.tight_layout()
     return figure

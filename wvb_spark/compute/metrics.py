@@ -71,7 +71,7 @@ def row_seed(seed: int, *keys) -> np.random.SeedSequence:
     were requested.
     """
     digest = hashlib.sha256("\x1f".join(str(key) for key in keys).encode("utf-8")).digest()
-    words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
+    words = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
     return np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *words])
 
 
@@ -103,8 +103,12 @@ def resample_cdfs(counts, n, draws: int, rng: np.random.Generator) -> np.ndarray
     cdfs = np.empty((rows, int(draws), points))
     large = n >= POISSON_MIN_N
     if large.any():
-        resampled = np.cumsum(rng.poisson(shares[large][:, None, :] * n[large][:, None, None],
-                                          size=(int(large.sum()), int(draws), points)), axis=2)
+        resampled = np.cumsum(
+            rng.poisson(
+                shares[large][:, None, :] * n[large][:, None, None], size=(int(large.sum()), int(draws), points)
+            ),
+            axis=2,
+        )
         cdfs[large] = resampled / np.maximum(resampled[:, :, -1:], 1)
     if not large.all():
         small = ~large
@@ -134,8 +138,9 @@ def _w1_of_cdfs(first, second, steps) -> np.ndarray:
     return np.einsum("rdk,rk->rd", np.abs(first[..., :-1] - second[..., :-1]), np.asarray(steps, dtype=float))
 
 
-def bootstrap_batch(human_counts, human_n, model_counts, model_n, steps, replicates: int,
-                    noise_draws: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap_batch(
+    human_counts, human_n, model_counts, model_n, steps, replicates: int, noise_draws: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Bootstrap W1 replicates and the noise floor of a batch of (question, group) rows.
 
     All rows share one set of points (K); arrays are (R, K), sizes (R,), steps (R, K - 1).
@@ -171,13 +176,20 @@ def bootstrap_batch(human_counts, human_n, model_counts, model_n, steps, replica
     return w1_replicates, noise_floor
 
 
-def bootstrap_row(human_counts, human_n, model_counts, model_n, steps, replicates,
-                  noise_draws, rng) -> tuple[np.ndarray, float]:
+def bootstrap_row(
+    human_counts, human_n, model_counts, model_n, steps, replicates, noise_draws, rng
+) -> tuple[np.ndarray, float]:
     """`bootstrap_batch` for one row: (W1 replicates of length `replicates`, noise floor)."""
     w1_replicates, noise_floor = bootstrap_batch(
-        np.asarray(human_counts, dtype=float)[None, :], [int(human_n)],
-        np.asarray(model_counts, dtype=float)[None, :], [int(model_n)],
-        np.asarray(steps, dtype=float)[None, :], replicates, noise_draws, rng)
+        np.asarray(human_counts, dtype=float)[None, :],
+        [int(human_n)],
+        np.asarray(model_counts, dtype=float)[None, :],
+        [int(model_n)],
+        np.asarray(steps, dtype=float)[None, :],
+        replicates,
+        noise_draws,
+        rng,
+    )
     return w1_replicates[0], float(noise_floor[0])
 
 

@@ -70,13 +70,23 @@ ANSWER_KINDS = ("text", "samples", "top_logprobs", "distribution", "loglikelihoo
 FITS_ANY = ("failed", "empty", "not_json")
 
 # Forced formats (--format) and the kind of answer each reads.
-FORMAT_KINDS = {"jsonl": "text", "verbalised": "text", "samples": "samples", "logprobs": "top_logprobs",
-                "distribution": "distribution", "lm-eval": "loglikelihoods"}
+FORMAT_KINDS = {
+    "jsonl": "text",
+    "verbalised": "text",
+    "samples": "samples",
+    "logprobs": "top_logprobs",
+    "distribution": "distribution",
+    "lm-eval": "loglikelihoods",
+}
 
 # Human names of the kinds, for messages.
-KIND_NAMES = {"text": "model text", "samples": "several sampled answers (n > 1 choices)",
-              "top_logprobs": "top log-probabilities", "distribution": "a distribution",
-              "loglikelihoods": "lm-evaluation-harness log-likelihoods"}
+KIND_NAMES = {
+    "text": "model text",
+    "samples": "several sampled answers (n > 1 choices)",
+    "top_logprobs": "top log-probabilities",
+    "distribution": "a distribution",
+    "loglikelihoods": "lm-evaluation-harness log-likelihoods",
+}
 
 
 @dataclass(frozen=True)
@@ -148,8 +158,11 @@ def _error_text(error) -> str:
     """A service's error object in a few words, for raw_score."""
     if isinstance(error, dict):
         inner = error.get("error") if isinstance(error.get("error"), dict) else error
-        words = [str(inner.get(k)) for k in ("type", "code", "errorCode", "message", "errorMessage")
-                 if inner.get(k) not in (None, "")]
+        words = [
+            str(inner.get(k))
+            for k in ("type", "code", "errorCode", "message", "errorMessage")
+            if inner.get(k) not in (None, "")
+        ]
         return ": ".join(dict.fromkeys(words)) or json.dumps(error)
     return str(error)
 
@@ -200,16 +213,25 @@ def _from_openai_body(body, want: str | None) -> tuple[str, str, str | None, str
         logprobs = _choice_logprobs(choices[0])
         if want == "top_logprobs" or (want is None and logprobs is not None and logprobs[1]):
             if logprobs is None:
-                return "top_logprobs", shape, None, "top_logprobs", \
-                    "chat_logprobs" if shape == "openai_chat" else "completion_logprobs"
+                return (
+                    "top_logprobs",
+                    shape,
+                    None,
+                    "top_logprobs",
+                    "chat_logprobs" if shape == "openai_chat" else "completion_logprobs",
+                )
             return "top_logprobs", shape, json.dumps(logprobs[1]), "top_logprobs", logprobs[0]
         text = _choice_text(choices[0])
         return ("text" if text is not None else "empty"), shape, text, "text", None
     output = _get(body, "output")
     if isinstance(output, list):  # the Responses API in a batch
-        texts = [part.get("text") for item in output if isinstance(item, dict)
-                 for part in (item.get("content") or []) if isinstance(part, dict)
-                 and isinstance(part.get("text"), str)]
+        texts = [
+            part.get("text")
+            for item in output
+            if isinstance(item, dict)
+            for part in (item.get("content") or [])
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        ]
         text = texts[0] if texts else None
         return ("text" if text is not None else "empty"), "openai_responses", text, "text", None
     return "empty", "openai_chat", None, "text", None
@@ -220,8 +242,16 @@ def _model_output_text(output) -> str | None:
     Titan or Cohere bodies."""
     if not isinstance(output, dict):
         return None
-    for path in (("content",), ("output", "message", "content"), ("generation",), ("outputs", 0, "text"),
-                 ("results", 0, "outputText"), ("generations", 0, "text"), ("completion",), ("text",)):
+    for path in (
+        ("content",),
+        ("output", "message", "content"),
+        ("generation",),
+        ("outputs", 0, "text"),
+        ("results", 0, "outputText"),
+        ("generations", 0, "text"),
+        ("completion",),
+        ("text",),
+    ):
         value = _get(output, *path)
         text = _content_text(value) if isinstance(value, list) else value
         if isinstance(text, str):
@@ -281,8 +311,9 @@ def read_line(line: str, want: str | None = None, mapped_id: str | None = None) 
         participant = _text(doc.get("d_interview", doc.get("participant_id")))
     else:
         question = _text(next((obj[k] for k in ("question_id", "QUESTION_ID") if k in obj), None))
-        participant = _text(next((obj[k] for k in ("participant_id", "PARTICIPANT_ID", "d_interview",
-                                                   "D_INTERVIEW") if k in obj), None))
+        participant = _text(
+            next((obj[k] for k in ("participant_id", "PARTICIPANT_ID", "d_interview", "D_INTERVIEW") if k in obj), None)
+        )
     elicit = elicitation_of(custom)
     if want is None and elicit in ("lp", "lpl"):
         want = "top_logprobs"
@@ -291,8 +322,15 @@ def read_line(line: str, want: str | None = None, mapped_id: str | None = None) 
     def answer(kind, shape_, payload=None, payload_kind="text", method=None, raw=None):
         if payload_kind == "top_logprobs" and elicit == "lpl":
             payload_kind = "top_logprobs_letters"
-        return LineRecord(kind, shape_, payload=payload, payload_kind=payload_kind, method=method,
-                          raw=payload if raw is None else raw, **key)
+        return LineRecord(
+            kind,
+            shape_,
+            payload=payload,
+            payload_kind=payload_kind,
+            method=method,
+            raw=payload if raw is None else raw,
+            **key,
+        )
 
     if inspect:
         return _inspect_answer(obj, want, answer, elicit)
@@ -304,8 +342,7 @@ def read_line(line: str, want: str | None = None, mapped_id: str | None = None) 
         return answer("loglikelihoods" if values else "empty", "lm_eval", payload, "loglikelihoods", "lm_eval")
 
     # explicit distributions (the plain shape)
-    for name, kind in (("distribution", "probabilities"), ("probabilities", "probabilities"),
-                       ("logprobs", "logprobs")):
+    for name, kind in (("distribution", "probabilities"), ("probabilities", "probabilities"), ("logprobs", "logprobs")):
         if name in obj and not isinstance(obj.get("response"), dict):
             value = obj[name]
             payload = None if value is None else json.dumps(value)
@@ -337,16 +374,30 @@ def read_line(line: str, want: str | None = None, mapped_id: str | None = None) 
         if (status is not None and status != 200) or not isinstance(body, dict):
             reason = _error_text(_get(body, "error") or obj.get("error") or f"status {status}")
             method = {"top_logprobs": "chat_logprobs", "samples": "samples"}.get(want)
-            return LineRecord("failed", "openai_chat", payload=None, payload_kind=_payload_kind(want),
-                              method=method, raw=f"request failed: {reason}", **key)
+            return LineRecord(
+                "failed",
+                "openai_chat",
+                payload=None,
+                payload_kind=_payload_kind(want),
+                method=method,
+                raw=f"request failed: {reason}",
+                **key,
+            )
         # a forced kind this envelope cannot hold: say what the line does hold
         kind, shape_, payload, payload_kind, method = _from_openai_body(
-            body, want if want in ("text", "samples", "top_logprobs") else None)
+            body, want if want in ("text", "samples", "top_logprobs") else None
+        )
         return answer(kind, shape_, payload, payload_kind, method)
     if obj.get("error") is not None and response is None:  # an error-file line
         method = {"top_logprobs": "chat_logprobs", "samples": "samples"}.get(want)
-        return LineRecord("failed", "openai_chat", payload_kind=_payload_kind(want), method=method,
-                          raw=f"request failed: {_error_text(obj.get('error'))}", **key)
+        return LineRecord(
+            "failed",
+            "openai_chat",
+            payload_kind=_payload_kind(want),
+            method=method,
+            raw=f"request failed: {_error_text(obj.get('error'))}",
+            **key,
+        )
 
     # plain text shapes
     for name in ("content", "text"):
@@ -367,14 +418,25 @@ def _inspect_answer(sample: dict, want: str | None, answer, elicit: str | None) 
     error = sample.get("error")
     if error is not None or (not choices and output.get("error")):
         reason = _get(error, "message") if isinstance(error, dict) else error or output.get("error")
-        return answer("failed", "inspect", payload_kind="top_logprobs" if asked_logprobs else "text", method=method,
-                      raw=f"inspect error: {reason}")
+        return answer(
+            "failed",
+            "inspect",
+            payload_kind="top_logprobs" if asked_logprobs else "text",
+            method=method,
+            raw=f"inspect error: {reason}",
+        )
     first = choices[0] if choices else None
     logprobs = _choice_logprobs(first) if first is not None else None
     if asked_logprobs or (want is None and logprobs is not None and logprobs[1]):
         payload = json.dumps(logprobs[1]) if logprobs is not None and logprobs[1] else None
-        return answer("top_logprobs", "inspect", payload, "top_logprobs", "inspect_logprobs",
-                      raw=payload if payload is not None else _choice_text(first))
+        return answer(
+            "top_logprobs",
+            "inspect",
+            payload,
+            "top_logprobs",
+            "inspect_logprobs",
+            raw=payload if payload is not None else _choice_text(first),
+        )
     text = _choice_text(first) if first is not None else None
     if text is None and isinstance(output.get("completion"), str) and output["completion"]:
         text = output["completion"]
@@ -382,14 +444,23 @@ def _inspect_answer(sample: dict, want: str | None, answer, elicit: str | None) 
 
 
 def _payload_kind(want: str | None) -> str:
-    return {"top_logprobs": "top_logprobs", "samples": "samples", "loglikelihoods": "loglikelihoods",
-            "distribution": "probabilities"}.get(want, "text")
+    return {
+        "top_logprobs": "top_logprobs",
+        "samples": "samples",
+        "loglikelihoods": "loglikelihoods",
+        "distribution": "probabilities",
+    }.get(want, "text")
 
 
 def compatible(first_kind: str, kind: str) -> bool:
     """Whether a line of `kind` may sit in a file whose first answered line is `first_kind`."""
-    return kind in FITS_ANY or first_kind in FITS_ANY or kind == first_kind or \
-        {first_kind, kind} == {"text", "samples"} and first_kind == "samples"
+    return (
+        kind in FITS_ANY
+        or first_kind in FITS_ANY
+        or kind == first_kind
+        or {first_kind, kind} == {"text", "samples"}
+        and first_kind == "samples"
+    )
 
 
 # --------------------------------------------------------------------------- inspect_ai logs
@@ -428,14 +499,18 @@ def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> b
         return archive.read(info)
     except NotImplementedError:
         if info.compress_type != ZIP_ZSTANDARD:
-            raise ValueError(f"{path}: {info.filename} uses zip compression method {info.compress_type}, "
-                             f"which this Python cannot read") from None
+            raise ValueError(
+                f"{path}: {info.filename} uses zip compression method {info.compress_type}, "
+                f"which this Python cannot read"
+            ) from None
     try:
         import zstandard
     except ImportError:
-        raise ValueError(f"{path}: this .eval log is zstandard-compressed (as recent inspect_ai versions write "
-                         f"it) and this Python's zipfile cannot read that: `pip install zstandard`, or convert "
-                         f"the log: inspect log convert --to json {path} --output-dir DIR") from None
+        raise ValueError(
+            f"{path}: this .eval log is zstandard-compressed (as recent inspect_ai versions write "
+            f"it) and this Python's zipfile cannot read that: `pip install zstandard`, or convert "
+            f"the log: inspect log convert --to json {path} --output-dir DIR"
+        ) from None
     with open(path, "rb") as handle:
         handle.seek(info.header_offset)
         header = handle.read(_LOCAL_HEADER)
@@ -452,8 +527,14 @@ def _sample_order(samples: list[dict], eval_spec) -> list[dict]:
     finished), so record numbers and which record counts as first do not depend on timing."""
     ids = _get(eval_spec, "dataset", "sample_ids")
     position = {str(sample_id): i for i, sample_id in enumerate(ids)} if isinstance(ids, list) else {}
-    return sorted(samples, key=lambda s: (position.get(str(s.get("id")), len(position)), str(s.get("id")),
-                                          s.get("epoch") if isinstance(s.get("epoch"), int) else 0))
+    return sorted(
+        samples,
+        key=lambda s: (
+            position.get(str(s.get("id")), len(position)),
+            str(s.get("id")),
+            s.get("epoch") if isinstance(s.get("epoch"), int) else 0,
+        ),
+    )
 
 
 def read_inspect_log(path: str, kind: str) -> tuple[list[dict], str]:
@@ -470,10 +551,14 @@ def read_inspect_log(path: str, kind: str) -> tuple[list[dict], str]:
                 elif "_journal/start.json" in members:
                     header = json.loads(_zip_member(archive, members["_journal/start.json"], path))
                 else:
-                    raise ValueError(f"{path}: a zip without header.json or _journal/start.json is not an "
-                                     f"inspect_ai .eval log")
-                samples = [json.loads(_zip_member(archive, info, path)) for filename, info in members.items()
-                           if filename.startswith("samples/") and filename.endswith(".json")]
+                    raise ValueError(
+                        f"{path}: a zip without header.json or _journal/start.json is not an inspect_ai .eval log"
+                    )
+                samples = [
+                    json.loads(_zip_member(archive, info, path))
+                    for filename, info in members.items()
+                    if filename.startswith("samples/") and filename.endswith(".json")
+                ]
         except zipfile.BadZipFile as error:
             raise ValueError(f"{path}: not a readable .eval (zip) log: {error}") from None
     else:
@@ -488,8 +573,9 @@ def read_inspect_log(path: str, kind: str) -> tuple[list[dict], str]:
     status = str(header.get("status", "unknown"))
     if not isinstance(samples, list) or not samples:
         error = _get(header, "error", "message")
-        raise ValueError(f"{name} holds no samples (log status {status}{': ' + str(error) if error else ''}); "
-                         f"nothing to import")
+        raise ValueError(
+            f"{name} holds no samples (log status {status}{': ' + str(error) if error else ''}); nothing to import"
+        )
     bad = next((i for i, s in enumerate(samples) if not is_inspect_sample(s)), None)
     if bad is not None:
         raise ValueError(f"{name}: sample {bad + 1} is not an inspect sample (needs id, epoch and output)")
@@ -500,7 +586,11 @@ def inspect_line(sample: dict) -> str:
     """The parts of an inspect sample the import reads, as one JSON line (messages, events
     and attachments can be large and are not needed)."""
     output = sample.get("output") or {}
-    kept = {"id": sample.get("id"), "epoch": sample.get("epoch"), "metadata": sample.get("metadata"),
-            "output": {key: output.get(key) for key in ("choices", "completion", "error") if key in output},
-            "error": sample.get("error")}
+    kept = {
+        "id": sample.get("id"),
+        "epoch": sample.get("epoch"),
+        "metadata": sample.get("metadata"),
+        "output": {key: output.get(key) for key in ("choices", "completion", "error") if key in output},
+        "error": sample.get("error"),
+    }
     return json.dumps(kept)

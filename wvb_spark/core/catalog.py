@@ -19,8 +19,8 @@ from pyspark.sql import functions as F
 
 from wvb_spark import __version__
 from wvb_spark.core import storage, tables
-from wvb_spark.core.warehouse import Vacuumed, Warehouse
 from wvb_spark.core.errors import ConflictError, InputError, RunError
+from wvb_spark.core.warehouse import Vacuumed, Warehouse
 
 SCHEME = "uc://"
 # Unquoted Unity Catalog / Spark identifiers: letters, digits, underscores (and hyphens,
@@ -34,10 +34,12 @@ def is_catalog_root(root) -> bool:
 
 def parse_root(root: str) -> tuple[str, str]:
     """'uc://main.wvb' -> ('main', 'wvb'); a one-line error for anything else."""
-    parts = str(root)[len(SCHEME):].split(".")
+    parts = str(root)[len(SCHEME) :].split(".")
     if len(parts) != 2 or not all(IDENTIFIER.match(part) for part in parts):
-        raise InputError(f"--warehouse {root}: expected uc://<catalog>.<schema>, e.g. uc://main.wvb "
-                       f"(names of letters, digits, _ and -)")
+        raise InputError(
+            f"--warehouse {root}: expected uc://<catalog>.<schema>, e.g. uc://main.wvb "
+            f"(names of letters, digits, _ and -)"
+        )
     return parts[0], parts[1]
 
 
@@ -52,8 +54,10 @@ class CatalogWarehouse(Warehouse):
         self.catalog, self.schema = parse_root(root)
         wanted = ((settings or {}).get("storage") or {}).get("writer", "auto")
         if wanted == "offline":
-            raise InputError(f"--warehouse {root} holds metastore tables, which only Delta's own "
-                           f"writer can write: drop storage.writer=offline")
+            raise InputError(
+                f"--warehouse {root} holds metastore tables, which only Delta's own "
+                f"writer can write: drop storage.writer=offline"
+            )
         self.spark = spark
         self.root = str(root)
         self.settings = settings or {}
@@ -77,11 +81,16 @@ class CatalogWarehouse(Warehouse):
         if self._build_versions is None:
             self._build_versions = {}
             if self.exists("build_runs"):
-                runs = (self._spark().table(self.location("build_runs"))
-                        .orderBy(F.col("run_number").desc()).select("table_versions").limit(1).collect())
+                runs = (
+                    self._spark()
+                    .table(self.location("build_runs"))
+                    .orderBy(F.col("run_number").desc())
+                    .select("table_versions")
+                    .limit(1)
+                    .collect()
+                )
                 if runs:
-                    self._build_versions = {key: int(value) for key, value in
-                                            (runs[0]["table_versions"] or {}).items()}
+                    self._build_versions = {key: int(value) for key, value in (runs[0]["table_versions"] or {}).items()}
         return self._build_versions
 
     def version(self, name: str) -> int:
@@ -120,10 +129,20 @@ class CatalogWarehouse(Warehouse):
 
     # ------------------------------------------------------------------ write
 
-    def write(self, name: str, df: DataFrame, *, stage: str, options: dict | None = None,
-              counts: dict | None = None, replace: dict | None = None,
-              expected_rows: int | None = None, sort_within: tuple | None = None,
-              range_files: int | None = None, run_id: str | None = None) -> int:
+    def write(
+        self,
+        name: str,
+        df: DataFrame,
+        *,
+        stage: str,
+        options: dict | None = None,
+        counts: dict | None = None,
+        replace: dict | None = None,
+        expected_rows: int | None = None,
+        sort_within: tuple | None = None,
+        range_files: int | None = None,
+        run_id: str | None = None,
+    ) -> int:
         """`saveAsTable` as the table's next version (or replaceWhere of `replace`'s
         partitions), laid out and annotated like `Warehouse.write`; return the version."""
         declared = tables.table(name)
@@ -132,8 +151,14 @@ class CatalogWarehouse(Warehouse):
         replaced = None if replace is None else {key: str(value) for key, value in replace.items()}
         replace = storage._as_value_lists(replace)
         storage._check_write_arguments(df, partition_by, list(sort_within or declared.sort_within), replace)
-        metadata = {"stage": stage, "table": name, "wvb_version": __version__, "options": options or {},
-                    "counts": counts or {}, "run_id": run_id or storage.new_run_id()}
+        metadata = {
+            "stage": stage,
+            "table": name,
+            "wvb_version": __version__,
+            "options": options or {},
+            "counts": counts or {},
+            "run_id": run_id or storage.new_run_id(),
+        }
         if replaced is not None:
             metadata["replaced"] = replaced
         laid_out = storage._lay_out(df, partition_by, list(sort_within or declared.sort_within), range_files)
@@ -142,8 +167,10 @@ class CatalogWarehouse(Warehouse):
         if expected_rows is not None:
             written = self._rows_written(name, version)
             if written is not None and written != expected_rows:
-                raise RunError(f"{self.location(name)} version {version} holds {written} new rows but "
-                               f"{expected_rows} were meant to be written")
+                raise RunError(
+                    f"{self.location(name)} version {version} holds {written} new rows but "
+                    f"{expected_rows} were meant to be written"
+                )
         return version
 
     def _save(self, df: DataFrame, name: str, partition_by: list, replace: dict | None, metadata: dict) -> None:
@@ -153,8 +180,10 @@ class CatalogWarehouse(Warehouse):
             writer.saveAsTable(self.location(name))
         except Exception as error:  # noqa: BLE001 - Delta's Java exceptions come wrapped
             if any(conflict in str(error) for conflict in storage.NATIVE_CONFLICTS):
-                raise ConflictError(f"{self.location(name)} was changed by another writer while this run "
-                               f"wrote it; nothing was committed - rerun when it has finished") from None
+                raise ConflictError(
+                    f"{self.location(name)} was changed by another writer while this run "
+                    f"wrote it; nothing was committed - rerun when it has finished"
+                ) from None
             raise
 
     def _version_of_run(self, name: str, run_id: str) -> int:
@@ -173,8 +202,10 @@ class CatalogWarehouse(Warehouse):
     def _require_delta(self) -> None:
         if not self._checked_delta:
             if not storage.native_delta_active(self._spark()):
-                raise InputError(f"--warehouse {self.root} needs Delta's Spark extension (Databricks has "
-                               f"it; elsewhere spark-submit with Delta's jars, or `wvb delta-jars`)")
+                raise InputError(
+                    f"--warehouse {self.root} needs Delta's Spark extension (Databricks has "
+                    f"it; elsewhere spark-submit with Delta's jars, or `wvb delta-jars`)"
+                )
             self._checked_delta = True
 
     # ------------------------------------------------------------------ vacuum
@@ -192,7 +223,7 @@ class CatalogWarehouse(Warehouse):
             statement = f"VACUUM {self.location(name)} RETAIN {float(retain_hours):g} HOURS DRY RUN"
             files = spark.sql(statement).count()
             if not dry_run and files:
-                spark.sql(statement[:-len(" DRY RUN")]).collect()
+                spark.sql(statement[: -len(" DRY RUN")]).collect()
             freed.append(Vacuumed(name, files, 0))
         return freed
 

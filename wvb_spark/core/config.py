@@ -34,7 +34,7 @@ def apply_override(config: dict, assignment: str) -> dict:
         raise InputError(f"--set expects key=value, got {assignment!r}")
     key, raw = assignment.split("=", 1)
     if key.startswith("spark.conf."):
-        path = ["spark", "conf", key[len("spark.conf."):]]
+        path = ["spark", "conf", key[len("spark.conf.") :]]
     else:
         path = key.split(".")
     value = yaml.safe_load(raw) if raw != "" else ""
@@ -69,12 +69,13 @@ def split_list(value) -> list[str]:
     return [str(item).strip() for item in items if str(item).strip()]
 
 
-def stage_block(config: dict, stage: str, args, keys) -> dict:
-    """The `stage:` block of the settings with the command-line options that were given
-    (not None) laid over it: one precedence rule for every stage."""
-    block = dict(config.get(stage) or {})
+def with_options(config: dict, block: str, args, keys) -> dict:
+    """The settings with the command-line options that were given (not None) laid over
+    their `block:`; the one precedence rule of every stage (the runner calls it)."""
+    merged = copy.deepcopy(config)
+    merged[block] = dict(merged.get(block) or {})
     for key in keys:
         value = getattr(args, key, None)
         if value is not None:
-            block[key] = value
-    return block
+            merged[block][key] = value
+    return merged

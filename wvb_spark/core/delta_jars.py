@@ -12,15 +12,17 @@ No network is needed after that.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from wvb_spark.core.errors import InputError, WvbError
+
+log = logging.getLogger(__name__)
 
 SCALA = "2.13"
 FETCH_TIMEOUT_SECONDS = 600
@@ -36,8 +38,9 @@ def coordinates() -> tuple[str, str, str]:
     try:
         delta_version = importlib.metadata.version("delta-spark")
     except importlib.metadata.PackageNotFoundError:
-        raise InputError("delta-spark is not installed: pip install delta-spark, "
-                       "or use --set storage.writer=offline") from None
+        raise InputError(
+            "delta-spark is not installed: pip install delta-spark, or use --set storage.writer=offline"
+        ) from None
     return "io.delta", f"delta-spark_{spark_major_minor}_{SCALA}", delta_version
 
 
@@ -108,9 +111,23 @@ def _retrieve_with_ivy(target: Path, cache: Path) -> str | None:
     if java is None or not ivy:
         return "no java or no Ivy jar in pyspark"
     group, artifact, version = coordinates()
-    command = [java, "-jar", str(ivy[-1]), "-dependency", group, artifact, version,
-               "-confs", "default", "-types", "jar", "-cache", str(cache / "ivy-cache"),
-               "-retrieve", str(target / "[organisation]_[artifact]-[revision](-[classifier]).[ext]")]
+    command = [
+        java,
+        "-jar",
+        str(ivy[-1]),
+        "-dependency",
+        group,
+        artifact,
+        version,
+        "-confs",
+        "default",
+        "-types",
+        "jar",
+        "-cache",
+        str(cache / "ivy-cache"),
+        "-retrieve",
+        str(target / "[organisation]_[artifact]-[revision](-[classifier]).[ext]"),
+    ]
     return _run(command, "Ivy")
 
 
@@ -134,8 +151,19 @@ def _retrieve_with_maven(target: Path, cache: Path) -> str | None:
     pom = target.parent / f"{target.name}-pom.xml"
     pom.write_text(POM.format(group=group, artifact=artifact, version=version))
     try:
-        return _run([mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-                     f"-DoutputDirectory={target}", "-DincludeScope=runtime"], "Maven")
+        return _run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={target}",
+                "-DincludeScope=runtime",
+            ],
+            "Maven",
+        )
     finally:
         pom.unlink(missing_ok=True)
 
@@ -146,8 +174,11 @@ def _run(command: list[str], name: str) -> str | None:
     except subprocess.TimeoutExpired:
         return f"{name} timed out after {FETCH_TIMEOUT_SECONDS} s"
     if done.returncode != 0:
-        lines = [line.strip() for line in (done.stdout + done.stderr).splitlines()
-                 if "not found" in line or "ERROR" in line or "unresolved" in line.lower()]
+        lines = [
+            line.strip()
+            for line in (done.stdout + done.stderr).splitlines()
+            if "not found" in line or "ERROR" in line or "unresolved" in line.lower()
+        ]
         return f"{name} failed: {lines[0] if lines else 'exit ' + str(done.returncode)}"
     return None
 
@@ -172,19 +203,18 @@ def _without_spark_jars(folder: Path) -> list[str]:
     return kept
 
 
-def resolve(settings: dict, *, may_fetch: bool = True, say=print) -> list[str] | None:
+def resolve(settings: dict, *, may_fetch: bool = True) -> list[str] | None:
     """The jars to add to a local session, fetching them once if allowed; None if they
     cannot be had (the caller then falls back to the offline commit)."""
     jars = cached(settings)
     if jars is not None or not may_fetch or recently_failed(settings):
         return jars
     group, artifact, version = coordinates()
-    say(f"wvb: fetching Delta's jars ({group}:{artifact}:{version}) once into {cache_root(settings)}",
-        file=sys.stderr)
+    log.info(f"fetching Delta's jars ({group}:{artifact}:{version}) once into {cache_root(settings)}")
     try:
         return fetch(settings)
     except WvbError as error:
-        say(f"wvb: {error}", file=sys.stderr)
+        log.warning(str(error))
         return None
 
 

@@ -7,17 +7,21 @@ pyspark versions the jobs support and turns a missing pyspark into one line.
 
 from __future__ import annotations
 
+import logging
 import re
-import sys
 
 from wvb_spark.core.errors import InputError, WvbError
+
+log = logging.getLogger(__name__)
 
 # pyspark >= SUPPORTED[0] and < SUPPORTED[1]. The ends tested: 4.0.1 (what Databricks
 # Runtime 17.x ships; tests/test_packaging.py) and 4.2.0 (the `local` extra).
 SUPPORTED = ("4.0.0", "4.3.0")
 SUPPORTED_TEXT = f">={SUPPORTED[0]},<{SUPPORTED[1]}"
-MISSING = ("pyspark is not installed: on a Spark cluster or Databricks the runtime provides it; "
-           f"for local runs pip install \"wvb_spark[local]\" (supported pyspark {SUPPORTED_TEXT})")
+MISSING = (
+    "pyspark is not installed: on a Spark cluster or Databricks the runtime provides it; "
+    f'for local runs pip install "wvb_spark[local]" (supported pyspark {SUPPORTED_TEXT})'
+)
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -45,11 +49,10 @@ def missing_pyspark_error() -> WvbError:
     return InputError(MISSING)
 
 
-def warn_if_unsupported(version: str, stream=None) -> bool:
-    """One line on stderr when the runtime's pyspark is outside the supported range (the
-    job still runs: a newer runtime may well work). True when it warned."""
+def warn_if_unsupported(version: str) -> bool:
+    """A warning when the runtime's pyspark is outside the supported range (the job still
+    runs: a newer runtime may well work). True when it warned."""
     if supported(version):
         return False
-    print(f"wvb: pyspark {version} is outside the supported range {SUPPORTED_TEXT}; "
-          f"results are not tested on it", file=stream or sys.stderr)
+    log.warning(f"pyspark {version} is outside the supported range {SUPPORTED_TEXT}; results are not tested on it")
     return True

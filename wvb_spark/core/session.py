@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import sys
+from contextlib import contextmanager
 from importlib import resources
 
 from pyspark.sql import SparkSession
 
 from wvb_spark.core import runtime
 from wvb_spark.core.errors import InputError
+
+log = logging.getLogger(__name__)
 
 DELTA_SETTINGS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -87,10 +91,12 @@ def check_executors(spark: SparkSession) -> None:
         missing = re.search(r"No module named '([\w.]+)'", str(error))
         if missing is None:
             raise
-        raise InputError(f"the executors' Python cannot import {missing.group(1)}: ship wvb_spark with "
-                       f"--py-files dist/wvb_spark-<version>.zip (make dist) and the dependencies with "
-                       f"--archives dist/env.tar.gz#env (make dist-env) or on the nodes; see README "
-                       f"\"Running on a cluster\"") from None
+        raise InputError(
+            f"the executors' Python cannot import {missing.group(1)}: ship wvb_spark with "
+            f"--py-files dist/wvb_spark-<version>.zip (make dist) and the dependencies with "
+            f"--archives dist/env.tar.gz#env (make dist-env) or on the nodes; see README "
+            f'"Running on a cluster"'
+        ) from None
 
 
 def _with_delta(builder, config: dict):
@@ -106,8 +112,9 @@ def _with_delta(builder, config: dict):
         why = "not fetched, and the last fetch failed" if delta_jars.recently_failed(config) else "no jars"
         if writer == "native":
             raise InputError(NATIVE_UNAVAILABLE.format(why=why))
-        print("wvb: Delta's jars are not available; tables are written with the offline commit "
-              "(`wvb delta-jars` fetches them)", file=sys.stderr)
+        log.warning(
+            "Delta's jars are not available; tables are written with the offline commit (`wvb delta-jars` fetches them)"
+        )
         return builder
     builder = builder.config("spark.jars", ",".join(jars))
     for key, value in DELTA_SETTINGS.items():
@@ -145,3 +152,20 @@ def default_parallelism(spark: SparkSession) -> int:
 
     partitions = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("partition"))
     return int(partitions.agg(F.max("partition")).first()[0]) + 1
+
+
+@contextmanager
+def temporary_settings(spark: SparkSession, wanted: dict[str, str]):
+    """SQL settings for one piece of work, restored afterwards: a caller's session
+    (spark-submit, Databricks, tests) is left as it was."""
+    before = {key: spark.conf.get(key, None) for key in wanted}
+    for key, value in wanted.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)

@@ -26,7 +26,6 @@ import os
 import posixpath
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import unquote, urlparse
@@ -36,22 +35,29 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from wvb_spark.core.errors import ConflictError, InputError, RunError
+from wvb_spark.core.session import temporary_settings
 
-PARTITION_COLUMN_TYPES = (T.StringType, T.ByteType, T.ShortType, T.IntegerType, T.LongType,
-                          T.DateType, T.BooleanType)
+PARTITION_COLUMN_TYPES = (T.StringType, T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.DateType, T.BooleanType)
 # Spark writes a null (or empty string) partition value as this directory name.
 HIVE_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 # Like Delta Spark: string statistics keep a 32-character prefix (a prefix is a valid
 # lower bound; a longer maximum is left out rather than guessed).
 STRING_STATS_PREFIX = 32
-RUN_DIRECTORY_PREFIX = "run-"   # <table>/run-<run id>/: the files of one offline write
-COMMIT_ATTEMPTS = 20            # offline: retries of a commit that lost a race to other partitions
+RUN_DIRECTORY_PREFIX = "run-"  # <table>/run-<run id>/: the files of one offline write
+COMMIT_ATTEMPTS = 20  # offline: retries of a commit that lost a race to other partitions
 # Delta Spark's exceptions for a transaction that lost a race (class names in the Java error).
-NATIVE_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException",
-                    "ConcurrentDeleteDeleteException", "MetadataChangedException",
-                    "ConcurrentTransactionException", "ProtocolChangedException",
-                    "ConcurrentWriteException", "DELTA_CONCURRENT", "DELTA_METADATA_CHANGED",
-                    "DELTA_PROTOCOL_CHANGED")
+NATIVE_CONFLICTS = (
+    "ConcurrentAppendException",
+    "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException",
+    "MetadataChangedException",
+    "ConcurrentTransactionException",
+    "ProtocolChangedException",
+    "ConcurrentWriteException",
+    "DELTA_CONCURRENT",
+    "DELTA_METADATA_CHANGED",
+    "DELTA_PROTOCOL_CHANGED",
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ def new_run_id() -> str:
 
 
 # --------------------------------------------------------------------------- paths
+
 
 def _is_uri(location: str) -> bool:
     return "://" in location or location.startswith(("file:", "dbfs:"))
@@ -95,7 +102,7 @@ def _delta_rs_uri(location: str) -> str:
     """The same location for deltalake and pyarrow: Databricks' dbfs:/ through its
     /dbfs FUSE mount; everything else unchanged."""
     if location.startswith("dbfs:/"):
-        return "/dbfs/" + location[len("dbfs:/"):].lstrip("/")
+        return "/dbfs/" + location[len("dbfs:/") :].lstrip("/")
     return location
 
 
@@ -113,6 +120,7 @@ def _filesystem(location: str):
 
 
 # --------------------------------------------------------------------------- reading the log
+
 
 def open_delta(location: str, version: int | None = None, without_files: bool = False):
     """deltalake.DeltaTable at `location`, or None when there is no table there."""
@@ -239,13 +247,17 @@ def describe_commit(location: str, version: int) -> str:
         who = meta.get("stage") or entry.get("operation") or "another writer"
         run = f", run {meta['run_id']}" if meta.get("run_id") else ""
         stamp = entry.get("timestamp")
-        when = (datetime.fromtimestamp(stamp / 1000, timezone.utc).strftime(", %Y-%m-%d %H:%M:%S UTC")
-                if isinstance(stamp, (int, float)) else "")
+        when = (
+            datetime.fromtimestamp(stamp / 1000, timezone.utc).strftime(", %Y-%m-%d %H:%M:%S UTC")
+            if isinstance(stamp, (int, float))
+            else ""
+        )
         return f"version {version} ({who}{run}{when})"
     return f"version {version}"
 
 
 # --------------------------------------------------------------------------- writer choice
+
 
 def native_delta_active(spark: SparkSession) -> bool:
     """Delta's Spark extension is usable: on Databricks, or the extension is configured
@@ -262,8 +274,7 @@ def native_delta_active(spark: SparkSession) -> bool:
     if jvm is None:  # Spark Connect: the server has the extension configured
         return True
     try:
-        jvm.java.lang.Thread.currentThread().getContextClassLoader().loadClass(
-            "io.delta.tables.DeltaTable")
+        jvm.java.lang.Thread.currentThread().getContextClassLoader().loadClass("io.delta.tables.DeltaTable")
         return True
     except Exception:  # noqa: BLE001 - py4j raises its own error types
         return False
@@ -271,9 +282,18 @@ def native_delta_active(spark: SparkSession) -> bool:
 
 # --------------------------------------------------------------------------- write / read
 
-def write(spark: SparkSession, df: DataFrame, location: str, *, native: bool,
-          layout: Layout = Layout(), replace: dict | None = None,
-          metadata: dict | None = None, expected_rows: int | None = None) -> int:
+
+def write(
+    spark: SparkSession,
+    df: DataFrame,
+    location: str,
+    *,
+    native: bool,
+    layout: Layout = Layout(),
+    replace: dict | None = None,
+    metadata: dict | None = None,
+    expected_rows: int | None = None,
+) -> int:
     """Overwrite the table at `location` with `df` as one Delta commit; return its version.
 
     replace: e.g. {"model": "x"} or {"model": ["x", "y"]} replaces only those partitions;
@@ -291,13 +311,13 @@ def write(spark: SparkSession, df: DataFrame, location: str, *, native: bool,
     if native:
         version = _write_native(spark, laid_out, location, partition_by, replace, metadata)
     else:
-        version = _write_offline(spark, laid_out, location, partition_by, replace, metadata,
-                                 expected_rows)
+        version = _write_offline(spark, laid_out, location, partition_by, replace, metadata, expected_rows)
     if expected_rows is not None:
         written = committed_rows(location, version)
         if written != expected_rows:
-            raise RunError(f"{location} version {version} holds {written} new rows but "
-                           f"{expected_rows} were meant to be written")
+            raise RunError(
+                f"{location} version {version} holds {written} new rows but {expected_rows} were meant to be written"
+            )
     return version
 
 
@@ -350,15 +370,15 @@ def _check_write_arguments(df, partition_by, sort_within, replace):
             raise InputError(f"column {column!r} is not in the DataFrame ({', '.join(fields)})")
     for column in partition_by:
         if not isinstance(fields[column].dataType, PARTITION_COLUMN_TYPES):
-            raise InputError(f"cannot partition by {column!r} of type "
-                           f"{fields[column].dataType.simpleString()}")
+            raise InputError(f"cannot partition by {column!r} of type {fields[column].dataType.simpleString()}")
     if partition_by and len(partition_by) == len(fields):
         raise InputError("a table needs at least one column that is not a partition column")
     if replace is not None:
         unknown = sorted(set(replace) - set(partition_by))
         if not replace or unknown:
-            raise InputError(f"replace keys must be partition columns "
-                           f"({', '.join(partition_by) or 'none'}), got {sorted(replace)}")
+            raise InputError(
+                f"replace keys must be partition columns ({', '.join(partition_by) or 'none'}), got {sorted(replace)}"
+            )
         if any(not values or None in values for values in replace.values()):
             raise InputError("replace values cannot be null or empty")
 
@@ -379,6 +399,7 @@ def _lay_out(df: DataFrame, partition_by: list, sort_within: list, range_files: 
 
 # --------------------------------------------------------------------------- native
 
+
 def delta_writer(df: DataFrame, partition_by: list, replace: dict | None, metadata: dict):
     """Delta's Spark writer set up for one overwrite: the whole table (schema may change)
     or, with `replace` ({column: values}), only those partitions; metadata as userMetadata."""
@@ -391,7 +412,8 @@ def delta_writer(df: DataFrame, partition_by: list, replace: dict | None, metada
     if replace:
         predicate = " AND ".join(
             f"{_sql_identifier(key)} IN ({', '.join(_sql_literal(value) for value in values)})"
-            for key, values in sorted(replace.items()))
+            for key, values in sorted(replace.items())
+        )
         writer = writer.option("replaceWhere", predicate)
     else:
         writer = writer.option("overwriteSchema", "true")
@@ -409,8 +431,10 @@ def _write_native(spark, df, location, partition_by, replace, metadata) -> int:
             break
         except Exception as error:  # noqa: BLE001 - py4j/pyspark wrap Delta's Java exceptions
             if "DELTA_REPLACE_WHERE_MISMATCH" in str(error):
-                raise RunError(f"replace {_describe(replace)}: the rows to write also hold other "
-                               f"partitions; nothing was committed to {location}") from None
+                raise RunError(
+                    f"replace {_describe(replace)}: the rows to write also hold other "
+                    f"partitions; nothing was committed to {location}"
+                ) from None
             if not any(name in str(error) for name in NATIVE_CONFLICTS):
                 raise
             if created_meanwhile_may_retry and exists(location):
@@ -418,8 +442,10 @@ def _write_native(spark, df, location, partition_by, replace, metadata) -> int:
                 continue
             latest = latest_version(location)
             other = describe_commit(location, latest) if latest is not None else "another writer"
-            raise ConflictError(f"{location} was changed by another writer ({other}) while this run "
-                           f"wrote it; nothing was committed - rerun when it has finished") from None
+            raise ConflictError(
+                f"{location} was changed by another writer ({other}) while this run "
+                f"wrote it; nothing was committed - rerun when it has finished"
+            ) from None
     version = version_of_run(location, metadata["run_id"])
     if version is None:
         raise RunError(f"{location}: the commit of run {metadata['run_id']} is not in the log")
@@ -444,6 +470,7 @@ def _sql_literal(value) -> str:
 
 # --------------------------------------------------------------------------- offline commit
 
+
 def _write_offline(spark, df, location, partition_by, replace, metadata, expected_rows) -> int:
     """Spark writes Parquet under `<location>/run-<id>/`; the driver commits exactly the
     files found there (never a directory diff: other runs' and killed runs' files stay
@@ -453,11 +480,13 @@ def _write_offline(spark, df, location, partition_by, replace, metadata, expecte
     run_root = posixpath.join(root, run_directory)
     base = latest_version(location)
     try:
-        with _timestamps_as_micros(spark):
+        with temporary_settings(spark, MICROS_TIMESTAMPS):
             df.write.mode("errorifexists").partitionBy(*partition_by).parquet(
-                location.rstrip("/") + "/" + run_directory)
-        adds = [_add_action(filesystem, root, run_root, info, partition_by)
-                for info in _run_files(filesystem, run_root)]
+                location.rstrip("/") + "/" + run_directory
+            )
+        adds = [
+            _add_action(filesystem, root, run_root, info, partition_by) for info in _run_files(filesystem, run_root)
+        ]
         _check_adds(adds, replace, expected_rows, location)
         return _commit(location, base, adds, df.schema, partition_by, replace, metadata)
     except BaseException:
@@ -478,24 +507,33 @@ def _run_files(filesystem, run_root: str) -> list:
     from pyarrow import fs as pafs
 
     selector = pafs.FileSelector(run_root, recursive=True, allow_not_found=True)
-    return sorted((info for info in filesystem.get_file_info(selector)
-                   if info.type == pafs.FileType.File and info.path.endswith(".parquet")
-                   and not any(part.startswith(("_", "."))
-                               for part in posixpath.relpath(info.path, run_root).split("/"))),
-                  key=lambda info: info.path)
+    return sorted(
+        (
+            info
+            for info in filesystem.get_file_info(selector)
+            if info.type == pafs.FileType.File
+            and info.path.endswith(".parquet")
+            and not any(part.startswith(("_", ".")) for part in posixpath.relpath(info.path, run_root).split("/"))
+        ),
+        key=lambda info: info.path,
+    )
 
 
 def _check_adds(adds, replace, expected_rows, location) -> None:
     if replace is not None:
         for add in adds:
             if not _in_partitions(add.partition_values, replace):
-                raise RunError(f"replace {_describe(replace)}: the rows to write also hold partition "
-                               f"{add.partition_values}; nothing was committed to {location}")
+                raise RunError(
+                    f"replace {_describe(replace)}: the rows to write also hold partition "
+                    f"{add.partition_values}; nothing was committed to {location}"
+                )
     if expected_rows is not None:
         written = sum(json.loads(add.stats)["numRecords"] for add in adds)
         if written != expected_rows:
-            raise RunError(f"{written} rows were written for {location} but {expected_rows} were "
-                           f"meant to be; nothing was committed")
+            raise RunError(
+                f"{written} rows were written for {location} but {expected_rows} were "
+                f"meant to be; nothing was committed"
+            )
 
 
 def _commit(location, base, adds, spark_schema, partition_by, replace, metadata) -> int:
@@ -522,8 +560,9 @@ def _commit(location, base, adds, spark_schema, partition_by, replace, metadata)
         version = version_of_run(location, metadata["run_id"])
         if version is not None:
             return version
-    raise ConflictError(f"{location}: could not commit after {COMMIT_ATTEMPTS} attempts "
-                   f"(other writers keep committing)")
+    raise ConflictError(
+        f"{location}: could not commit after {COMMIT_ATTEMPTS} attempts (other writers keep committing)"
+    )
 
 
 def _refuse_unless_disjoint(location, seen, latest, replace) -> None:
@@ -534,22 +573,24 @@ def _refuse_unless_disjoint(location, seen, latest, replace) -> None:
         # A table created meanwhile (version 0) is fine to replace partitions in: its
         # schema and partitioning are checked against ours before committing.
         if replace is None or _touches(commit_actions(location, version), replace, version == 0):
-            raise ConflictError(f"{location} was changed by another writer ({describe_commit(location, version)}) "
-                           f"while this run wrote it; nothing was committed - rerun when it has "
-                           f"finished")
+            raise ConflictError(
+                f"{location} was changed by another writer ({describe_commit(location, version)}) "
+                f"while this run wrote it; nothing was committed - rerun when it has "
+                f"finished"
+            )
 
 
 def _as_value_lists(replace: dict | None) -> dict | None:
     """{"model": "x"} -> {"model": ("x",)}: one shape for one or several partition values."""
     if replace is None:
         return None
-    return {key: tuple(values) if isinstance(values, (list, tuple, set)) else (values,)
-            for key, values in replace.items()}
+    return {
+        key: tuple(values) if isinstance(values, (list, tuple, set)) else (values,) for key, values in replace.items()
+    }
 
 
 def _in_partitions(partition_values: dict, replace: dict) -> bool:
-    return all(partition_values.get(key) in {_partition_string(v) for v in values}
-               for key, values in replace.items())
+    return all(partition_values.get(key) in {_partition_string(v) for v in values} for key, values in replace.items())
 
 
 def _describe(replace: dict) -> str:
@@ -573,27 +614,35 @@ def _commit_once(location, current, adds, spark_schema, partition_by, replace, m
     from deltalake.transaction import create_table_with_add_actions
 
     delta_schema = _delta_schema_of(spark_schema)
-    properties = CommitProperties(
-        custom_metadata={"userMetadata": json.dumps(metadata, sort_keys=True, default=str)})
+    properties = CommitProperties(custom_metadata={"userMetadata": json.dumps(metadata, sort_keys=True, default=str)})
     uri = _delta_rs_uri(location)
     if current is None:
-        create_table_with_add_actions(uri, delta_schema, adds, mode="error",
-                                      partition_by=partition_by, commit_properties=properties)
+        create_table_with_add_actions(
+            uri, delta_schema, adds, mode="error", partition_by=partition_by, commit_properties=properties
+        )
     elif replace is not None:
         _check_same_layout(current, spark_schema, partition_by, location)
-        filters = [(key, "in", [_partition_string(value) for value in values])
-                   for key, values in sorted(replace.items())]
-        current.create_write_transaction(adds, mode="overwrite", schema=delta_schema,
-                                         partition_by=partition_by, partition_filters=filters,
-                                         commit_properties=properties)
+        filters = [
+            (key, "in", [_partition_string(value) for value in values]) for key, values in sorted(replace.items())
+        ]
+        current.create_write_transaction(
+            adds,
+            mode="overwrite",
+            schema=delta_schema,
+            partition_by=partition_by,
+            partition_filters=filters,
+            commit_properties=properties,
+        )
     elif list(current.metadata().partition_columns) == partition_by:
-        current.create_write_transaction(adds, mode="overwrite", schema=delta_schema,
-                                         partition_by=partition_by, commit_properties=properties)
+        current.create_write_transaction(
+            adds, mode="overwrite", schema=delta_schema, partition_by=partition_by, commit_properties=properties
+        )
     else:
         # A different partitioning needs new table metadata (CREATE OR REPLACE);
         # the older versions stay readable by time travel.
-        create_table_with_add_actions(uri, delta_schema, adds, mode="overwrite",
-                                      partition_by=partition_by, commit_properties=properties)
+        create_table_with_add_actions(
+            uri, delta_schema, adds, mode="overwrite", partition_by=partition_by, commit_properties=properties
+        )
 
 
 def _add_action(filesystem, root, run_root, info, partition_by):
@@ -607,8 +656,7 @@ def _add_action(filesystem, root, run_root, info, partition_by):
         partition_values=_partition_values(inside_run, partition_by),
         modification_time=int(info.mtime_ns // 1_000_000),
         data_change=True,
-        stats=json.dumps(_footer_stats(filesystem, info.path, set(partition_by)),
-                         separators=(",", ":")),
+        stats=json.dumps(_footer_stats(filesystem, info.path, set(partition_by)), separators=(",", ":")),
     )
 
 
@@ -627,29 +675,39 @@ def _partition_values(relative: str, partition_by: list) -> dict:
 
 # --------------------------------------------------------------------------- vacuum
 
+
 @dataclass
 class Vacuumed:
     files: int
     bytes: int
 
 
-def vacuum(spark, location: str, *, native: bool, retain_hours: float, dry_run: bool,
-           keep_versions: list[int] | None = None) -> Vacuumed:
+def vacuum(
+    spark, location: str, *, native: bool, retain_hours: float, dry_run: bool, keep_versions: list[int] | None = None
+) -> Vacuumed:
     """Delete files no version inside the retention (nor `keep_versions`) references,
     and directories of offline runs that hold nothing else; count what was (or would be)
     freed. Delta's rules: a removed file goes once it was removed longer ago than the
     retention; a file never committed, once it is older than the retention."""
     table = require_delta(location)
     filesystem, root = _filesystem(location)
-    candidates = table.vacuum(retention_hours=int(math.ceil(retain_hours)), dry_run=True,
-                              enforce_retention_duration=False, full=True,
-                              keep_versions=keep_versions or None)
+    candidates = table.vacuum(
+        retention_hours=int(math.ceil(retain_hours)),
+        dry_run=True,
+        enforce_retention_duration=False,
+        full=True,
+        keep_versions=keep_versions or None,
+    )
     paths = [_join(root, unquote(path)) if not path.startswith("/") else path for path in candidates]
     sizes = [info.size or 0 for info in filesystem.get_file_info(paths)]
     if not dry_run and paths:
-        table.vacuum(retention_hours=int(math.ceil(retain_hours)), dry_run=False,
-                     enforce_retention_duration=False, full=True,
-                     keep_versions=keep_versions or None)
+        table.vacuum(
+            retention_hours=int(math.ceil(retain_hours)),
+            dry_run=False,
+            enforce_retention_duration=False,
+            full=True,
+            keep_versions=keep_versions or None,
+        )
     leftovers = _stale_run_directories(filesystem, root, retain_hours, set(paths), dry_run)
     return Vacuumed(files=len(paths) + leftovers.files, bytes=sum(sizes) + leftovers.bytes)
 
@@ -667,8 +725,13 @@ def _stale_run_directories(filesystem, root, retain_hours, deleted, dry_run) -> 
             continue
         inside = filesystem.get_file_info(pafs.FileSelector(entry.path, recursive=True))
         files = [i for i in inside if i.type == pafs.FileType.File]
-        live = [i for i in files if i.path.endswith(".parquet") and i.path not in deleted
-                and not _hidden(posixpath.relpath(i.path, entry.path))]
+        live = [
+            i
+            for i in files
+            if i.path.endswith(".parquet")
+            and i.path not in deleted
+            and not _hidden(posixpath.relpath(i.path, entry.path))
+        ]
         if live or any((i.mtime_ns or 0) > cutoff_ns for i in files):
             continue
         leftover = [i for i in files if i.path not in deleted]
@@ -693,13 +756,17 @@ def _delta_schema_of(spark_schema: T.StructType):
 def _check_same_layout(current, spark_schema, partition_by, location):
     table_partitions = list(current.metadata().partition_columns)
     if table_partitions != partition_by:
-        raise InputError(f"{location} is partitioned by {table_partitions}, not {partition_by}; "
-                       f"replacing partitions needs the same partitioning (rewrite the whole table)")
+        raise InputError(
+            f"{location} is partitioned by {table_partitions}, not {partition_by}; "
+            f"replacing partitions needs the same partitioning (rewrite the whole table)"
+        )
     table_fields = [(f["name"], f["type"]) for f in json.loads(current.schema().to_json())["fields"]]
     new_fields = [(f["name"], f["type"]) for f in json.loads(spark_schema.json())["fields"]]
     if table_fields != new_fields:
-        raise InputError(f"replacing partitions: the new rows' columns {new_fields} differ from "
-                       f"the table's {table_fields} at {location} (rewrite the whole table)")
+        raise InputError(
+            f"replacing partitions: the new rows' columns {new_fields} differ from "
+            f"the table's {table_fields} at {location} (rewrite the whole table)"
+        )
 
 
 def _partition_string(value) -> str:
@@ -711,19 +778,8 @@ def _partition_string(value) -> str:
     return str(value)
 
 
-@contextmanager
-def _timestamps_as_micros(spark):
-    """Parquet INT96 timestamps would need a newer Delta protocol; micros keep 1/2."""
-    key = "spark.sql.parquet.outputTimestampType"
-    previous = spark.conf.get(key, None)
-    spark.conf.set(key, "TIMESTAMP_MICROS")
-    try:
-        yield
-    finally:
-        if previous is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, previous)
+# Parquet INT96 timestamps would need a newer Delta protocol; micros keep 1/2.
+MICROS_TIMESTAMPS = {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
 
 
 def _footer_stats(filesystem, path: str, partition_columns: set) -> dict:
@@ -741,8 +797,7 @@ def _footer_stats(filesystem, path: str, partition_columns: set) -> dict:
         name = column.path
         if name not in top_level or name in partition_columns or column.max_repetition_level:
             continue
-        chunks = [metadata.row_group(group).column(index).statistics
-                  for group in range(metadata.num_row_groups)]
+        chunks = [metadata.row_group(group).column(index).statistics for group in range(metadata.num_row_groups)]
         if all(s is not None and s.has_null_count for s in chunks):
             stats["nullCount"][name] = sum(s.null_count for s in chunks)
         if chunks and all(s is not None and s.has_min_max for s in chunks):

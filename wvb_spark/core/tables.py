@@ -43,27 +43,51 @@ def _some(*fields: tuple[str, T.DataType]) -> Callable[[], list[T.StructField]]:
 
 
 BUILD = "wvb build"
-TABLES: dict[str, Table] = {table.name: table for table in (
-    Table("questions", BUILD, _all(schemas.QUESTIONS), from_build=True),
-    Table("participants", BUILD, _all(schemas.participants_schema), sort_within=("d_interview",),
-          from_build=True),
-    Table("examples", BUILD, _all(schemas.EXAMPLES), partition_by=("split",),
-          sort_within=("question_id", "d_interview"), from_build=True),
-    Table("quarantine", BUILD, _all(schemas.QUARANTINE), from_build=True),
-    Table("build_runs", BUILD, _all(schemas.BUILD_RUNS)),
-    Table("probe", "wvb probe", _some(("question_id", T.StringType()), ("d_interview", T.LongType()),
-                                      ("split", T.StringType()), ("group_size", T.LongType()),
-                                      ("rank", T.IntegerType())),
-          sort_within=("question_id",)),
-    Table("probe_groups", "wvb probe", _some(("question_id", T.StringType()), ("group_size", T.LongType()),
-                                             ("status", T.StringType())),
-          sort_within=("question_id",)),
-    Table("predictions", "wvb predictions import or wvb baselines", _all(schemas.PREDICTIONS),
-          partition_by=("model",), sort_within=("question_id", "d_interview")),
-    Table("histograms", "wvb evaluate", _all(schemas.HISTOGRAMS), partition_by=("model",)),
-    Table("distances", "wvb evaluate", _all(schemas.DISTANCES), partition_by=("model",)),
-    Table("summary", "wvb evaluate", _all(schemas.SUMMARY), partition_by=("model",)),
-)}
+TABLES: dict[str, Table] = {
+    table.name: table
+    for table in (
+        Table("questions", BUILD, _all(schemas.QUESTIONS), from_build=True),
+        Table("participants", BUILD, _all(schemas.participants_schema), sort_within=("d_interview",), from_build=True),
+        Table(
+            "examples",
+            BUILD,
+            _all(schemas.EXAMPLES),
+            partition_by=("split",),
+            sort_within=("question_id", "d_interview"),
+            from_build=True,
+        ),
+        Table("quarantine", BUILD, _all(schemas.QUARANTINE), from_build=True),
+        Table("build_runs", BUILD, _all(schemas.BUILD_RUNS)),
+        Table(
+            "probe",
+            "wvb probe",
+            _some(
+                ("question_id", T.StringType()),
+                ("d_interview", T.LongType()),
+                ("split", T.StringType()),
+                ("group_size", T.LongType()),
+                ("rank", T.IntegerType()),
+            ),
+            sort_within=("question_id",),
+        ),
+        Table(
+            "probe_groups",
+            "wvb probe",
+            _some(("question_id", T.StringType()), ("group_size", T.LongType()), ("status", T.StringType())),
+            sort_within=("question_id",),
+        ),
+        Table(
+            "predictions",
+            "wvb predictions import or wvb baselines",
+            _all(schemas.PREDICTIONS),
+            partition_by=("model",),
+            sort_within=("question_id", "d_interview"),
+        ),
+        Table("histograms", "wvb evaluate", _all(schemas.HISTOGRAMS), partition_by=("model",)),
+        Table("distances", "wvb evaluate", _all(schemas.DISTANCES), partition_by=("model",)),
+        Table("summary", "wvb evaluate", _all(schemas.SUMMARY), partition_by=("model",)),
+    )
+}
 
 
 def table(name: str) -> Table:
@@ -85,9 +109,11 @@ def check_columns(name: str, schema: T.StructType) -> None:
     present = {field.name: field.dataType.simpleString() for field in schema.fields}
     for field in declared.columns():
         if field.name not in present:
-            raise ColumnMismatch(f"table {name} has no column {field.name!r} (written by an older "
-                                 f"version?): rerun {declared.written_by}")
+            raise ColumnMismatch(
+                f"table {name} has no column {field.name!r} (written by an older version?): rerun {declared.written_by}"
+            )
         if present[field.name] != field.dataType.simpleString():
             raise ColumnMismatch(
                 f"table {name} column {field.name!r} is {present[field.name]}, "
-                f"expected {field.dataType.simpleString()}: rerun {declared.written_by}")
+                f"expected {field.dataType.simpleString()}: rerun {declared.written_by}"
+            )

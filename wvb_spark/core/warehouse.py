@@ -30,9 +30,11 @@ def choose_writer(spark: SparkSession | None, settings: dict) -> str:
         return "offline"
     active = storage.native_delta_active(spark)
     if wanted == "native" and not active:
-        raise InputError("storage.writer=native but Delta's Spark extension is not active: run "
-                       "`wvb delta-jars`, or spark-submit with Delta's jars, or use "
-                       "--set storage.writer=offline")
+        raise InputError(
+            "storage.writer=native but Delta's Spark extension is not active: run "
+            "`wvb delta-jars`, or spark-submit with Delta's jars, or use "
+            "--set storage.writer=offline"
+        )
     return "native" if active else "offline"
 
 
@@ -88,8 +90,11 @@ class Warehouse:
             self._build_versions = {}
             location = self.location("build_runs")
             if storage.exists(location):
-                runs = storage.require_delta(location).to_pyarrow_table(
-                    columns=["run_number", "table_versions"]).to_pylist()
+                runs = (
+                    storage.require_delta(location)
+                    .to_pyarrow_table(columns=["run_number", "table_versions"])
+                    .to_pylist()
+                )
                 if runs:
                     last = max(runs, key=lambda run: run["run_number"])
                     self._build_versions = {key: int(value) for key, value in (last["table_versions"] or [])}
@@ -124,8 +129,7 @@ class Warehouse:
         rows = self.partition_rows(name, column)
         if rows is None:
             return None
-        return sorted((value for value, count in rows.items() if count),
-                      key=lambda value: (value is None, str(value)))
+        return sorted((value for value, count in rows.items() if count), key=lambda value: (value is None, str(value)))
 
     def commit_info(self, name: str, version: int | None = None) -> dict | None:
         """The standard commit info of that version (stage, wvb_version, options, counts, run_id)."""
@@ -153,34 +157,61 @@ class Warehouse:
             return None
         for field in missing:
             frame = frame.withColumn(field.name, F.lit(None).cast(field.dataType))
-        frame = frame.select(*[f.name for f in declared],
-                             *[c for c in frame.columns if c not in {f.name for f in declared}])
+        frame = frame.select(
+            *[f.name for f in declared], *[c for c in frame.columns if c not in {f.name for f in declared}]
+        )
         frame = frame.localCheckpoint()  # read fully before the same table is overwritten
-        return self.write(name, frame, stage=stage, options={"added_columns": [f.name for f in missing]},
-                          expected_rows=frame.count())
+        return self.write(
+            name, frame, stage=stage, options={"added_columns": [f.name for f in missing]}, expected_rows=frame.count()
+        )
 
-    def write(self, name: str, df: DataFrame, *, stage: str, options: dict | None = None,
-              counts: dict | None = None, replace: dict | None = None,
-              expected_rows: int | None = None, sort_within: tuple | None = None,
-              range_files: int | None = None, run_id: str | None = None) -> int:
+    def write(
+        self,
+        name: str,
+        df: DataFrame,
+        *,
+        stage: str,
+        options: dict | None = None,
+        counts: dict | None = None,
+        replace: dict | None = None,
+        expected_rows: int | None = None,
+        sort_within: tuple | None = None,
+        range_files: int | None = None,
+        run_id: str | None = None,
+    ) -> int:
         """Write `df` as the table's next version (or replace the partition `replace`);
         return the version. The commit info is the standard one; `expected_rows` is
         checked against what the commit holds."""
         declared = tables.table(name)
         tables.check_columns(name, df.schema)
-        layout = storage.Layout(partition_by=declared.partition_by,
-                                sort_within=tuple(sort_within or declared.sort_within),
-                                range_files=range_files)
-        metadata = {"stage": stage, "table": name, "wvb_version": __version__,
-                    "options": options or {}, "counts": counts or {},
-                    "run_id": run_id or storage.new_run_id()}
+        layout = storage.Layout(
+            partition_by=declared.partition_by,
+            sort_within=tuple(sort_within or declared.sort_within),
+            range_files=range_files,
+        )
+        metadata = {
+            "stage": stage,
+            "table": name,
+            "wvb_version": __version__,
+            "options": options or {},
+            "counts": counts or {},
+            "run_id": run_id or storage.new_run_id(),
+        }
         if replace is not None:
-            metadata["replaced"] = {key: [str(v) for v in (values if isinstance(values, (list, tuple))
-                                                          else [values])]
-                                    for key, values in replace.items()}
-        return storage.write(self._spark(), df, self.location(name), native=self.writer == "native",
-                             layout=layout, replace=replace, metadata=metadata,
-                             expected_rows=expected_rows)
+            metadata["replaced"] = {
+                key: [str(v) for v in (values if isinstance(values, (list, tuple)) else [values])]
+                for key, values in replace.items()
+            }
+        return storage.write(
+            self._spark(),
+            df,
+            self.location(name),
+            native=self.writer == "native",
+            layout=layout,
+            replace=replace,
+            metadata=metadata,
+            expected_rows=expected_rows,
+        )
 
     # ------------------------------------------------------------------ vacuum
 
@@ -193,8 +224,14 @@ class Warehouse:
             if not storage.exists(location):
                 continue
             keep = [self.build_versions()[name]] if name in self.build_versions() else None
-            result = storage.vacuum(self.spark, location, native=self.writer == "native",
-                                    retain_hours=retain_hours, dry_run=dry_run, keep_versions=keep)
+            result = storage.vacuum(
+                self.spark,
+                location,
+                native=self.writer == "native",
+                retain_hours=retain_hours,
+                dry_run=dry_run,
+                keep_versions=keep,
+            )
             freed.append(Vacuumed(name, result.files, result.bytes))
         return freed
 
@@ -209,6 +246,8 @@ def new_run_id() -> str:
 
 
 def describe_writer(warehouse: Warehouse) -> str:
-    return ("native Delta (Delta's Spark writer)" if warehouse.writer == "native"
-            else "offline commit (Spark's Parquet writer + deltalake)")
-
+    return (
+        "native Delta (Delta's Spark writer)"
+        if warehouse.writer == "native"
+        else "offline commit (Spark's Parquet writer + deltalake)"
+    )

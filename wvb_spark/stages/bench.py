@@ -9,16 +9,20 @@ by reading them, not by timed tests.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import tempfile
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
 
 from wvb_spark.core.errors import InputError, RunError, WvbError
+from wvb_spark.core.stage import Result
+
+log = logging.getLogger(__name__)
 
 
 class Run(NamedTuple):
@@ -82,8 +86,10 @@ def _report(name: str, seconds: list[float], extra: str = "") -> str:
 
 def bench_synth(args, workdir: Path) -> list[str]:
     raw = workdir / f"wvs-{args.respondents}.csv"
-    times = [_run(_wvb("synth", "--respondents", str(args.respondents), "--seed", "7", "--out", str(raw)))[0]
-             for _ in range(args.repeats)]
+    times = [
+        _run(_wvb("synth", "--respondents", str(args.respondents), "--seed", "7", "--out", str(raw)))[0]
+        for _ in range(args.repeats)
+    ]
     return [_report(f"synth {args.respondents:,} respondents", times, f"{raw.stat().st_size / 1e6:.0f} MB")]
 
 
@@ -97,11 +103,18 @@ def _ensure_raw(args, workdir: Path) -> Path:
 def bench_build(args, workdir: Path) -> list[str]:
     raw = _ensure_raw(args, workdir)
     warehouse = workdir / "warehouse-build"
-    runs = [_run(_wvb("build", "--raw", str(raw), "--warehouse", str(warehouse), *args.spark_args))
-            for _ in range(args.repeats)]
+    runs = [
+        _run(_wvb("build", "--raw", str(raw), "--warehouse", str(warehouse), *args.spark_args))
+        for _ in range(args.repeats)
+    ]
     examples = next((line.split()[-1] for line in runs[-1].stdout.splitlines() if line.startswith("examples ")), "?")
-    return [_report(f"build {args.respondents:,} respondents", [r.seconds for r in runs],
-                    f"{examples} examples; peak memory (driver JVM + Python) {max(r.peak_mb for r in runs):,.0f} MB")]
+    return [
+        _report(
+            f"build {args.respondents:,} respondents",
+            [r.seconds for r in runs],
+            f"{examples} examples; peak memory (driver JVM + Python) {max(r.peak_mb for r in runs):,.0f} MB",
+        )
+    ]
 
 
 def _prediction_rows(warehouse: Path) -> dict[str, int]:
@@ -122,8 +135,20 @@ def _ensure_evaluate_warehouse(args, workdir: Path) -> Path:
     if not tables.exists("probe"):
         _run(_wvb("probe", "--warehouse", str(warehouse), *args.spark_args))
     if not tables.exists("predictions"):
-        _run([sys.executable, "-m", "wvb_spark.benchmarks.data", "--warehouse", str(warehouse), "--probe-models", "8",
-              "--full-models", str(max(args.evaluate_full_models, default=0)), *args.spark_args])
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "wvb_spark.benchmarks.data",
+                "--warehouse",
+                str(warehouse),
+                "--probe-models",
+                "8",
+                "--full-models",
+                str(max(args.evaluate_full_models, default=0)),
+                *args.spark_args,
+            ]
+        )
     return warehouse
 
 
@@ -136,15 +161,24 @@ def bench_evaluate(args, workdir: Path) -> list[str]:
     for name, models in cases:
         missing = [m for m in models if m not in rows]
         if missing:
-            raise InputError(f"bench warehouse {warehouse} lacks model(s) {', '.join(missing)}; delete it to regenerate")
+            raise InputError(
+                f"bench warehouse {warehouse} lacks model(s) {', '.join(missing)}; delete it to regenerate"
+            )
         n = sum(rows[m] for m in models)
-        runs = [_run(_wvb("evaluate", "--warehouse", str(warehouse), "--models", ",".join(models), *args.spark_args))
-                for _ in range(args.repeats)]
+        runs = [
+            _run(_wvb("evaluate", "--warehouse", str(warehouse), "--models", ",".join(models), *args.spark_args))
+            for _ in range(args.repeats)
+        ]
         times = [r.seconds for r in runs]
-        lines.append(_report(f"evaluate {name}", times,
-                             f"{n:,} predictions, {n / statistics.median(times):,.0f} rows/s (incl. Spark start-up); "
-                             f"peak memory {max(r.peak_mb for r in runs):,.0f} MB"))
-        print(lines[-1], flush=True)
+        lines.append(
+            _report(
+                f"evaluate {name}",
+                times,
+                f"{n:,} predictions, {n / statistics.median(times):,.0f} rows/s (incl. Spark start-up); "
+                f"peak memory {max(r.peak_mb for r in runs):,.0f} MB",
+            )
+        )
+        log.info(lines[-1])
     return []
 
 
@@ -176,19 +210,32 @@ def bench_commits(args, workdir: Path) -> list[str]:
 STAGES = {"synth": bench_synth, "build": bench_build, "evaluate": bench_evaluate, "commits": bench_commits}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stages", default="synth,build",
-                        help=f"comma-separated stages to time, from: {', '.join(STAGES)} (default synth,build; "
-                             "commits: 200 small writes per writer, first against last)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per stage; the median is reported (default 3)")
-    parser.add_argument("--respondents", type=int, default=94_728, help="synthetic file size (default 94,728)")
-    parser.add_argument("--workdir", default="data/bench", help="where inputs and warehouses go (default data/bench)")
-    parser.add_argument("--evaluate-full-models", default="1,2,4,10", type=_model_counts,
-                        help="evaluate stage: numbers of test-split-size models to time (default 1,2,4,10; "
-                             "none: only the probe case)")
+SETTINGS = None
+OPTIONS = ()
 
 
-def main(args: argparse.Namespace) -> int:
+def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    parser.add_argument(
+        "--stages",
+        default="synth,build",
+        help=f"comma-separated stages to time, from: {', '.join(STAGES)} (default: %(default)s; "
+        "commits: 200 small writes per writer, first against last)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per stage; the median is reported (default: %(default)s)"
+    )
+    parser.add_argument("--respondents", type=int, help="synthetic file size (default: the setting synth.respondents)")
+    parser.add_argument("--workdir", default="data/bench", help="where inputs and warehouses go (default: %(default)s)")
+    parser.add_argument(
+        "--evaluate-full-models",
+        default="1,2,4,10",
+        type=_model_counts,
+        help="evaluate stage: numbers of test-split-size models to time (default: %(default)s; "
+        "none: only the probe case)",
+    )
+
+
+def run(args: argparse.Namespace, config: dict) -> Result:
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
@@ -198,8 +245,11 @@ def main(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     args.spark_args = [x for o in args.overrides for x in ("--set", o)] + (["--conf", args.conf] if args.conf else [])
-    print(f"wvb bench on {os.cpu_count()} cores, {args.repeats} run(s) per stage")
+    if args.respondents is None:
+        args.respondents = int(config["synth"]["respondents"])
+    result = Result(lines=[f"wvb bench on {os.cpu_count()} cores, {args.repeats} run(s) per stage"])
     for stage in stages:
         for line in STAGES[stage](args, workdir):
-            print(line, flush=True)
-    return 0
+            log.info(line)  # as it comes: a bench runs for minutes
+            result.say(line)
+    return result

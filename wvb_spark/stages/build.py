@@ -15,15 +15,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from wvb_spark import __version__
-from wvb_spark.core import config as wvb_config, metadata, schemas
-from wvb_spark.transforms import ingest, recode, splits
-from wvb_spark.core.warehouse import Warehouse, describe_writer, new_run_id
+from wvb_spark.core import metadata, schemas
 from wvb_spark.core.errors import InputError, RunError
 from wvb_spark.core.session import default_parallelism, get_spark
-
-
+from wvb_spark.core.stage import Result
+from wvb_spark.core.warehouse import Warehouse, describe_writer, new_run_id
+from wvb_spark.transforms import ingest, recode, splits
 
 # ---------------------------------------------------------------- metadata tables
+
 
 def adjusted_labels(question_id: str) -> dict[int, str]:
     """Codebook labels keyed by the *adjusted* code, so labels match `examples.answer`."""
@@ -44,12 +44,28 @@ def questions_rows() -> list[tuple]:
     probe = set(metadata.probe_questions())
     rows = []
     for q in metadata.questions().values():
-        labels = adjusted_labels(q.question_id) if q.is_value else {
-            int(code): label for code, label in metadata.choices(q.question_id).items()
-            if code.lstrip("-").isdigit() and int(code) >= 0
-        }
-        rows.append((q.question_id, q.text, q.category, q.use_case, q.scale_min, q.scale_max,
-                     q.data_type, labels, q.question_id in probe))
+        labels = (
+            adjusted_labels(q.question_id)
+            if q.is_value
+            else {
+                int(code): label
+                for code, label in metadata.choices(q.question_id).items()
+                if code.lstrip("-").isdigit() and int(code) >= 0
+            }
+        )
+        rows.append(
+            (
+                q.question_id,
+                q.text,
+                q.category,
+                q.use_case,
+                q.scale_min,
+                q.scale_max,
+                q.data_type,
+                labels,
+                q.question_id in probe,
+            )
+        )
     return rows
 
 
@@ -57,13 +73,16 @@ def label_maps_frame(spark: SparkSession) -> DataFrame:
     """One row holding, per demographic variable, its code -> label map (broadcast to label
     participants without a join per variable)."""
     variables = schemas.demographic_text_columns()
-    maps = [{int(code): label for code, label in metadata.choices(v).items() if code.lstrip("-").isdigit()}
-            for v in variables]
+    maps = [
+        {int(code): label for code, label in metadata.choices(v).items() if code.lstrip("-").isdigit()}
+        for v in variables
+    ]
     schema = ", ".join(f"`_labels_{v}` map<int,string>" for v in variables)
     return spark.createDataFrame([tuple(maps)], schema)
 
 
 # ---------------------------------------------------------------- transforms
+
 
 def participants_table(respondents: DataFrame, label_maps: DataFrame, groupings: str = "project") -> DataFrame:
     """One row per accepted respondent: group keys, weights and one text column per
@@ -121,7 +140,10 @@ def out_of_range_cells(respondents: DataFrame) -> DataFrame:
         respondents.where(F.size("out_of_range_positions") > 0)
         .select("source", "source_row", "d_interview", F.inline(cells))
         .select(
-            F.lit("build").alias("stage"), "source", "source_row", "d_interview",
+            F.lit("build").alias("stage"),
+            "source",
+            "source_row",
+            "d_interview",
             F.try_element_at(_question_ids(), F.col("position") + 1).alias("question_id"),
             F.col("code").cast("string").alias("raw_value"),
             F.lit("out_of_range").alias("reason"),
@@ -148,12 +170,15 @@ def cell_counts(respondents: DataFrame) -> DataFrame:
     recode, independently of the explode, so the two can be reconciled."""
     return respondents.groupBy("split").agg(
         F.count(F.lit(1)).alias("respondents"),
-        *[F.sum(column).cast("long").alias(outcome)
-          for column, outcome in zip(ingest.COUNT_COLUMNS, recode.CELL_OUTCOMES)],
+        *[
+            F.sum(column).cast("long").alias(outcome)
+            for column, outcome in zip(ingest.COUNT_COLUMNS, recode.CELL_OUTCOMES)
+        ],
     )
 
 
 # ---------------------------------------------------------------- the job
+
 
 @dataclass
 class BuildReport:
@@ -186,8 +211,10 @@ class BuildReport:
         """Rows read = participants + quarantined rows, and every value-question cell of
         every participant is an example, a missing cell or an out-of-range cell."""
         cells = self.participants * len(metadata.value_question_ids())
-        return (self.rows_read == self.participants + sum(self.quarantined_rows.values())
-                and cells == self.examples + sum(self.missing_cells.values()) + self.quarantined_cells)
+        return (
+            self.rows_read == self.participants + sum(self.quarantined_rows.values())
+            and cells == self.examples + sum(self.missing_cells.values()) + self.quarantined_cells
+        )
 
     def lines(self) -> list[str]:
         out = [
@@ -201,27 +228,28 @@ class BuildReport:
             + "".join(f"\n  {split:<18} {self.examples_by_split.get(split, 0):>12,}" for split in splits.SPLITS),
             "reconciled: rows read = participants + quarantined rows; "
             "participants x 239 = examples + missing cells + out-of-range cells"
-            if self.reconciles() else "NOT RECONCILED: see the counts above",
+            if self.reconciles()
+            else "NOT RECONCILED: see the counts above",
         ]
         return out
 
 
 def _with_split(spark: SparkSession, respondents: DataFrame, n: int, build_conf: dict) -> DataFrame:
-    method = build_conf.get("split_method", "paper")
-    ratios = build_conf.get("split_ratios", [0.7, 0.15, 0.15])
+    method = build_conf["split_method"]
+    ratios = build_conf["split_ratios"]
     if method == "paper":
-        return splits.assign_paper_split(spark, respondents, n, int(build_conf.get("split_seed", 0)), ratios)
+        return splits.assign_paper_split(spark, respondents, n, int(build_conf["split_seed"]), ratios)
     if method == "hash":
-        return splits.assign_hash_split(respondents, str(build_conf.get("hash_salt", "wvb")), ratios)
+        return splits.assign_hash_split(respondents, str(build_conf["hash_salt"]), ratios)
     raise InputError(f"unknown split method {method!r}: use paper or hash")
 
 
 def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) -> BuildReport:
     """Read the raw file, write every build table as a new Delta version, reconcile."""
     started = time.time()
-    build_conf = config.get("build", {})
+    build_conf = config["build"]
     header, separator = ingest.check_inputs(raw_path, warehouse)
-    report = BuildReport(raw_file=str(raw_path), split_method=build_conf.get("split_method", "paper"))
+    report = BuildReport(raw_file=str(raw_path), split_method=build_conf["split_method"])
 
     lines = ingest.read_lines(spark, raw_path, separator)
     parsed_lines = ingest.parse_lines(lines, header, separator, Path(raw_path).name).persist()
@@ -246,34 +274,58 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
     mark = report.lap("split_and_count", mark)
 
     quarantine = rejected_rows(parsed).unionByName(out_of_range_cells(respondents))
-    groupings = build_conf.get("groupings", "project")
+    groupings = build_conf["groupings"]
     tables = Warehouse(spark, warehouse, config)
     report.writer = describe_writer(tables)
-    options = {"raw_file": Path(raw_path).name, "split_method": report.split_method,
-               "split_seed": build_conf.get("split_seed"), "groupings": groupings}
-    counts = {"rows_read": report.rows_read, "participants": report.participants,
-              "quarantined_rows": report.quarantined_rows, "quarantined_cells": report.quarantined_cells,
-              "missing_cells": report.missing_cells, "examples_by_split": report.examples_by_split}
+    options = {
+        "raw_file": Path(raw_path).name,
+        "split_method": report.split_method,
+        "split_seed": build_conf["split_seed"],
+        "groupings": groupings,
+    }
+    counts = {
+        "rows_read": report.rows_read,
+        "participants": report.participants,
+        "quarantined_rows": report.quarantined_rows,
+        "quarantined_cells": report.quarantined_cells,
+        "missing_cells": report.missing_cells,
+        "examples_by_split": report.examples_by_split,
+    }
     run_id = new_run_id()  # one id for the build's commits: they belong together
 
     def write(df: DataFrame, name: str, expected_rows: int, **layout) -> int:
         nonlocal mark
-        version = tables.write(name, df, stage="wvb build", options=options, counts=counts,
-                               expected_rows=expected_rows, run_id=run_id, **layout)
+        version = tables.write(
+            name,
+            df,
+            stage="wvb build",
+            options=options,
+            counts=counts,
+            expected_rows=expected_rows,
+            run_id=run_id,
+            **layout,
+        )
         mark = report.lap(f"write_{name}", mark)
         return version
 
     question_rows = questions_rows()
     report.table_versions["questions"] = write(
-        spark.createDataFrame(question_rows, schemas.QUESTIONS), "questions", len(question_rows))
+        spark.createDataFrame(question_rows, schemas.QUESTIONS), "questions", len(question_rows)
+    )
     report.table_versions["participants"] = write(
-        participants_table(respondents, label_maps_frame(spark), groupings), "participants", report.participants)
+        participants_table(respondents, label_maps_frame(spark), groupings), "participants", report.participants
+    )
     report.table_versions["examples"] = write(
-        examples_table(respondents), "examples", report.examples,
-        range_files=int(build_conf.get("examples_files", 0)) or 2 * default_parallelism(spark))
+        examples_table(respondents),
+        "examples",
+        report.examples,
+        range_files=int(build_conf["examples_files"]) or 2 * default_parallelism(spark),
+    )
     report.table_versions["quarantine"] = write(
-        quarantine.select(*schemas.columns(schemas.QUARANTINE)), "quarantine",
-        sum(report.quarantined_rows.values()) + report.quarantined_cells)
+        quarantine.select(*schemas.columns(schemas.QUARANTINE)),
+        "quarantine",
+        sum(report.quarantined_rows.values()) + report.quarantined_cells,
+    )
     for cached in (respondents, parsed_lines):
         cached.unpersist()
     report.seconds = time.time() - started
@@ -284,7 +336,8 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
         raise RunError(
             f"build counts do not reconcile: {report.rows_read} rows read, {report.participants} participants, "
             f"{sum(report.quarantined_rows.values())} quarantined rows, {report.examples} examples, "
-            f"{sum(report.missing_cells.values())} missing and {report.quarantined_cells} out-of-range cells")
+            f"{sum(report.missing_cells.values())} missing and {report.quarantined_cells} out-of-range cells"
+        )
     return report
 
 
@@ -296,10 +349,22 @@ def _build_runs(spark: SparkSession, tables: Warehouse, report: BuildReport) -> 
     previous = tables.read("build_runs") if tables.exists("build_runs") else None
     run_number = (previous.count() + 1) if previous is not None else 1
     row = (
-        run_number, datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None), report.raw_file,
-        report.split_method, report.rows_read, report.participants, sum(report.quarantined_rows.values()),
-        report.quarantined_rows, report.quarantined_cells, report.missing_cells, report.examples,
-        report.examples_by_split, report.table_versions, round(report.seconds, 3), __version__, spark.version,
+        run_number,
+        datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None),
+        report.raw_file,
+        report.split_method,
+        report.rows_read,
+        report.participants,
+        sum(report.quarantined_rows.values()),
+        report.quarantined_rows,
+        report.quarantined_cells,
+        report.missing_cells,
+        report.examples,
+        report.examples_by_split,
+        report.table_versions,
+        round(report.seconds, 3),
+        __version__,
+        spark.version,
     )
     current = spark.createDataFrame([row], schemas.BUILD_RUNS)
     return (current if previous is None else previous.unionByName(current)), run_number
@@ -307,30 +372,38 @@ def _build_runs(spark: SparkSession, tables: Warehouse, report: BuildReport) -> 
 
 # ---------------------------------------------------------------- CLI
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--raw", required=True, help="WVS Wave 7 CSV (official v5.0/v6.0 download or `wvb synth` output)")
+SETTINGS = "build"
+OPTIONS = ("split_method", "split_seed", "groupings")
+
+
+def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    parser.add_argument(
+        "--raw", required=True, help="WVS Wave 7 CSV (official v5.0/v6.0 download or `wvb synth` output)"
+    )
     parser.add_argument("--warehouse", required=True, help="directory holding the Delta tables")
-    parser.add_argument("--split-method", choices=("paper", "hash"), help="train/test/valid assignment (default: paper)")
-    parser.add_argument("--split-seed", type=int, help="seed of the paper split's shuffle (default 0)")
-    parser.add_argument("--groupings", choices=("project", "published"),
-                        help="continent/education mappings: the project's complete ones (default) or the release's")
+    parser.add_argument(
+        "--split-method",
+        choices=("paper", "hash"),
+        help=f"train/test/valid assignment (default: {defaults['split_method']})",
+    )
+    parser.add_argument(
+        "--split-seed", type=int, help=f"seed of the paper split's shuffle (default: {defaults['split_seed']})"
+    )
+    parser.add_argument(
+        "--groupings",
+        choices=("project", "published"),
+        help="continent/education mappings: the project's complete ones or the release's "
+        f"(default: {defaults['groupings']})",
+    )
 
 
-def main(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides)
-    if args.split_method:
-        overrides.append(f"build.split_method={args.split_method}")
-    if args.split_seed is not None:
-        overrides.append(f"build.split_seed={args.split_seed}")
-    if args.groupings:
-        overrides.append(f"build.groupings={args.groupings}")
-    config = wvb_config.load(args.conf, overrides)
+def run(args: argparse.Namespace, config: dict) -> Result:
     ingest.check_inputs(args.raw, args.warehouse)  # fail fast, before Spark starts
     spark = get_spark(config)
     report = run_build(spark, config, args.raw, args.warehouse)
-    print("\n".join(report.lines()))
-    print(f"tables written with the {report.writer}")
+    result = Result(lines=report.lines(), tables=dict(report.table_versions))
+    result.say(f"tables written with the {report.writer}")
     for name, version in report.table_versions.items():
-        print(f"{name:<13} {Path(args.warehouse, name)}  (Delta version {version})")
-    print(f"built in {report.seconds:.1f} s")
-    return 0
+        result.say(f"{name:<13} {Path(args.warehouse, name)}  (Delta version {version})")
+    result.say(f"built in {report.seconds:.1f} s")
+    return result

@@ -24,11 +24,18 @@ import re
 
 from pyspark.sql import functions as F
 
-from wvb_spark.core.text_files import write_single_text_file
 from wvb_spark.core.errors import InputError
+from wvb_spark.core.stage import Result, common_options
+from wvb_spark.core.text_files import write_single_text_file
 from wvb_spark.transforms.prompt_render import (
-    VARIANTS, Elicitation, default_demographics, in_question_order, load_template, render_prompts,
+    VARIANTS,
+    Elicitation,
+    default_demographics,
+    in_question_order,
+    load_template,
+    render_prompts,
 )
+from wvb_spark.transforms.selection import selected_rows
 
 TASK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 ANSWER_CUE = "\nAnswer:"
@@ -63,11 +70,19 @@ def task_documents(requests):
     ending in the answer cue, the options' numbers as choices."""
     choices = F.transform(F.sequence(F.col("scale_min"), F.col("scale_max")), lambda k: k.cast("string"))
     return requests.select(
-        "question_id", "d_interview",
-        F.to_json(F.struct(
-            F.col("custom_id"), F.col("question_id"), F.col("d_interview"), F.col("scale_min"),
-            F.concat(F.col("prompt"), F.lit(ANSWER_CUE)).alias("prompt"), choices.alias("choices"),
-        )).alias("document"))
+        "question_id",
+        "d_interview",
+        F.to_json(
+            F.struct(
+                F.col("custom_id"),
+                F.col("question_id"),
+                F.col("d_interview"),
+                F.col("scale_min"),
+                F.concat(F.col("prompt"), F.lit(ANSWER_CUE)).alias("prompt"),
+                choices.alias("choices"),
+            )
+        ).alias("document"),
+    )
 
 
 def task_yaml(task: str, docs_path: str, count: int) -> str:
@@ -108,12 +123,16 @@ def inspect_samples(requests):
     prompt; system + user messages when the template has a system message), metadata (the
     key and the scale)."""
     metadata = F.struct("question_id", "d_interview", "scale_min", "scale_max", "variant").alias("metadata")
-    messages = F.array(F.struct(F.lit("system").alias("role"), F.col("system").alias("content")),
-                       F.struct(F.lit("user").alias("role"), F.col("prompt").alias("content")))
-    as_text = F.to_json(F.struct(F.col("custom_id").alias("id"), F.col("prompt").alias("input"),
-                                 F.lit("").alias("target"), metadata))
-    as_messages = F.to_json(F.struct(F.col("custom_id").alias("id"), messages.alias("input"),
-                                     F.lit("").alias("target"), metadata))
+    messages = F.array(
+        F.struct(F.lit("system").alias("role"), F.col("system").alias("content")),
+        F.struct(F.lit("user").alias("role"), F.col("prompt").alias("content")),
+    )
+    as_text = F.to_json(
+        F.struct(F.col("custom_id").alias("id"), F.col("prompt").alias("input"), F.lit("").alias("target"), metadata)
+    )
+    as_messages = F.to_json(
+        F.struct(F.col("custom_id").alias("id"), messages.alias("input"), F.lit("").alias("target"), metadata)
+    )
     document = F.when(F.coalesce(F.col("system"), F.lit("")) == "", as_text).otherwise(as_messages)
     return requests.select("question_id", "d_interview", document.alias("document"))
 
@@ -125,44 +144,74 @@ def inspect_task_file(task: str, dataset: str, count: int, elicit: str, top_logp
 
 
 def _common_arguments(task: argparse.ArgumentParser, files: str) -> None:
-    task.add_argument("--conf", metavar="YAML", default=argparse.SUPPRESS, help="settings file")
-    task.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=argparse.SUPPRESS,
-                      help="override one setting")
-    task.add_argument("--warehouse", required=True, metavar="DIR", help="warehouse root (needs probe, "
-                                                                        "participants, questions)")
+    task.add_argument(
+        "--warehouse", required=True, metavar="DIR", help="warehouse root (needs probe, participants, questions)"
+    )
     task.add_argument("--out", required=True, metavar="DIR", help=f"local folder for {files}")
-    task.add_argument("--task", default="wvb_probe", help="task name (default wvb_probe)")
-    task.add_argument("--variant", choices=tuple(VARIANTS), default="with-demographics",
-                      help="include the respondent's demographics or not (default: with-demographics)")
-    task.add_argument("--source", choices=("probe", "examples"), default="probe",
-                      help="one document per probe row (default) or per selected example")
+    task.add_argument("--task", default="wvb_probe", help="task name (default: %(default)s)")
+    task.add_argument(
+        "--variant",
+        choices=tuple(VARIANTS),
+        default="with-demographics",
+        help="include the respondent's demographics or not (default: %(default)s)",
+    )
+    task.add_argument(
+        "--source",
+        choices=("probe", "examples"),
+        default="probe",
+        help="one document per probe row (default) or per selected example",
+    )
     task.add_argument("--split", help="only rows of this split")
-    task.add_argument("--questions", metavar="Q1,Q2", help="only these questions (comma list)")
+    task.add_argument(
+        "--questions",
+        metavar="SPEC",
+        help="only these questions: probe, all, a category name, or a comma list like Q1,Q2",
+    )
     task.add_argument("--limit", type=int, metavar="N", help="only the first N documents in question order")
     task.add_argument("--template", metavar="FILE", help="YAML prompt template (default: the built-in one)")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+SETTINGS = None
+OPTIONS = ()
+
+
+def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     actions = parser.add_subparsers(dest="action", metavar="WHAT", required=True)
-    lm_eval = actions.add_parser("lm-eval-task", help="the probe as an lm-evaluation-harness multiple-choice task",
-                                 description="Write an lm-evaluation-harness task (YAML + JSONL documents) of "
-                                             "the probe.")
+    lm_eval = actions.add_parser(
+        "lm-eval-task",
+        parents=[common_options(after_action=True)],
+        help="the probe as an lm-evaluation-harness multiple-choice task",
+        description="Write an lm-evaluation-harness task (YAML + JSONL documents) of the probe.",
+    )
     _common_arguments(lm_eval, "<task>.yaml and <task>.jsonl")
-    inspect = actions.add_parser("inspect-task", help="the probe as an inspect_ai task",
-                                 description="Write an inspect_ai task (<task>.py + JSONL dataset) of the probe.")
+    inspect = actions.add_parser(
+        "inspect-task",
+        parents=[common_options(after_action=True)],
+        help="the probe as an inspect_ai task",
+        description="Write an inspect_ai task (<task>.py + JSONL dataset) of the probe.",
+    )
     _common_arguments(inspect, "<task>.py and <task>.jsonl")
-    inspect.add_argument("--elicit", choices=INSPECT_ELICITATIONS, default="free-text",
-                         help="free-text (default): the persona prompt of `wvb prompts`, one answer read as a "
-                              "point score; logprobs: the numbered options, one token with its top "
-                              "log-probabilities, read as a distribution")
-    inspect.add_argument("--top-logprobs", dest="top_logprobs", type=int, default=20, metavar="K",
-                         help="--elicit logprobs: alternatives per token (default 20)")
+    inspect.add_argument(
+        "--elicit",
+        choices=INSPECT_ELICITATIONS,
+        default="free-text",
+        help="free-text (default): the persona prompt of `wvb prompts`, one answer read as a "
+        "point score; logprobs: the numbered options, one token with its top "
+        "log-probabilities, read as a distribution",
+    )
+    inspect.add_argument(
+        "--top-logprobs",
+        dest="top_logprobs",
+        type=int,
+        default=20,
+        metavar="K",
+        help="--elicit logprobs: alternatives per token (default: %(default)s)",
+    )
 
 
-def main(args) -> int:
-    from wvb_spark.core import config as wvb_config
-    from wvb_spark.core.warehouse import Warehouse
+def run(args, config: dict) -> Result:
     from wvb_spark.core.session import get_spark
+    from wvb_spark.core.warehouse import Warehouse
 
     inspect = args.action == "inspect-task"
     elicit = getattr(args, "elicit", "logprobs")
@@ -175,26 +224,26 @@ def main(args) -> int:
         raise InputError(f"--top-logprobs must be 1..20, got {top_logprobs}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise InputError(f"--out {args.out} is a file, not a folder")
-    config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
     template = load_template(args.template)
     Warehouse(None, args.warehouse, config).require(args.source, "participants", "questions")
     spark = get_spark(config)
     tables = Warehouse(spark, args.warehouse, config)
-    rows = tables.read(args.source)
     questions = tables.read("questions")
-    if args.split:
-        rows = rows.where(F.col("split") == args.split)
-    if args.questions:
-        wanted = [q.strip() for q in args.questions.split(",") if q.strip()]
-        rows = rows.where(F.col("question_id").isin(wanted))
+    rows = selected_rows(tables.read(args.source), questions, args.split, args.questions)
     how = Elicitation(how=elicit, top_logprobs=top_logprobs) if inspect else Elicitation(how="logprobs")
-    requests = render_prompts(rows.select("question_id", "d_interview"), tables.read("participants"), questions,
-                              template=template, variant=args.variant, demographics=default_demographics(),
-                              model="", elicit=how)
+    requests = render_prompts(
+        rows,
+        tables.read("participants"),
+        questions,
+        template=template,
+        variant=args.variant,
+        demographics=default_demographics(),
+        model="",
+        elicit=how,
+    )
     scales = questions.select("question_id", "scale_min", "scale_max")
     to_documents = inspect_samples if inspect else task_documents
-    documents = in_question_order(to_documents(requests.join(F.broadcast(scales), on="question_id",
-                                                             how="inner")))
+    documents = in_question_order(to_documents(requests.join(F.broadcast(scales), on="question_id", how="inner")))
     if args.limit:
         documents = documents.limit(args.limit)
     count = documents.count()
@@ -207,13 +256,23 @@ def main(args) -> int:
     if inspect:
         task_path = os.path.join(folder, f"{args.task}.py")
         with open(task_path, "w", encoding="utf-8") as handle:
-            handle.write(inspect_task_file(args.task, os.path.basename(docs_path), count, elicit, top_logprobs,
-                                           task_path))
-        print(f"wrote {count} samples to {docs_path} and the task {task_path}; "
-              f"run: inspect eval {task_path} --model <provider/model> --log-dir LOGS")
-        return 0
+            handle.write(
+                inspect_task_file(args.task, os.path.basename(docs_path), count, elicit, top_logprobs, task_path)
+            )
+        return Result(
+            lines=[
+                f"wrote {count} samples to {docs_path} and the task {task_path}; "
+                f"run: inspect eval {task_path} --model <provider/model> --log-dir LOGS"
+            ],
+            counts={"samples": count},
+        )
     with open(os.path.join(folder, f"{args.task}.yaml"), "w", encoding="utf-8") as handle:
         handle.write(task_yaml(args.task, docs_path, count))
-    print(f"wrote {count} documents to {docs_path} and the task {os.path.join(folder, args.task + '.yaml')}; "
-          f"run: lm_eval --include_path {folder} --tasks {args.task} --log_samples --output_path OUT ...")
-    return 0
+    return Result(
+        lines=[
+            f"wrote {count} documents to {docs_path} and the task "
+            f"{os.path.join(folder, args.task + '.yaml')}; run: lm_eval --include_path {folder} "
+            f"--tasks {args.task} --log_samples --output_path OUT ..."
+        ],
+        counts={"documents": count},
+    )

@@ -24,25 +24,41 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from wvb_spark.compute import output_formats
-from wvb_spark.core import schemas
 from wvb_spark.compute.answer_parsing import (
-    NUMBER_SYNTAX, distribution_from_loglikelihoods, distribution_from_samples, distribution_from_top_logprobs,
-    parse_answer, parse_distribution, verbalised_distribution,
+    NUMBER_SYNTAX,
+    distribution_from_loglikelihoods,
+    distribution_from_samples,
+    distribution_from_top_logprobs,
+    parse_answer,
+    parse_distribution,
+    verbalised_distribution,
 )
+from wvb_spark.core import schemas
 from wvb_spark.core.errors import InputError, RunError
+from wvb_spark.core.stage import Result, common_options
 from wvb_spark.transforms.columns import median_point  # the same point rule as the baselines
 
 FORMATS = ("auto", "tsv", "csv", "jsonl", "distribution", "logprobs", "samples", "verbalised", "lm-eval", "inspect")
 STATUSES = schemas.PREDICTION_STATUSES
 PARTICIPANT_ALIASES = ("PARTICIPANT_ID", "D_INTERVIEW")
-RAW_COLUMNS = ("record", "source", "question_id", "participant_id", "raw_score", "payload", "payload_kind",
-               "method")
-PAYLOAD_KINDS = ("score", "text", "probabilities", "logprobs", "top_logprobs", "top_logprobs_letters",
-                 "samples", "verbalised", "loglikelihoods", "failed")
+RAW_COLUMNS = ("record", "source", "question_id", "participant_id", "raw_score", "payload", "payload_kind", "method")
+PAYLOAD_KINDS = (
+    "score",
+    "text",
+    "probabilities",
+    "logprobs",
+    "top_logprobs",
+    "top_logprobs_letters",
+    "samples",
+    "verbalised",
+    "loglikelihoods",
+    "failed",
+)
 _POINT_COLUMN = re.compile(r"^(P|PROB|LOGPROB|LP)_?(-?\d+)$", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------- file layout
+
 
 def detect_layout(path: str, first_line: str, fmt: str) -> dict:
     """{"kind": "delimited"|"jsonl", "separator": str|None, "distribution": bool} from the
@@ -51,8 +67,11 @@ def detect_layout(path: str, first_line: str, fmt: str) -> dict:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     line = first_line.lstrip("\ufeff").strip()
     name = path.lower().removesuffix(".gz")
-    if fmt in output_formats.FORMAT_KINDS and fmt != "distribution" or (fmt in ("auto", "distribution") and
-                          (name.endswith((".jsonl", ".ndjson", ".json")) or line.startswith("{"))):
+    if (
+        fmt in output_formats.FORMAT_KINDS
+        and fmt != "distribution"
+        or (fmt in ("auto", "distribution") and (name.endswith((".jsonl", ".ndjson", ".json")) or line.startswith("{")))
+    ):
         keys = ('"distribution"', '"probabilities"', '"logprobs"')
         distribution = fmt == "distribution" or (fmt == "auto" and any(k in line for k in keys))
         return {"kind": "jsonl", "separator": None, "distribution": distribution}
@@ -62,13 +81,17 @@ def detect_layout(path: str, first_line: str, fmt: str) -> dict:
         separator = ","
     else:
         counts = {sep: line.count(sep) for sep in ("\t", ",", ";", "|")}
-        separator = max(counts, key=counts.get) if max(counts.values()) > 0 else \
-            ("\t" if name.endswith(".tsv") else ",")
+        separator = (
+            max(counts, key=counts.get) if max(counts.values()) > 0 else ("\t" if name.endswith(".tsv") else ",")
+        )
     header = [h.strip().strip('"').upper() for h in line.split(separator)]
-    distribution = fmt == "distribution" or "DISTRIBUTION" in header or \
-        any(_POINT_COLUMN.match(h) for h in header)
-    return {"kind": "delimited", "separator": separator, "distribution": distribution,
-            "header": [h.strip().strip('"') for h in line.split(separator)]}
+    distribution = fmt == "distribution" or "DISTRIBUTION" in header or any(_POINT_COLUMN.match(h) for h in header)
+    return {
+        "kind": "delimited",
+        "separator": separator,
+        "distribution": distribution,
+        "header": [h.strip().strip('"') for h in line.split(separator)],
+    }
 
 
 def _column(header: list[str], *names: str) -> str | None:
@@ -78,6 +101,7 @@ def _column(header: list[str], *names: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- raw records (pure)
+
 
 def _col(name: str) -> Column:
     """A column by its exact header name (dots and spaces allowed)."""
@@ -113,17 +137,18 @@ def records_from_delimited(table: DataFrame, source_name: str, distribution: boo
         if score is None:
             missing.append("SCORE")
     if missing:
-        raise InputError(f"{source_name}: missing column(s) {', '.join(missing)} "
-                       f"(header: {', '.join(header)})")
+        raise InputError(f"{source_name}: missing column(s) {', '.join(missing)} (header: {', '.join(header)})")
 
     if not distribution:
         payload, kind, raw = _col(score), F.lit("score"), _col(score)
     elif listed is not None:
         payload, kind, raw = _col(listed), F.lit("probabilities"), _col(listed)
     else:
-        payload = F.to_json(F.map_from_arrays(
-            F.array(*[F.lit(str(value)) for _, _, value in points]),
-            F.array(*[_col(h) for h, _, _ in points])))
+        payload = F.to_json(
+            F.map_from_arrays(
+                F.array(*[F.lit(str(value)) for _, _, value in points]), F.array(*[_col(h) for h, _, _ in points])
+            )
+        )
         kind = F.lit("logprobs" if kinds == {"LOGPROB"} else "probabilities")
         raw = payload
     return table.select(
@@ -138,8 +163,22 @@ def records_from_delimited(table: DataFrame, source_name: str, distribution: boo
     ).select(*RAW_COLUMNS)
 
 
-LINE_READ = T.StructType([T.StructField(name, T.StringType()) for name in (
-    "kind", "shape", "question_id", "participant_id", "elicit", "payload", "payload_kind", "method", "raw")])
+LINE_READ = T.StructType(
+    [
+        T.StructField(name, T.StringType())
+        for name in (
+            "kind",
+            "shape",
+            "question_id",
+            "participant_id",
+            "elicit",
+            "payload",
+            "payload_kind",
+            "method",
+            "raw",
+        )
+    ]
+)
 
 
 def _line_reader(want: str | None):
@@ -152,11 +191,13 @@ def _line_reader(want: str | None):
             record = output_formats.read_line(text, want, mapped)
             rows.append(tuple(getattr(record, name) for name in LINE_READ.names))
         return pd.DataFrame(rows, columns=LINE_READ.names)
+
     return read_lines
 
 
-def read_jsonl_lines(lines: DataFrame, source_name: str, fmt: str = "auto",
-                     record_ids: DataFrame | None = None) -> DataFrame:
+def read_jsonl_lines(
+    lines: DataFrame, source_name: str, fmt: str = "auto", record_ids: DataFrame | None = None
+) -> DataFrame:
     """JSONL lines (`line`, `record`, optional `source`) -> each line read: `kind`, key,
     `payload`, `payload_kind`, `method`, `raw`. Blank lines are not records. `record_ids`
     (recordId, custom_id) keys Bedrock output lines by our custom_id."""
@@ -166,10 +207,17 @@ def read_jsonl_lines(lines: DataFrame, source_name: str, fmt: str = "auto",
         lines = lines.withColumn("source", _source(source_name))
     if record_ids is not None:
         record = F.get_json_object(F.col("line"), "$.recordId")
-        lines = (lines.withColumn("_record_id", record)
-                 .join(F.broadcast(record_ids.select(F.col("recordId").alias("_record_id"),
-                                                     F.col("custom_id").alias("mapped_id"))),
-                       on="_record_id", how="left").drop("_record_id"))
+        lines = (
+            lines.withColumn("_record_id", record)
+            .join(
+                F.broadcast(
+                    record_ids.select(F.col("recordId").alias("_record_id"), F.col("custom_id").alias("mapped_id"))
+                ),
+                on="_record_id",
+                how="left",
+            )
+            .drop("_record_id")
+        )
     else:
         lines = lines.withColumn("mapped_id", F.lit(None).cast("string"))
     read = _line_reader(want)(F.col("line"), F.col("mapped_id"))
@@ -180,25 +228,30 @@ def file_kind(read: DataFrame, fmt: str) -> dict:
     """What the file holds: {"kind", "method", "samples"} from the first answered line (or
     the forced --format), checking every answered line holds the same kind of answer; a
     line that does not is a one-line error naming it and the first line."""
-    firsts = (read.groupBy("kind")
-              .agg(F.min_by(F.struct("source", "method", "elicit"), F.col("record")).alias("first"),
-                   F.min("record").alias("line"),
-                   F.sum(F.when(F.col("elicit") == "s", 1).otherwise(0)).alias("sampled"))
-              .collect())
+    firsts = (
+        read.groupBy("kind")
+        .agg(
+            F.min_by(F.struct("source", "method", "elicit"), F.col("record")).alias("first"),
+            F.min("record").alias("line"),
+            F.sum(F.when(F.col("elicit") == "s", 1).otherwise(0)).alias("sampled"),
+        )
+        .collect()
+    )
     kinds = sorted((r for r in firsts if r["kind"] not in output_formats.FITS_ANY), key=lambda r: r["line"])
     forced = output_formats.FORMAT_KINDS.get(fmt)
     first = forced or (kinds[0]["kind"] if kinds else None)
     first_source = f"--format {fmt}" if forced else (kinds[0]["first"]["source"] if kinds else "")
     for row in kinds:
         if first is not None and not output_formats.compatible(first, row["kind"]):
-            raise InputError(f"{row['first']['source']} holds {output_formats.KIND_NAMES[row['kind']]}, but "
-                           f"{first_source} {'reads' if forced else 'holds'} "
-                           f"{output_formats.KIND_NAMES[first]}: a file must hold one format "
-                           f"(split it, or force one with --format)")
+            raise InputError(
+                f"{row['first']['source']} holds {output_formats.KIND_NAMES[row['kind']]}, but "
+                f"{first_source} {'reads' if forced else 'holds'} "
+                f"{output_formats.KIND_NAMES[first]}: a file must hold one format "
+                f"(split it, or force one with --format)"
+            )
     method = next((r["first"]["method"] for r in kinds if r["kind"] == first), None)
     sampled = sum(r["sampled"] or 0 for r in firsts) > 0
-    return {"kind": first, "method": method,
-            "samples": first == "samples" or fmt == "samples" or sampled}
+    return {"kind": first, "method": method, "samples": first == "samples" or fmt == "samples" or sampled}
 
 
 def records_from_jsonl_read(read: DataFrame, layout: dict, fmt: str = "auto") -> DataFrame:
@@ -210,12 +263,16 @@ def records_from_jsonl_read(read: DataFrame, layout: dict, fmt: str = "auto") ->
     method = F.coalesce(F.col("method"), F.lit(layout.get("method")))
     failed = kind == "failed"
     verbalised = (kind == "text") & ((F.lit(fmt) == "verbalised") | (F.col("elicit") == "vd"))
-    payload_kind = (F.when(failed & ~F.col("payload_kind").isin("samples"), F.lit("failed"))
-                    .when(verbalised, F.lit("verbalised"))
-                    .otherwise(F.coalesce(F.col("payload_kind"), F.lit("text"))))
+    payload_kind = (
+        F.when(failed & ~F.col("payload_kind").isin("samples"), F.lit("failed"))
+        .when(verbalised, F.lit("verbalised"))
+        .otherwise(F.coalesce(F.col("payload_kind"), F.lit("text")))
+    )
     raw = F.when(kind == "not_json", F.col("raw")).otherwise(F.coalesce(F.col("raw"), F.col("payload")))
     records = read.select(
-        "record", "source", "kind",
+        "record",
+        "source",
+        "kind",
         F.when(kind != "not_json", F.col("question_id")).alias("question_id"),
         F.when(kind != "not_json", F.col("participant_id")).alias("participant_id"),
         raw.alias("raw_score"),
@@ -226,22 +283,43 @@ def records_from_jsonl_read(read: DataFrame, layout: dict, fmt: str = "auto") ->
     if not layout.get("samples"):
         return records.select(*RAW_COLUMNS)
 
-    texts = (F.when(kind == "samples", F.from_json("payload", "array<string>"))
-             .when(kind.isin("text", "failed", "empty"), F.array(F.col("payload").cast("string"))))
+    texts = F.when(kind == "samples", F.from_json("payload", "array<string>")).when(
+        kind.isin("text", "failed", "empty"), F.array(F.col("payload").cast("string"))
+    )
     keyed = F.col("question_id").isNotNull() & F.col("participant_id").isNotNull() & texts.isNotNull()
     group = F.when(keyed, F.concat_ws("\u0001", "question_id", "participant_id")).otherwise(
-        F.concat(F.lit("#"), F.col("record").cast("string")))
-    grouped = (records.withColumn("texts", texts).withColumn("group", group)
-               .groupBy("group")
-               .agg(F.array_sort(F.collect_list(F.struct("record", "source", "texts", "question_id",
-                                                         "participant_id", "raw_score", "payload", "payload_kind",
-                                                         "kind"))).alias("lines")))
+        F.concat(F.lit("#"), F.col("record").cast("string"))
+    )
+    grouped = (
+        records.withColumn("texts", texts)
+        .withColumn("group", group)
+        .groupBy("group")
+        .agg(
+            F.array_sort(
+                F.collect_list(
+                    F.struct(
+                        "record",
+                        "source",
+                        "texts",
+                        "question_id",
+                        "participant_id",
+                        "raw_score",
+                        "payload",
+                        "payload_kind",
+                        "kind",
+                    )
+                )
+            ).alias("lines")
+        )
+    )
     first = F.col("lines")[0]
     lines_text = F.concat(
-        F.substring_index(first["source"], ":", 1), F.lit(":"),
-        F.array_join(F.transform(F.slice("lines", 1, 10), lambda l: l["record"].cast("string")), ","),
-        F.when(F.size("lines") > 10, F.lit(",...")).otherwise(F.lit("")))
-    all_texts = F.flatten(F.transform("lines", lambda l: l["texts"]))
+        F.substring_index(first["source"], ":", 1),
+        F.lit(":"),
+        F.array_join(F.transform(F.slice("lines", 1, 10), lambda line: line["record"].cast("string")), ","),
+        F.when(F.size("lines") > 10, F.lit(",...")).otherwise(F.lit("")),
+    )
+    all_texts = F.flatten(F.transform("lines", lambda line: line["texts"]))
     is_set = first["texts"].isNotNull()
     return grouped.select(
         first["record"].alias("record"),
@@ -257,23 +335,27 @@ def records_from_jsonl_read(read: DataFrame, layout: dict, fmt: str = "auto") ->
 
 # --------------------------------------------------------------------------- scoring (pure)
 
-INTERPRETED = T.StructType([
-    T.StructField("score_text", T.StringType()),
-    T.StructField("parse_method", T.StringType()),
-    T.StructField("distribution", T.ArrayType(T.DoubleType())),
-    T.StructField("distribution_status", T.StringType()),
-    T.StructField("off_scale_mass", T.DoubleType()),
-    T.StructField("n_samples", T.IntegerType()),
-    T.StructField("n_unusable", T.IntegerType()),
-])
+INTERPRETED = T.StructType(
+    [
+        T.StructField("score_text", T.StringType()),
+        T.StructField("parse_method", T.StringType()),
+        T.StructField("distribution", T.ArrayType(T.DoubleType())),
+        T.StructField("distribution_status", T.StringType()),
+        T.StructField("off_scale_mass", T.DoubleType()),
+        T.StructField("n_samples", T.IntegerType()),
+        T.StructField("n_unusable", T.IntegerType()),
+    ]
+)
 
 # payload kind -> (parse_method when the reader named none, how to read it)
 _DISTRIBUTION_READERS = {
     "probabilities": ("probabilities", lambda p, lo, hi: parse_distribution(p, "probabilities", lo, hi)),
     "logprobs": ("logprobs", lambda p, lo, hi: parse_distribution(p, "logprobs", lo, hi)),
     "top_logprobs": ("chat_logprobs", lambda p, lo, hi: distribution_from_top_logprobs(_loads(p), lo, hi)),
-    "top_logprobs_letters": ("chat_logprobs",
-                             lambda p, lo, hi: distribution_from_top_logprobs(_loads(p), lo, hi, letters=True)),
+    "top_logprobs_letters": (
+        "chat_logprobs",
+        lambda p, lo, hi: distribution_from_top_logprobs(_loads(p), lo, hi, letters=True),
+    ),
     "samples": ("samples", lambda p, lo, hi: distribution_from_samples(_loads(p), lo, hi)),
     "verbalised": ("verbalised", lambda p, lo, hi: verbalised_distribution(p, lo, hi)),
     "loglikelihoods": ("lm_eval", lambda p, lo, hi: distribution_from_loglikelihoods(_loads(p), lo, hi)),
@@ -292,8 +374,9 @@ def _loads(payload):
 
 
 @F.pandas_udf(INTERPRETED)
-def interpret_payloads(payload: pd.Series, kind: pd.Series, method: pd.Series, scale_min: pd.Series,
-                       scale_max: pd.Series) -> pd.DataFrame:
+def interpret_payloads(
+    payload: pd.Series, kind: pd.Series, method: pd.Series, scale_min: pd.Series, scale_max: pd.Series
+) -> pd.DataFrame:
     """Model text -> (score text, parse method); a distribution of any origin -> (normalised
     list, status, off-scale mass, samples); a failed request -> missing."""
     rows = []
@@ -309,10 +392,22 @@ def interpret_payloads(payload: pd.Series, kind: pd.Series, method: pd.Series, s
             rows.append((None, named or "none", None, "missing", None, None, None))
         else:
             default, reader = _DISTRIBUTION_READERS[what]
-            parsed = reader(text, low, high) if low is not None and high is not None else \
-                parse_distribution(text, "probabilities", low, high)
-            rows.append((None, named or default, parsed.distribution, parsed.status, parsed.off_scale_mass,
-                         parsed.n_samples, parsed.n_unusable))
+            parsed = (
+                reader(text, low, high)
+                if low is not None and high is not None
+                else parse_distribution(text, "probabilities", low, high)
+            )
+            rows.append(
+                (
+                    None,
+                    named or default,
+                    parsed.distribution,
+                    parsed.status,
+                    parsed.off_scale_mass,
+                    parsed.n_samples,
+                    parsed.n_unusable,
+                )
+            )
     return pd.DataFrame(rows, columns=[f.name for f in INTERPRETED.fields])
 
 
@@ -338,17 +433,20 @@ def _number(text: Column) -> Column:
 def score_status(score_text: Column, raw_score: Column, number: Column) -> Column:
     """Status of a point answer on the question's scale (scale_min / scale_max columns)."""
     blank_raw = raw_score.isNull() | (F.trim(raw_score) == "")
-    return (F.when(score_text.isNull() & blank_raw, F.lit("missing"))
-            .when(score_text.isNull(), F.lit("non_numeric"))
-            .when(F.trim(score_text) == "", F.lit("missing"))
-            .when(number.isNull(), F.lit("non_numeric"))
-            .when(number % 1 != 0, F.lit("non_integer"))
-            .when((number < F.col("scale_min")) | (number > F.col("scale_max")), F.lit("out_of_range"))
-            .otherwise(F.lit("valid")))
+    return (
+        F.when(score_text.isNull() & blank_raw, F.lit("missing"))
+        .when(score_text.isNull(), F.lit("non_numeric"))
+        .when(F.trim(score_text) == "", F.lit("missing"))
+        .when(number.isNull(), F.lit("non_numeric"))
+        .when(number % 1 != 0, F.lit("non_integer"))
+        .when((number < F.col("scale_min")) | (number > F.col("scale_max")), F.lit("out_of_range"))
+        .otherwise(F.lit("valid"))
+    )
 
 
-def score_predictions(raw: DataFrame, questions: DataFrame, participants: DataFrame, model: str,
-                      *, parse_payloads: bool) -> DataFrame:
+def score_predictions(
+    raw: DataFrame, questions: DataFrame, participants: DataFrame, model: str, *, parse_payloads: bool
+) -> DataFrame:
     """Raw records -> the `predictions` contract, one row per record, each with a status.
 
     Precedence: unknown_question (not a value question with a scale), unknown_participant
@@ -358,43 +456,58 @@ def score_predictions(raw: DataFrame, questions: DataFrame, participants: DataFr
     ``parse_payloads`` is False for point-score files: their payload is the score itself.
     """
 
-    value_questions = (questions.where(F.col("use_case") == "value")
-                       .where(F.col("scale_min").isNotNull() & F.col("scale_max").isNotNull())
-                       .select("question_id", "scale_min", "scale_max", F.lit(True).alias("known_question")))
+    value_questions = (
+        questions.where(F.col("use_case") == "value")
+        .where(F.col("scale_min").isNotNull() & F.col("scale_max").isNotNull())
+        .select("question_id", "scale_min", "scale_max", F.lit(True).alias("known_question"))
+    )
     people = participants.select("d_interview", F.lit(True).alias("known_participant")).distinct()
-    keyed = (raw.select(*RAW_COLUMNS)
-             .withColumn("question_id", F.trim("question_id"))
-             .withColumn("d_interview", _participant_number(F.col("participant_id")))
-             .join(F.broadcast(value_questions), on="question_id", how="left")
-             .join(F.broadcast(people), on="d_interview", how="left"))
+    keyed = (
+        raw.select(*RAW_COLUMNS)
+        .withColumn("question_id", F.trim("question_id"))
+        .withColumn("d_interview", _participant_number(F.col("participant_id")))
+        .join(F.broadcast(value_questions), on="question_id", how="left")
+        .join(F.broadcast(people), on="d_interview", how="left")
+    )
 
     if parse_payloads:
-        interpreted = interpret_payloads(F.col("payload"), F.col("payload_kind"), F.col("method"),
-                                         F.col("scale_min"), F.col("scale_max"))
-        keyed = keyed.withColumn("interpreted", interpreted).select(
-            "*", *[F.col("interpreted")[f.name].alias(f.name) for f in INTERPRETED.fields]).drop("interpreted")
+        interpreted = interpret_payloads(
+            F.col("payload"), F.col("payload_kind"), F.col("method"), F.col("scale_min"), F.col("scale_max")
+        )
+        keyed = (
+            keyed.withColumn("interpreted", interpreted)
+            .select("*", *[F.col("interpreted")[f.name].alias(f.name) for f in INTERPRETED.fields])
+            .drop("interpreted")
+        )
     else:
-        keyed = keyed.select("*", F.col("payload").alias("score_text"),
-                             F.lit("score_column").alias("parse_method"),
-                             F.lit(None).cast("array<double>").alias("distribution"),
-                             F.lit(None).cast("string").alias("distribution_status"),
-                             F.lit(None).cast("double").alias("off_scale_mass"),
-                             F.lit(None).cast("int").alias("n_samples"),
-                             F.lit(None).cast("int").alias("n_unusable"))
+        keyed = keyed.select(
+            "*",
+            F.col("payload").alias("score_text"),
+            F.lit("score_column").alias("parse_method"),
+            F.lit(None).cast("array<double>").alias("distribution"),
+            F.lit(None).cast("string").alias("distribution_status"),
+            F.lit(None).cast("double").alias("off_scale_mass"),
+            F.lit(None).cast("int").alias("n_samples"),
+            F.lit(None).cast("int").alias("n_unusable"),
+        )
 
     number = _number(F.col("score_text"))
     is_distribution = F.col("distribution_status").isNotNull()
     own_status = F.when(is_distribution, F.col("distribution_status")).otherwise(
-        score_status(F.col("score_text"), F.col("raw_score"), number))
+        score_status(F.col("score_text"), F.col("raw_score"), number)
+    )
     known = F.col("known_question").isNotNull() & F.col("known_participant").isNotNull()
     order = Window.partitionBy("question_id", "d_interview").orderBy("record")
-    status = (F.when(F.col("known_question").isNull(), F.lit("unknown_question"))
-              .when(F.col("known_participant").isNull(), F.lit("unknown_participant"))
-              .when(known & (F.row_number().over(order) > 1), F.lit("duplicate"))
-              .otherwise(own_status))
+    status = (
+        F.when(F.col("known_question").isNull(), F.lit("unknown_question"))
+        .when(F.col("known_participant").isNull(), F.lit("unknown_participant"))
+        .when(known & (F.row_number().over(order) > 1), F.lit("duplicate"))
+        .otherwise(own_status)
+    )
     distribution = F.when(is_distribution & (F.col("distribution_status") == "valid"), F.col("distribution"))
-    score = F.when(is_distribution, F.when(distribution.isNotNull(),
-                                           median_point(distribution, F.col("scale_min")))).otherwise(number)
+    score = F.when(
+        is_distribution, F.when(distribution.isNotNull(), median_point(distribution, F.col("scale_min")))
+    ).otherwise(number)
     return keyed.select(
         F.lit(model).alias("model"),
         F.col("question_id"),
@@ -413,6 +526,7 @@ def score_predictions(raw: DataFrame, questions: DataFrame, participants: DataFr
 
 # --------------------------------------------------------------------------- reading (edge)
 
+
 def number_records(df: DataFrame) -> DataFrame:
     """Add `record`, the 1-based position of each row in the file, without a global sort.
 
@@ -422,16 +536,18 @@ def number_records(df: DataFrame) -> DataFrame:
     """
     with_id = df.withColumn("_row_id", F.monotonically_increasing_id())
     partition = F.shiftright(F.col("_row_id"), 33)
-    counts = sorted((r["p"], r["n"]) for r in with_id.groupBy(partition.alias("p"))
-                    .agg(F.count(F.lit(1)).alias("n")).collect())
+    counts = sorted(
+        (r["p"], r["n"]) for r in with_id.groupBy(partition.alias("p")).agg(F.count(F.lit(1)).alias("n")).collect()
+    )
     offsets, total = {}, 0
     for part, count in counts:
         offsets[part] = total
         total += count
     if not offsets:
         return with_id.withColumn("record", F.lit(None).cast("long")).drop("_row_id")
-    offset = F.create_map(*[item for p, o in offsets.items()
-                            for item in (F.lit(p).cast("long"), F.lit(o).cast("long"))])[partition]
+    offset = F.create_map(
+        *[item for p, o in offsets.items() for item in (F.lit(p).cast("long"), F.lit(o).cast("long"))]
+    )[partition]
     position = F.col("_row_id").bitwiseAND(F.lit((1 << 33) - 1))
     return with_id.withColumn("record", (offset + position + 1).cast("long")).drop("_row_id")
 
@@ -448,17 +564,24 @@ def _hadoop_path_exists(spark: SparkSession, path: str) -> bool:
 
 def _numbered_lines(spark: SparkSession, path: str, name: str, first_record: int = 0) -> DataFrame:
     lines = number_records(spark.read.text(path).withColumnRenamed("value", "line"))
-    return lines.select((F.col("record") + F.lit(first_record)).alias("record"), "line",
-                        F.concat(F.lit(f"{name}:"), F.col("record").cast("string")).alias("source"))
+    return lines.select(
+        (F.col("record") + F.lit(first_record)).alias("record"),
+        "line",
+        F.concat(F.lit(f"{name}:"), F.col("record").cast("string")).alias("source"),
+    )
 
 
 def _record_ids(spark: SparkSession, path: str) -> DataFrame:
     """recordId -> custom_id from the records sent to Bedrock (each line holding both)."""
     lines = spark.read.text(path)
-    return (lines.select(F.get_json_object("value", "$.recordId").alias("recordId"),
-                         F.get_json_object("value", "$.custom_id").alias("custom_id"))
-            .where(F.col("recordId").isNotNull() & F.col("custom_id").isNotNull())
-            .dropDuplicates(["recordId"]))
+    return (
+        lines.select(
+            F.get_json_object("value", "$.recordId").alias("recordId"),
+            F.get_json_object("value", "$.custom_id").alias("custom_id"),
+        )
+        .where(F.col("recordId").isNotNull() & F.col("custom_id").isNotNull())
+        .dropDuplicates(["recordId"])
+    )
 
 
 def inspect_log(path: str, fmt: str) -> str | None:
@@ -466,8 +589,10 @@ def inspect_log(path: str, fmt: str) -> str | None:
     inspect, which then insists), else None."""
     kind = output_formats.inspect_log_kind(path) if os.path.isfile(path) else None
     if fmt == "inspect" and kind is None:
-        raise InputError(f"--format inspect: {path} is not an inspect_ai log (a .eval zip, or the JSON of "
-                       f"--log-format=json) on the local file system")
+        raise InputError(
+            f"--format inspect: {path} is not an inspect_ai log (a .eval zip, or the JSON of "
+            f"--log-format=json) on the local file system"
+        )
     return kind if fmt in ("auto", "inspect") else None
 
 
@@ -483,8 +608,9 @@ def _inspect_lines(spark: SparkSession, path: str, kind: str) -> DataFrame:
     return spark.createDataFrame(rows, "record long, line string, source string")
 
 
-def read_records(spark: SparkSession, path: str, fmt: str, errors: str | None = None,
-                 inputs: str | None = None) -> tuple[DataFrame, bool]:
+def read_records(
+    spark: SparkSession, path: str, fmt: str, errors: str | None = None, inputs: str | None = None
+) -> tuple[DataFrame, bool]:
     """(raw records, whether their payloads need parsing in Python) for one file; for JSONL
     also the lines of a batch's separate error file (`errors`, numbered after the file's)
     and the Bedrock input records that key recordIds (`inputs`)."""
@@ -515,37 +641,57 @@ def read_records(spark: SparkSession, path: str, fmt: str, errors: str | None = 
     if len(set(h.upper() for h in header)) != len(header):
         raise InputError(f"{path}: repeated column names in header: {', '.join(header)}")
     schema = T.StructType([T.StructField(h, T.StringType()) for h in header])
-    table = (spark.read.schema(schema).option("header", True).option("sep", layout["separator"])
-             .option("mode", "PERMISSIVE").option("enforceSchema", True).csv(path))
+    table = (
+        spark.read.schema(schema)
+        .option("header", True)
+        .option("sep", layout["separator"])
+        .option("mode", "PERMISSIVE")
+        .option("enforceSchema", True)
+        .csv(path)
+    )
     records = records_from_delimited(number_records(table), name, layout["distribution"])
     return records, layout["distribution"]
 
 
 # --------------------------------------------------------------------------- command
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+SETTINGS = None
+OPTIONS = ()
+
+
+def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    imp = actions.add_parser("import", help="import one model's predictions file",
-                             description="Import one model's predictions (TSV/CSV, JSONL or distributions).")
-    # also accept the common options after `import` (they default to what was given before it)
-    imp.add_argument("--conf", metavar="YAML", default=argparse.SUPPRESS, help="settings file")
-    imp.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=argparse.SUPPRESS,
-                     help="override one setting")
+    imp = actions.add_parser(
+        "import",
+        help="import one model's predictions file",
+        parents=[common_options(after_action=True)],
+        description="Import one model's predictions (TSV/CSV, JSONL or distributions).",
+    )
     imp.add_argument("--warehouse", required=True, metavar="DIR", help="warehouse root (tables at DIR/<table>)")
-    imp.add_argument("--model", required=True, metavar="NAME",
-                     help="model name; its rows in predictions are replaced by this import")
+    imp.add_argument(
+        "--model", required=True, metavar="NAME", help="model name; its rows in predictions are replaced by this import"
+    )
     imp.add_argument("--file", required=True, metavar="FILE", help="the predictions file")
-    imp.add_argument("--format", choices=FORMATS, default="auto",
-                     help="auto (default: from the extension and the lines), tsv, csv, jsonl (model texts), "
-                          "distribution (a TSV/CSV/JSONL of probabilities), logprobs (batch output with top "
-                          "log-probabilities), samples (several answers per question and respondent), verbalised "
-                          "(texts holding a JSON distribution), lm-eval (lm-evaluation-harness samples file), inspect "
-                          "(an inspect_ai eval log: .eval, or the JSON of --log-format=json)")
-    imp.add_argument("--errors", metavar="FILE",
-                     help="the batch's separate error file (OpenAI, Together): its failed requests become "
-                          "rows with status missing")
-    imp.add_argument("--inputs", metavar="FILE",
-                     help="Bedrock: the input records sent (recordId and custom_id per line), to key the output")
+    imp.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="auto",
+        help="auto (default: from the extension and the lines), tsv, csv, jsonl (model texts), "
+        "distribution (a TSV/CSV/JSONL of probabilities), logprobs (batch output with top "
+        "log-probabilities), samples (several answers per question and respondent), verbalised "
+        "(texts holding a JSON distribution), lm-eval (lm-evaluation-harness samples file), inspect "
+        "(an inspect_ai eval log: .eval, or the JSON of --log-format=json)",
+    )
+    imp.add_argument(
+        "--errors",
+        metavar="FILE",
+        help="the batch's separate error file (OpenAI, Together): its failed requests become rows with status missing",
+    )
+    imp.add_argument(
+        "--inputs",
+        metavar="FILE",
+        help="Bedrock: the input records sent (recordId and custom_id per line), to key the output",
+    )
 
 
 # A model name is a partition value, hence a directory name: letters, digits, spaces and
@@ -565,8 +711,10 @@ def check_model_name(name: str) -> str:
     if model.upper() == NULL_PARTITION:
         raise InputError(f"--model {model} is the name Spark gives a null partition: choose another name")
     if not MODEL_NAME_SYNTAX.fullmatch(model) or len(model.encode("utf-8")) > MODEL_NAME_BYTES:
-        raise InputError(f"--model {model!r} cannot name a partition: use letters, digits, spaces and . _ - + @ "
-                       f"(at most {MODEL_NAME_BYTES} bytes; e.g. meta-llama--Llama-3-8B for meta-llama/Llama-3-8B)")
+        raise InputError(
+            f"--model {model!r} cannot name a partition: use letters, digits, spaces and . _ - + @ "
+            f"(at most {MODEL_NAME_BYTES} bytes; e.g. meta-llama--Llama-3-8B for meta-llama/Llama-3-8B)"
+        )
     return model
 
 
@@ -582,57 +730,74 @@ def format_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{status} {counts.get(status, 0)}" for status in STATUSES)
 
 
-def main(args) -> int:
-    from wvb_spark.core import config as wvb_config
-    from wvb_spark.core.warehouse import Warehouse
+def run(args, config: dict) -> Result:
     from wvb_spark.core.session import get_spark
+    from wvb_spark.core.warehouse import Warehouse
 
     if args.action != "import":
         raise InputError(f"unknown action {args.action!r} (expected: import)")
     model = check_model_name(args.model)
     check_import_paths(args.file, args.warehouse)
-    config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
     Warehouse(None, args.warehouse, config).require("questions", "participants")
     spark = get_spark(config)
     tables = Warehouse(spark, args.warehouse, config)
     questions = tables.read("questions")
     participants = tables.read("participants")
 
-    raw, parse_payloads = read_records(spark, args.file, args.format, errors=getattr(args, "errors", None),
-                                       inputs=getattr(args, "inputs", None))
+    raw, parse_payloads = read_records(spark, args.file, args.format, errors=args.errors, inputs=args.inputs)
     raw = raw.persist()
     rows_read = raw.count()
     if rows_read == 0:  # a header alone must not replace the model's rows with nothing
         raise InputError(f"{args.file} holds no prediction rows (a header only); nothing was imported")
     predictions = score_predictions(raw, questions, participants, model, parse_payloads=parse_payloads)
     tables.add_new_columns("predictions", stage="wvb predictions import")
-    version = tables.write("predictions", predictions, stage="wvb predictions import",
-                           options={"model": model, "file": args.file, "format": args.format},
-                           counts={"rows_read": rows_read}, replace={"model": model}, expected_rows=rows_read)
+    version = tables.write(
+        "predictions",
+        predictions,
+        stage="wvb predictions import",
+        options={"model": model, "file": args.file, "format": args.format},
+        counts={"rows_read": rows_read},
+        replace={"model": model},
+        expected_rows=rows_read,
+    )
     raw.unpersist()
-    written = (tables.read("predictions", version=version)
-               .where(F.col("model") == model).groupBy("status", "parse_method").count().collect())
+    written = (
+        tables.read("predictions", version=version)
+        .where(F.col("model") == model)
+        .groupBy("status", "parse_method")
+        .count()
+        .collect()
+    )
     counts, methods = {}, {}
     for row in written:
         counts[row["status"]] = counts.get(row["status"], 0) + row["count"]
         methods[row["parse_method"]] = methods.get(row["parse_method"], 0) + row["count"]
     lines = _lines_grouped(spark, args, rows_read)
-    print(f"imported {args.file} as model {model!r}: {rows_read} rows read{lines}; {format_counts(counts)}; "
-          f"parse_method {', '.join(f'{m} {n}' for m, n in sorted(methods.items(), key=lambda i: str(i[0])))}; "
-          f"predictions version {version}")
     if sum(counts.values()) != rows_read:
         raise RunError(f"{sum(counts.values())} rows written but {rows_read} read")
-    return 0
+    return Result(
+        lines=[
+            f"imported {args.file} as model {model!r}: {rows_read} rows read{lines}; "
+            f"{format_counts(counts)}; parse_method "
+            f"{', '.join(f'{m} {n}' for m, n in sorted(methods.items(), key=lambda i: str(i[0])))}; "
+            f"predictions version {version}"
+        ],
+        tables={"predictions": version},
+        counts={"rows_read": rows_read, **counts},
+    )
 
 
 def _lines_grouped(spark: SparkSession, args, rows_read: int) -> str:
     """' (from N lines: sampled answers grouped)' when JSONL lines became fewer rows."""
-    paths = [p for p in (args.file, getattr(args, "errors", None)) if p]
+    paths = [p for p in (args.file, args.errors) if p]
     if inspect_log(args.file, args.format) is not None:
         return ""
     first = spark.read.text(args.file).where(F.trim("value") != "").limit(1).collect()
     if not first or not first[0]["value"].lstrip("\ufeff").strip().startswith("{"):
         return ""
     lines = sum(spark.read.text(p).where(F.trim("value") != "").count() for p in paths)
-    return f" (from {lines} lines: the sampled answers of each question and respondent as one row)" \
-        if lines != rows_read else ""
+    return (
+        f" (from {lines} lines: the sampled answers of each question and respondent as one row)"
+        if lines != rows_read
+        else ""
+    )

@@ -15,9 +15,9 @@ import argparse
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from wvb_spark.core import config as wvb_config
-from wvb_spark.core.config import split_list, stage_block
+from wvb_spark.core.config import split_list
 from wvb_spark.core.errors import InputError
+from wvb_spark.core.stage import Result
 from wvb_spark.transforms.selection import all_not_null, check_group_columns, resolve_questions
 
 RESERVED_COLUMNS = ("question_id", "d_interview", "split", "group_size", "rank", "sampled", "status")
@@ -27,31 +27,51 @@ SKIPPED_GROUPS_SHOWN = 10
 
 # --------------------------------------------------------------------------- options
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+SETTINGS = "probe"
+OPTIONS = ("questions", "split", "group_by", "per_group", "min_group_size", "seed")
+
+
+def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     parser.add_argument("--warehouse", required=True, metavar="DIR", help="warehouse root (tables at DIR/<table>)")
-    parser.add_argument("--questions", metavar="SPEC",
-                        help="probe (the 36 published ones), all (every value question), a category name, "
-                             "or a comma list like Q1,Q2 (default: probe)")
-    parser.add_argument("--split", help="split whose respondents are sampled (default: valid)")
-    parser.add_argument("--group-by", dest="group_by", metavar="COLS",
-                        help="comma list of participants columns that define a group "
-                             "(default: continent,urban_rural,education_level)")
-    parser.add_argument("--per-group", dest="per_group", type=int, metavar="K",
-                        help="respondents sampled per question and group (default: 5)")
-    parser.add_argument("--min-group-size", dest="min_group_size", type=int, metavar="N",
-                        help="groups with fewer eligible respondents are skipped (default: per-group + 1)")
-    parser.add_argument("--seed", type=int, help="sampling seed (default: 0)")
+    parser.add_argument(
+        "--questions",
+        metavar="SPEC",
+        help="probe (the 36 published ones), all (every value question), a category name, "
+        f"or a comma list like Q1,Q2 (default: {defaults['questions']})",
+    )
+    parser.add_argument("--split", help=f"split whose respondents are sampled (default: {defaults['split']})")
+    parser.add_argument(
+        "--group-by",
+        dest="group_by",
+        metavar="COLS",
+        help=f"comma list of participants columns that define a group (default: {','.join(defaults['group_by'])})",
+    )
+    parser.add_argument(
+        "--per-group",
+        dest="per_group",
+        type=int,
+        metavar="K",
+        help=f"respondents sampled per question and group (default: {defaults['per_group']})",
+    )
+    parser.add_argument(
+        "--min-group-size",
+        dest="min_group_size",
+        type=int,
+        metavar="N",
+        help="groups with fewer eligible respondents are skipped (default: per-group + 1)",
+    )
+    parser.add_argument("--seed", type=int, help=f"sampling seed (default: {defaults['seed']})")
 
 
-def resolve_settings(args, config: dict) -> dict:
-    """Command-line options over the `probe:` block of the settings."""
-    block = stage_block(config, "probe", args, ("questions", "split", "group_by", "per_group", "min_group_size", "seed"))
+def resolve_settings(config: dict) -> dict:
+    """The `probe:` block, typed and checked."""
+    block = config["probe"]
     settings = {
-        "questions": str(block.get("questions") or "probe"),
-        "split": str(block.get("split") or "valid"),
-        "group_by": split_list(block.get("group_by")),
-        "per_group": int(block.get("per_group", 5)),
-        "seed": int(block.get("seed", 0)),
+        "questions": str(block["questions"]),
+        "split": str(block["split"]),
+        "group_by": split_list(block["group_by"]),
+        "per_group": int(block["per_group"]),
+        "seed": int(block["seed"]),
     }
     minimum = block.get("min_group_size")
     settings["min_group_size"] = settings["per_group"] + 1 if minimum is None else int(minimum)
@@ -68,19 +88,23 @@ def resolve_settings(args, config: dict) -> dict:
 
 # --------------------------------------------------------------------------- transforms
 
-def answers_with_groups(examples: DataFrame, participants: DataFrame, question_ids: list[str],
-                        split: str, group_by: list[str]) -> DataFrame:
+
+def answers_with_groups(
+    examples: DataFrame, participants: DataFrame, question_ids: list[str], split: str, group_by: list[str]
+) -> DataFrame:
     """Every answer of the split to the chosen questions, with the respondent's group and
     whether it may be sampled (`eligible`: a participant of the split with no null group value)."""
-    answers = (examples
-               .where((F.col("split") == split) & F.col("question_id").isin(question_ids))
-               .select("question_id", "d_interview"))
-    people = (participants.where(F.col("split") == split)
-              .select("d_interview", *group_by, F.lit(True).alias("in_split")))
-    return (answers.join(people, on="d_interview", how="left")
-            .select("question_id", "d_interview", *group_by,
-                    F.coalesce("in_split", F.lit(False)).alias("in_split"),
-                    (F.coalesce("in_split", F.lit(False)) & all_not_null(group_by)).alias("eligible")))
+    answers = examples.where((F.col("split") == split) & F.col("question_id").isin(question_ids)).select(
+        "question_id", "d_interview"
+    )
+    people = participants.where(F.col("split") == split).select("d_interview", *group_by, F.lit(True).alias("in_split"))
+    return answers.join(people, on="d_interview", how="left").select(
+        "question_id",
+        "d_interview",
+        *group_by,
+        F.coalesce("in_split", F.lit(False)).alias("in_split"),
+        (F.coalesce("in_split", F.lit(False)) & all_not_null(group_by)).alias("eligible"),
+    )
 
 
 def rank_in_groups(eligible: DataFrame, group_by: list[str], seed: int) -> DataFrame:
@@ -88,45 +112,64 @@ def rank_in_groups(eligible: DataFrame, group_by: list[str], seed: int) -> DataF
     group = Window.partitionBy("question_id", *group_by)
     order = group.orderBy(F.xxhash64(F.lit(seed).cast("long"), "question_id", "d_interview"), HASH_TIEBREAK)
     return eligible.select(
-        "question_id", "d_interview", *group_by,
+        "question_id",
+        "d_interview",
+        *group_by,
         F.count(F.lit(1)).over(group).alias("group_size"),
         F.row_number().over(order).alias("rank"),
     )
 
 
-def sample_probe(answers: DataFrame, *, split: str, group_by: list[str], per_group: int,
-                 min_group_size: int, seed: int) -> DataFrame:
+def sample_probe(
+    answers: DataFrame, *, split: str, group_by: list[str], per_group: int, min_group_size: int, seed: int
+) -> DataFrame:
     """The probe table: the `per_group` best-ranked respondents of every group that has at
     least `min_group_size` eligible respondents for the question."""
     ranked = rank_in_groups(answers.where("eligible"), group_by, seed)
-    return (ranked
-            .where((F.col("group_size") >= min_group_size) & (F.col("rank") <= per_group))
-            .select("question_id", "d_interview", F.lit(split).alias("split"), *group_by,
-                    F.col("group_size").cast("long").alias("group_size"), F.col("rank").cast("int").alias("rank")))
+    return ranked.where((F.col("group_size") >= min_group_size) & (F.col("rank") <= per_group)).select(
+        "question_id",
+        "d_interview",
+        F.lit(split).alias("split"),
+        *group_by,
+        F.col("group_size").cast("long").alias("group_size"),
+        F.col("rank").cast("int").alias("rank"),
+    )
 
 
-def group_report(answers: DataFrame, participants: DataFrame, question_ids: list[str], *, split: str,
-                 group_by: list[str], per_group: int, min_group_size: int) -> DataFrame:
+def group_report(
+    answers: DataFrame,
+    participants: DataFrame,
+    question_ids: list[str],
+    *,
+    split: str,
+    group_by: list[str],
+    per_group: int,
+    min_group_size: int,
+) -> DataFrame:
     """One row per (question, group), kept or skipped, with its eligible count.
 
     A group is a combination of group values held by at least one participant of the
     split, so a group where nobody answered a question shows up as skipped with size 0.
     """
     spark = answers.sparkSession
-    groups = (participants.where((F.col("split") == split) & all_not_null(group_by))
-              .select(*group_by).distinct())
+    groups = participants.where((F.col("split") == split) & all_not_null(group_by)).select(*group_by).distinct()
     chosen = spark.createDataFrame([(q,) for q in question_ids], "question_id string")
-    sizes = (answers.where("eligible").groupBy("question_id", *group_by)
-             .agg(F.count(F.lit(1)).alias("group_size")))
+    sizes = answers.where("eligible").groupBy("question_id", *group_by).agg(F.count(F.lit(1)).alias("group_size"))
     size = F.coalesce(F.col("group_size"), F.lit(0)).cast("long")
     kept = size >= min_group_size
-    return (chosen.crossJoin(groups)
-            .join(sizes, on=["question_id", *group_by], how="left")
-            .select("question_id", *group_by,
-                    size.alias("group_size"),
-                    F.when(kept, F.least(size, F.lit(per_group).cast("long"))).otherwise(F.lit(0).cast("long"))
-                    .alias("sampled"),
-                    F.when(kept, F.lit("kept")).otherwise(F.lit("skipped")).alias("status")))
+    return (
+        chosen.crossJoin(groups)
+        .join(sizes, on=["question_id", *group_by], how="left")
+        .select(
+            "question_id",
+            *group_by,
+            size.alias("group_size"),
+            F.when(kept, F.least(size, F.lit(per_group).cast("long")))
+            .otherwise(F.lit(0).cast("long"))
+            .alias("sampled"),
+            F.when(kept, F.lit("kept")).otherwise(F.lit("skipped")).alias("status"),
+        )
+    )
 
 
 def answer_counts(answers: DataFrame, group_by: list[str]) -> dict:
@@ -136,19 +179,21 @@ def answer_counts(answers: DataFrame, group_by: list[str]) -> dict:
         F.sum(F.col("eligible").cast("long")).alias("eligible"),
         F.sum((~F.col("in_split")).cast("long")).alias("no_participant"),
         F.sum((F.col("in_split") & ~F.col("eligible")).cast("long")).alias("null_group"),
-        F.countDistinct(F.when(F.col("in_split") & ~F.col("eligible"), F.col("d_interview"))).alias("null_group_respondents"),
+        F.countDistinct(F.when(F.col("in_split") & ~F.col("eligible"), F.col("d_interview"))).alias(
+            "null_group_respondents"
+        ),
     ).first()
     return {key: int(row[key] or 0) for key in row.asDict()}
 
 
 # --------------------------------------------------------------------------- command
 
-def main(args) -> int:
-    from wvb_spark.core.warehouse import Warehouse
-    from wvb_spark.core.session import get_spark
 
-    config = wvb_config.load(args.conf, args.overrides)
-    settings = resolve_settings(args, config)
+def run(args, config: dict) -> Result:
+    from wvb_spark.core.session import get_spark
+    from wvb_spark.core.warehouse import Warehouse
+
+    settings = resolve_settings(config)
     warehouse = args.warehouse
     Warehouse(None, warehouse, config).require("questions", "participants", "examples")
     spark = get_spark(config)
@@ -166,39 +211,82 @@ def main(args) -> int:
     counts = answer_counts(answers, group_by)
     options = {k: settings[k] for k in ("split", "per_group", "min_group_size", "seed")}
     probe = sample_probe(answers, group_by=group_by, **options)
-    groups = group_report(answers, participants, question_ids, group_by=group_by, split=split,
-                          per_group=settings["per_group"], min_group_size=settings["min_group_size"]).cache()
-    tally = {r["status"]: (int(r["groups"]), int(r["rows"])) for r in
-             groups.groupBy("status").agg(F.count(F.lit(1)).alias("groups"), F.sum("sampled").alias("rows")).collect()}
+    groups = group_report(
+        answers,
+        participants,
+        question_ids,
+        group_by=group_by,
+        split=split,
+        per_group=settings["per_group"],
+        min_group_size=settings["min_group_size"],
+    ).cache()
+    tally = {
+        r["status"]: (int(r["groups"]), int(r["rows"]))
+        for r in groups.groupBy("status")
+        .agg(F.count(F.lit(1)).alias("groups"), F.sum("sampled").alias("rows"))
+        .collect()
+    }
     kept_groups, kept_rows = tally.get("kept", (0, 0))
     skipped_groups, _ = tally.get("skipped", (0, 0))
     run_options = {"questions": settings["questions"], "group_by": list(group_by), **options}
-    run_counts = {"kept_groups": kept_groups, "skipped_groups": skipped_groups, "rows": kept_rows,
-                  **{f"answers_{k}": v for k, v in counts.items()}}
+    run_counts = {
+        "kept_groups": kept_groups,
+        "skipped_groups": skipped_groups,
+        "rows": kept_rows,
+        **{f"answers_{k}": v for k, v in counts.items()},
+    }
     sort = ("question_id", *group_by, "rank")
-    version = tables.write("probe", probe, stage="wvb probe", options=run_options, counts=run_counts,
-                           expected_rows=kept_rows, sort_within=sort)
-    tables.write("probe_groups", groups, stage="wvb probe", options=run_options, counts=run_counts,
-                 expected_rows=kept_groups + skipped_groups, sort_within=("question_id", *group_by))
-    skipped_by_group = (groups.where(F.col("status") == "skipped").groupBy(*group_by)
-                        .agg(F.count(F.lit(1)).alias("questions"), F.max("group_size").alias("largest"))
-                        .orderBy(F.col("questions").desc(), *group_by).limit(SKIPPED_GROUPS_SHOWN + 1).collect())
+    result = Result()
+    result.tables["probe"] = version = tables.write(
+        "probe",
+        probe,
+        stage="wvb probe",
+        options=run_options,
+        counts=run_counts,
+        expected_rows=kept_rows,
+        sort_within=sort,
+    )
+    result.tables["probe_groups"] = tables.write(
+        "probe_groups",
+        groups,
+        stage="wvb probe",
+        options=run_options,
+        counts=run_counts,
+        expected_rows=kept_groups + skipped_groups,
+        sort_within=("question_id", *group_by),
+    )
+    skipped_by_group = (
+        groups.where(F.col("status") == "skipped")
+        .groupBy(*group_by)
+        .agg(F.count(F.lit(1)).alias("questions"), F.max("group_size").alias("largest"))
+        .orderBy(F.col("questions").desc(), *group_by)
+        .limit(SKIPPED_GROUPS_SHOWN + 1)
+        .collect()
+    )
     answers.unpersist()
     groups.unpersist()
 
     n_groups = kept_groups + skipped_groups
-    print(f"probe: {len(question_ids)} questions, {split} split, groups by {' x '.join(group_by)}, "
-          f"{settings['per_group']} per group, seed {settings['seed']}")
-    print(f"  question x group: {n_groups} in all, {kept_groups} kept ({kept_rows} rows), "
-          f"{skipped_groups} skipped (fewer than {settings['min_group_size']} eligible respondents; "
-          f"see table probe_groups)")
-    print(f"  answers in the split: {counts['answers']}, eligible {counts['eligible']}, "
-          f"null group value {counts['null_group']} ({counts['null_group_respondents']} respondents), "
-          f"no participant row {counts['no_participant']}")
+    result.say(
+        f"probe: {len(question_ids)} questions, {split} split, groups by {' x '.join(group_by)}, "
+        f"{settings['per_group']} per group, seed {settings['seed']}"
+    )
+    result.say(
+        f"  question x group: {n_groups} in all, {kept_groups} kept ({kept_rows} rows), "
+        f"{skipped_groups} skipped (fewer than {settings['min_group_size']} eligible respondents; "
+        f"see table probe_groups)"
+    )
+    result.say(
+        f"  answers in the split: {counts['answers']}, eligible {counts['eligible']}, "
+        f"null group value {counts['null_group']} ({counts['null_group_respondents']} respondents), "
+        f"no participant row {counts['no_participant']}"
+    )
     for row in skipped_by_group[:SKIPPED_GROUPS_SHOWN]:
-        print(f"  skipped: {' / '.join(str(row[c]) for c in group_by)} for {row['questions']} "
-              f"question(s) (at most {row['largest']} eligible)")
+        result.say(
+            f"  skipped: {' / '.join(str(row[c]) for c in group_by)} for {row['questions']} "
+            f"question(s) (at most {row['largest']} eligible)"
+        )
     if len(skipped_by_group) > SKIPPED_GROUPS_SHOWN:
-        print("  ... more skipped groups in table probe_groups (status = 'skipped')")
-    print(f"  wrote {warehouse}/probe (version {version}) and {warehouse}/probe_groups")
-    return 0
+        result.say("  ... more skipped groups in table probe_groups (status = 'skipped')")
+    result.say(f"  wrote {warehouse}/probe (version {version}) and {warehouse}/probe_groups")
+    return result

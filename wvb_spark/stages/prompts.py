@@ -17,62 +17,126 @@ from __future__ import annotations
 
 import argparse
 
-from pyspark.sql import functions as F
-
-from wvb_spark.core.text_files import write_single_text_file  # noqa: F401
 from wvb_spark.core.errors import InputError
-from wvb_spark.transforms.selection import resolve_questions
+from wvb_spark.core.stage import Result
+from wvb_spark.core.text_files import write_single_text_file  # noqa: F401
 from wvb_spark.transforms.prompt_render import (  # noqa: F401 - the names tests and users import from here
-    CUSTOM_ID_PREFIX, ELICITATIONS, EXCLUDED_DEMOGRAPHICS, LEADING_DEMOGRAPHICS, OPTION_STYLES, OUTPUT_COLUMNS,
-    VARIANTS, Elicitation, PromptTemplate, custom_id, custom_id_column, default_demographics,
-    demographics_block, in_question_order, load_template, options_column, parse_custom_id, render_prompts,
-    resolve_demographics, template_column, template_parts,
+    CUSTOM_ID_PREFIX,
+    ELICITATIONS,
+    EXCLUDED_DEMOGRAPHICS,
+    LEADING_DEMOGRAPHICS,
+    OPTION_STYLES,
+    OUTPUT_COLUMNS,
+    VARIANTS,
+    Elicitation,
+    PromptTemplate,
+    custom_id,
+    custom_id_column,
+    default_demographics,
+    demographics_block,
+    in_question_order,
+    load_template,
+    options_column,
+    parse_custom_id,
+    render_prompts,
+    resolve_demographics,
+    template_column,
+    template_parts,
 )
-
+from wvb_spark.transforms.selection import selected_rows
 
 # --------------------------------------------------------------------------- command
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+SETTINGS = None  # the options are the whole of its settings
+OPTIONS = ()
+
+
+def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     parser.add_argument("--warehouse", required=True, metavar="DIR", help="warehouse root (tables at DIR/<table>)")
     parser.add_argument("--out", required=True, metavar="FILE", help="JSONL file to write (replaced if it exists)")
-    parser.add_argument("--variant", choices=tuple(VARIANTS), default="with-demographics",
-                        help="include the respondent's demographics or not (default: with-demographics)")
-    parser.add_argument("--source", choices=("probe", "examples"), default="probe",
-                        help="one request per row of the probe table (default) or per selected example")
+    parser.add_argument(
+        "--variant",
+        choices=tuple(VARIANTS),
+        default="with-demographics",
+        help="include the respondent's demographics or not (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--source",
+        choices=("probe", "examples"),
+        default="probe",
+        help="one request per row of the probe table (default) or per selected example",
+    )
     parser.add_argument("--split", help="only rows of this split (train, test or valid; default: all)")
-    parser.add_argument("--questions", metavar="SPEC",
-                        help="probe, all, a category name, or a comma list like Q1,Q2 (default: every question "
-                             "of the source)")
-    parser.add_argument("--demographics", metavar="VARS",
-                        help="comma list of demographic variables to list, in order (default: all but "
-                             "D_INTERVIEW, J_INTDATE, N_TOWN; B_COUNTRY, H_URBRURAL, Q275 first)")
+    parser.add_argument(
+        "--questions",
+        metavar="SPEC",
+        help="probe, all, a category name, or a comma list like Q1,Q2 (default: every question of the source)",
+    )
+    parser.add_argument(
+        "--demographics",
+        metavar="VARS",
+        help="comma list of demographic variables to list, in order (default: all but "
+        "D_INTERVIEW, J_INTDATE, N_TOWN; B_COUNTRY, H_URBRURAL, Q275 first)",
+    )
     parser.add_argument("--template", metavar="FILE", help="YAML prompt template (default: the built-in one)")
-    parser.add_argument("--model", default="gpt-3.5-turbo", help="model name put in each request body "
-                                                                 "(default: gpt-3.5-turbo)")
-    parser.add_argument("--url", default="/v1/chat/completions",
-                        help="endpoint put in each request (default: /v1/chat/completions)")
+    parser.add_argument(
+        "--model", default="gpt-3.5-turbo", help="model name put in each request body (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--url", default="/v1/chat/completions", help="endpoint put in each request (default: %(default)s)"
+    )
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N requests in output order")
-    parser.add_argument("--elicit", choices=ELICITATIONS, default="free-text",
-                        help="free-text (default: the published prompt), logprobs (the option number alone, "
-                             "one token with its top log-probabilities), sample (N free-text answers at a "
-                             "temperature), verbalised (a JSON distribution over the options)")
-    parser.add_argument("--options", choices=OPTION_STYLES, default="numbers",
-                        help="--elicit logprobs: number the options as the scale (default) or letter them A, B, ...")
-    parser.add_argument("--top-logprobs", dest="top_logprobs", type=int, default=20, metavar="K",
-                        help="--elicit logprobs: alternatives per token (default 20, the OpenAI maximum)")
-    parser.add_argument("--samples", type=int, default=10, metavar="N",
-                        help="--elicit sample: answers per question and respondent (default 10)")
-    parser.add_argument("--sample-as", dest="sample_as", choices=("requests", "n"), default="requests",
-                        help="--elicit sample: N requests (default; any API) or one request with n: N")
-    parser.add_argument("--temperature", type=float, metavar="T",
-                        help="body temperature (default: 0 for logprobs, 1 for sample, none otherwise)")
+    parser.add_argument(
+        "--elicit",
+        choices=ELICITATIONS,
+        default="free-text",
+        help="free-text (default: the published prompt), logprobs (the option number alone, "
+        "one token with its top log-probabilities), sample (N free-text answers at a "
+        "temperature), verbalised (a JSON distribution over the options)",
+    )
+    parser.add_argument(
+        "--options",
+        choices=OPTION_STYLES,
+        default="numbers",
+        help="--elicit logprobs: number the options as the scale (default) or letter them A, B, ...",
+    )
+    parser.add_argument(
+        "--top-logprobs",
+        dest="top_logprobs",
+        type=int,
+        default=20,
+        metavar="K",
+        help="--elicit logprobs: alternatives per token (default: %(default)s, the OpenAI maximum)",
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=10,
+        metavar="N",
+        help="--elicit sample: answers per question and respondent (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sample-as",
+        dest="sample_as",
+        choices=("requests", "n"),
+        default="requests",
+        help="--elicit sample: N requests (default; any API) or one request with n: N",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        metavar="T",
+        help="body temperature (default: 0 for logprobs, 1 for sample, none otherwise)",
+    )
 
 
 def resolve_elicitation(args) -> Elicitation:
     """--elicit and its options, checked (an option of another elicitation is an error)."""
     how = getattr(args, "elicit", "free-text") or "free-text"
-    given = {name: getattr(args, name, default) for name, default in
-             (("options", "numbers"), ("top_logprobs", 20), ("samples", 10), ("sample_as", "requests"))}
+    given = {
+        name: getattr(args, name, default)
+        for name, default in (("options", "numbers"), ("top_logprobs", 20), ("samples", 10), ("sample_as", "requests"))
+    }
     belongs = {"options": "logprobs", "top_logprobs": "logprobs", "samples": "sample", "sample_as": "sample"}
     defaults = Elicitation()
     for name, value in given.items():
@@ -88,12 +152,10 @@ def resolve_elicitation(args) -> Elicitation:
     return Elicitation(how=how, temperature=temperature, **given)
 
 
-def main(args) -> int:
-    from wvb_spark.core import config as wvb_config
-    from wvb_spark.core.warehouse import Warehouse
+def run(args, config: dict) -> Result:
     from wvb_spark.core.session import get_spark
+    from wvb_spark.core.warehouse import Warehouse
 
-    config = wvb_config.load(getattr(args, "conf", None), getattr(args, "overrides", None))
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be at least 1, got {args.limit}")
     template = load_template(args.template)
@@ -102,29 +164,37 @@ def main(args) -> int:
     Warehouse(None, args.warehouse, config).require(args.source, "participants", "questions")
     spark = get_spark(config)
     tables = Warehouse(spark, args.warehouse, config)
-    rows = tables.read(args.source)
     participants = tables.read("participants")
     questions = tables.read("questions")
-
-    if args.split:
-        rows = rows.where(F.col("split") == args.split)
-    if args.questions:
-        rows = rows.where(F.col("question_id").isin(resolve_questions(questions, args.questions)))
-    rows = rows.select("question_id", "d_interview")
+    rows = selected_rows(tables.read(args.source), questions, args.split, args.questions)
 
     unknown_people = rows.join(participants.select("d_interview"), on="d_interview", how="left_anti").count()
     unknown_questions = rows.join(questions.select("question_id"), on="question_id", how="left_anti").count()
     if unknown_people or unknown_questions:
-        raise InputError(f"{args.source} has {unknown_people} rows whose respondent is not in participants and "
-                       f"{unknown_questions} whose question is not in questions; rebuild it from this warehouse")
+        raise InputError(
+            f"{args.source} has {unknown_people} rows whose respondent is not in participants and "
+            f"{unknown_questions} whose question is not in questions; rebuild it from this warehouse"
+        )
 
-    requests = in_question_order(render_prompts(
-        rows, participants, questions, template=template, variant=args.variant,
-        demographics=demographics, model=args.model, url=args.url, elicit=elicit))
+    requests = in_question_order(
+        render_prompts(
+            rows,
+            participants,
+            questions,
+            template=template,
+            variant=args.variant,
+            demographics=demographics,
+            model=args.model,
+            url=args.url,
+            elicit=elicit,
+        )
+    )
     if args.limit:
         requests = requests.limit(args.limit)
     total = requests.count()
     write_single_text_file(spark, requests.select("request"), args.out)
     how = "" if elicit.how == "free-text" else f" {elicit.how}"
-    print(f"wrote {total} {args.variant}{how} requests from {args.source} to {args.out}")
-    return 0
+    return Result(
+        lines=[f"wrote {total} {args.variant}{how} requests from {args.source} to {args.out}"],
+        counts={"requests": total},
+    )

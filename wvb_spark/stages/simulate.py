@@ -15,11 +15,11 @@ import argparse
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from wvb_spark.core import config as wvb_config
-from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.core.errors import InputError, MissingTableError
-from wvb_spark.core.text_files import write_single_text_file
 from wvb_spark.core.session import get_spark
+from wvb_spark.core.stage import Result
+from wvb_spark.core.text_files import write_single_text_file
+from wvb_spark.core.warehouse import Warehouse
 
 HEADER = "QUESTION_ID\tPARTICIPANT_ID\tSCORE"
 
@@ -40,8 +40,8 @@ def biased_answers(source: DataFrame, questions: DataFrame, *, shift: int, spoil
     draw = _uniform(seed, "draw")
     spoil = _uniform(seed, "spoil")
     cumulative = F.transform(
-        "distribution",
-        lambda _, i: F.aggregate(F.slice("distribution", 1, i + 1), F.lit(0.0), lambda acc, p: acc + p))
+        "distribution", lambda _, i: F.aggregate(F.slice("distribution", 1, i + 1), F.lit(0.0), lambda acc, p: acc + p)
+    )
     scales = questions.select("question_id", "scale_min", "scale_max")
     drawn = (
         source.select("question_id", "d_interview", "distribution")
@@ -58,32 +58,61 @@ def biased_answers(source: DataFrame, questions: DataFrame, *, shift: int, spoil
     return drawn.select("question_id", "d_interview", score.alias("score"))
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+SETTINGS = None
+OPTIONS = ()
+
+
+def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     parser.add_argument("--warehouse", required=True, metavar="DIR", help="warehouse with predictions of --from-model")
-    parser.add_argument("--out", required=True, metavar="FILE", help="TSV to write (QUESTION_ID, PARTICIPANT_ID, SCORE)")
-    parser.add_argument("--from-model", default="group-prior", help="baseline whose distributions are drawn from (default group-prior)")
-    parser.add_argument("--shift", type=int, default=1, help="points added to every drawn answer, clipped at the scale's top (default 1)")
-    parser.add_argument("--spoil-rate", type=float, default=0.03, help="share of rows made blank, prose or out of range (default 0.03)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    parser.add_argument(
+        "--out", required=True, metavar="FILE", help="TSV to write (QUESTION_ID, PARTICIPANT_ID, SCORE)"
+    )
+    parser.add_argument(
+        "--from-model", default="group-prior", help="baseline whose distributions are drawn from (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--shift",
+        type=int,
+        default=1,
+        help="points added to every drawn answer, clipped at the scale's top (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--spoil-rate",
+        type=float,
+        default=0.03,
+        help="share of rows made blank, prose or out of range (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default: %(default)s)")
 
 
-def main(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, config: dict) -> Result:
     if not 0 <= args.spoil_rate <= 1:
         raise InputError("--spoil-rate must be between 0 and 1")
-    config = wvb_config.load(args.conf, args.overrides)
     Warehouse(None, args.warehouse, config).require("predictions", "questions")
     spark = get_spark(config)
     tables = Warehouse(spark, args.warehouse, config)
     predictions = tables.read("predictions")
     source = predictions.where((F.col("model") == args.from_model) & F.col("distribution").isNotNull())
     if source.limit(1).count() == 0:
-        raise MissingTableError(f"no distributions of model {args.from_model!r} in {args.warehouse}/predictions; run `wvb baselines` first")
+        raise MissingTableError(
+            f"no distributions of model {args.from_model!r} in {args.warehouse}/predictions; run `wvb baselines` first"
+        )
     questions = tables.read("questions")
     answers = biased_answers(source, questions, shift=args.shift, spoil_rate=args.spoil_rate, seed=args.seed)
-    rows = answers.select(F.lit(1).alias("_order"), "question_id", "d_interview",
-                          F.concat_ws("\t", "question_id", F.col("d_interview").cast("string"), "score").alias("value"))
-    header = spark.createDataFrame([(0, "", 0, HEADER)], "_order int, question_id string, d_interview long, value string")
+    rows = answers.select(
+        F.lit(1).alias("_order"),
+        "question_id",
+        "d_interview",
+        F.concat_ws("\t", "question_id", F.col("d_interview").cast("string"), "score").alias("value"),
+    )
+    header = spark.createDataFrame(
+        [(0, "", 0, HEADER)], "_order int, question_id string, d_interview long, value string"
+    )
     lines = header.unionByName(rows).orderBy("_order", "question_id", "d_interview").select("value")
     write_single_text_file(spark, lines, args.out)
-    print(f"wrote {args.out}: draws from {args.from_model} shifted +{args.shift}, {args.spoil_rate:.0%} spoiled, seed {args.seed}")
-    return 0
+    return Result(
+        lines=[
+            f"wrote {args.out}: draws from {args.from_model} shifted +{args.shift}, "
+            f"{args.spoil_rate:.0%} spoiled, seed {args.seed}"
+        ]
+    )

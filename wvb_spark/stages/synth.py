@@ -50,9 +50,8 @@ from scipy.special import ndtr, ndtri
 
 from wvb_spark.core import metadata
 from wvb_spark.core.errors import InputError
+from wvb_spark.core.stage import Result
 
-DEFAULT_RESPONDENTS = 94_728
-DEFAULT_SEED = 7
 CHUNK_ROWS = 20_000
 
 # Package data: the real file's countries with their sample sizes, and the
@@ -70,8 +69,12 @@ RUNNING_NUMBER_LIMIT = 929_999  # D_INTERVIEW = code*1e6 + 70,000 + running numb
 
 # Spellings that differ between the codebook's country lists.
 COUNTRY_ALIASES = {
-    "Macao": "Macao SAR", "Macau SAR": "Macao SAR", "Russian Federation": "Russia", "Malasia": "Malaysia",
-    "Hong Kong SAR PRC": "Hong Kong SAR", "United States of America": "United States",
+    "Macao": "Macao SAR",
+    "Macau SAR": "Macao SAR",
+    "Russian Federation": "Russia",
+    "Malasia": "Malaysia",
+    "Hong Kong SAR PRC": "Hong Kong SAR",
+    "United States of America": "United States",
     "United Kingdom": "Great Britain",
 }
 # Country of birth codes (Q266-Q268) where the survey code is not an ISO country.
@@ -95,7 +98,12 @@ GENERIC_NOT_ASKED_COUNTRY_SHARE = 0.04
 REGIONAL_ORGANISATION_NOT_ASKED_SHARE = 0.7  # Q82_*: asked only where the organisation matters
 
 CONTINENT_DEVELOPMENT = {  # mean of a country's education / urbanisation index
-    "Africa": -0.6, "Asia": 0.05, "Europe": 0.8, "North America": 0.7, "Oceania": 0.8, "South America": 0.0,
+    "Africa": -0.6,
+    "Asia": 0.05,
+    "Europe": 0.8,
+    "North America": 0.7,
+    "Oceania": 0.8,
+    "South America": 0.0,
 }
 CONTINENT_MEAN_AGE = {"Africa": 34, "Asia": 41, "Europe": 49, "North America": 46, "Oceania": 48, "South America": 40}
 ISCED_CUTS = np.array([-1.8, -1.0, -0.35, 0.45, 0.7, 0.95, 1.6, 2.4])  # latent education -> ISCED 0..8
@@ -200,8 +208,16 @@ def wave7_countries() -> tuple[Country, ...]:
     for row in _resource_rows(SIZES_RESOURCE):
         code = int(row["B_COUNTRY"])
         name = COUNTRY_ALIASES.get(labels[str(code)], labels[str(code)])
-        country = Country(code, name, _identity_code("B_COUNTRY_ALPHA", name), int(_identity_code("C_COW_NUM", name)),
-                          _identity_code("C_COW_ALPHA", name), continents[name], years[code], int(row["respondents"]))
+        country = Country(
+            code,
+            name,
+            _identity_code("B_COUNTRY_ALPHA", name),
+            int(_identity_code("C_COW_NUM", name)),
+            _identity_code("C_COW_ALPHA", name),
+            continents[name],
+            years[code],
+            int(row["respondents"]),
+        )
         by_continent.setdefault(country.continent, []).append(country)
     order: list[Country] = []
     while any(by_continent.values()):
@@ -350,8 +366,9 @@ def answer_targets() -> AnswerTargets:
         cum[:, i], to_missing[:, i], alternate[:, i] = _adjusted_shares(qid, raw[0])
         source[:, i] = raw[1]
         if qid in aggregates.tabulated_questions:
-            not_asked[:, i] = [c.name in aggregates.tabulated_countries and c.name not in aggregates.shares[qid]
-                               for c in countries]
+            not_asked[:, i] = [
+                c.name in aggregates.tabulated_countries and c.name not in aggregates.shares[qid] for c in countries
+            ]
     for array in (cum, to_missing, alternate, source, not_asked):
         array.setflags(write=False)  # cached and shared by every model of the process
     return AnswerTargets(cum, to_missing, alternate, source, not_asked)
@@ -400,19 +417,37 @@ class SurveyModel:
         self._languages(rng)
         self._value_questions(rng)
         self._generic_variables(rng)
-        self.owned = {v: _codes_by_country(v) for v in (
-            "N_TOWN", "N_REGION_ISO", "N_REGION_WVS", "N_REGION_NUTS2", "Q223", "Q275A", "Q276A", "Q277A", "Q278A", "Q290")}
+        self.owned = {
+            v: _codes_by_country(v)
+            for v in (
+                "N_TOWN",
+                "N_REGION_ISO",
+                "N_REGION_WVS",
+                "N_REGION_NUTS2",
+                "Q223",
+                "Q275A",
+                "Q276A",
+                "Q277A",
+                "Q278A",
+                "Q290",
+            )
+        }
         birth_codes = set(_int_codes("Q266"))
         as_birth = [BIRTH_COUNTRY_CODE.get(c.code, c.code) for c in all_countries]
         self.birth_codes = np.array([b if b in birth_codes else OTHER_BIRTH_COUNTRY for b in as_birth])[:n_countries]
         self.foreign_birth_codes = np.array([b for b in as_birth if b in birth_codes])
-        self.birth_alpha = {b: c.alpha for b, c in zip(as_birth, all_countries)} | {826: "GBR", OTHER_BIRTH_COUNTRY: "OTH"}
+        self.birth_alpha = {b: c.alpha for b, c in zip(as_birth, all_countries)} | {
+            826: "GBR",
+            OTHER_BIRTH_COUNTRY: "OTH",
+        }
         self.religion_cum = _cumulative(rng.dirichlet(np.full(10, 0.35), size=n_countries) + 0.003)
 
     def _country_traits(self, rng: np.random.Generator) -> None:
         """Invented country-level parameters of the background variables."""
         k = len(self.countries)
-        self.development = np.array([CONTINENT_DEVELOPMENT[c.continent] for c in self.countries]) + rng.normal(0, 0.35, k)
+        self.development = np.array([CONTINENT_DEVELOPMENT[c.continent] for c in self.countries]) + rng.normal(
+            0, 0.35, k
+        )
         self.urban_share = np.clip(0.62 + 0.2 * self.development + rng.normal(0, 0.08, k), 0.3, 0.95)
         self.mean_age = np.array([CONTINENT_MEAN_AGE[c.continent] for c in self.countries]) + rng.normal(0, 2.5, k)
         self.female_share = rng.uniform(0.48, 0.56, k)
@@ -428,7 +463,9 @@ class SurveyModel:
         iso_by_label = {label: iso for iso, label in metadata.choices("LNGE_ISO").items()}
         interview = metadata.choices("S_INTLANGUAGE")
         self.language_codes = np.array([int(c) for c in interview if int(c) > 0], dtype=np.int64)
-        self.language_iso = np.array([iso_by_label.get(interview[str(c)], "oth") for c in self.language_codes], dtype=object)
+        self.language_iso = np.array(
+            [iso_by_label.get(interview[str(c)], "oth") for c in self.language_codes], dtype=object
+        )
         n = len(self.language_codes)
         self.country_languages = np.stack([rng.choice(n, size=2, replace=False) for _ in self.countries])
         home = set(_int_codes("Q272"))
@@ -448,7 +485,9 @@ class SurveyModel:
         self.loading = sign * rng.uniform(0.7, 1.3, n_q)
         # demographic effects [education, urban, age, female], coherent within a block
         block_effects = rng.choice([-1.0, 1.0], size=(n_cat, 4)) * rng.uniform(*BLOCK_EFFECT_RANGE, size=(n_cat, 4))
-        self.demographic_effect = sign[:, None] * block_effects[self.category_of] + rng.normal(0, QUESTION_EFFECT_SD, (n_q, 4))
+        self.demographic_effect = sign[:, None] * block_effects[self.category_of] + rng.normal(
+            0, QUESTION_EFFECT_SD, (n_q, 4)
+        )
         targets = answer_targets()
         self.target_source = targets.source[:k]
         invented = self.target_source == INVENTED
@@ -471,8 +510,9 @@ class SurveyModel:
         k, n_q = len(self.countries), len(self.value_ids)
         continent_block = rng.normal(0, 0.6, (len(metadata.CONTINENTS), n_cat))
         country_block = rng.normal(0, 0.45, (k, n_cat))
-        offset = (sign[None, :] * (continent_block[self.continent][:, self.category_of] + country_block[:, self.category_of])
-                  + rng.normal(0, 0.3, (k, n_q)))
+        offset = sign[None, :] * (
+            continent_block[self.continent][:, self.category_of] + country_block[:, self.category_of]
+        ) + rng.normal(0, 0.3, (k, n_q))
         questions = metadata.questions()
         cum = np.ones((k, n_q, MAX_CUTS))
         for i, qid in enumerate(self.value_ids):
@@ -494,7 +534,11 @@ class SurveyModel:
             overall = rng.dirichlet(np.full(len(codes), 2.0))
             by_country = 0.5 * overall + 0.5 * rng.dirichlet(np.full(len(codes), 1.5), size=k)
             missing = set(_int_codes(variable, negative=True))
-            share = REGIONAL_ORGANISATION_NOT_ASKED_SHARE if variable.startswith("Q82_") else GENERIC_NOT_ASKED_COUNTRY_SHARE
+            share = (
+                REGIONAL_ORGANISATION_NOT_ASKED_SHARE
+                if variable.startswith("Q82_")
+                else GENERIC_NOT_ASKED_COUNTRY_SHARE
+            )
             not_asked = (rng.random(k) < share) if -4 in missing else np.zeros(k, dtype=bool)
             rates = [(c, r) for c, r in DEMOGRAPHIC_MISSING.items() if c in missing]
             self.generic[variable] = (codes, _cumulative(by_country), not_asked, rates)
@@ -510,7 +554,6 @@ SPECIAL_VARIABLES = frozenset(
     "Q268 V001A_01 Q269 Q271 Q273 Q274 Q275 Q275A Q275R Q276 Q276A Q276R Q277 Q277A Q277R Q278 Q278A Q278R "
     "Q279 Q286 Q287 Q288 Q288R Q289 Q289CS9 Q290".split()
 )
-
 
 
 # ---------------------------------------------------------------- drawing helpers
@@ -590,7 +633,9 @@ def generate_rows(model: SurveyModel, rows: np.ndarray, rng: np.random.Generator
     return cols, answered
 
 
-def _identity_columns(model: SurveyModel, rows: np.ndarray, cidx: np.ndarray, rng: np.random.Generator, cols: dict) -> None:
+def _identity_columns(
+    model: SurveyModel, rows: np.ndarray, cidx: np.ndarray, rng: np.random.Generator, cols: dict
+) -> None:
     """Study, country identity codes, interview id, fieldwork date and times."""
     n, code, year = len(rows), model.codes[cidx], model.years[cidx]
     cols["A_STUDY"] = np.full(n, 2)
@@ -652,15 +697,20 @@ def _draw_people(model: SurveyModel, cidx: np.ndarray, rng: np.random.Generator)
     return _People(female, age, isced, level, urban, shifts)
 
 
-def _place_columns(model: SurveyModel, cidx: np.ndarray, urban: np.ndarray, rng: np.random.Generator,
-                   cols: dict) -> np.ndarray:
+def _place_columns(
+    model: SurveyModel, cidx: np.ndarray, urban: np.ndarray, rng: np.random.Generator, cols: dict
+) -> np.ndarray:
     """Settlement, town and region, interview language and weights; returns the
     interview language (an index into model.language_codes) for Q272."""
     n = len(cidx)
     size_latent = np.where(urban, rng.integers(5, 9, n), rng.integers(1, 5, n))
     cols["G_TOWNSIZE"] = _with_missing(rng, size_latent, [(-5, 0.004)])
-    cols["G_TOWNSIZE2"] = _keep_missing(cols["G_TOWNSIZE"], _recode(size_latent, {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 3, 7: 4, 8: 5}))
-    settlement = np.where(urban, rng.choice([1, 2, 3, 4], size=n, p=[0.3, 0.3, 0.2, 0.2]), np.where(rng.random(n) < 0.85, 5, 4))
+    cols["G_TOWNSIZE2"] = _keep_missing(
+        cols["G_TOWNSIZE"], _recode(size_latent, {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 3, 7: 4, 8: 5})
+    )
+    settlement = np.where(
+        urban, rng.choice([1, 2, 3, 4], size=n, p=[0.3, 0.3, 0.2, 0.2]), np.where(rng.random(n) < 0.85, 5, 4)
+    )
     cols["H_SETTLEMENT"] = _with_missing(rng, settlement, [(-5, 0.003)])
     cols["H_URBRURAL"] = _with_missing(rng, np.where(urban, 1, 2), [(-5, 0.003)])
     town_rank = np.where(urban, rng.random(n) * 0.3, 0.3 + rng.random(n) * 0.7)
@@ -674,7 +724,7 @@ def _place_columns(model: SurveyModel, cidx: np.ndarray, urban: np.ndarray, rng:
     language = model.country_languages[cidx, (rng.random(n) < 0.1).astype(np.int64)]
     cols["S_INTLANGUAGE"] = model.language_codes[language]
     cols["LNGE_ISO"] = model.language_iso[language]
-    weight = rng.lognormal(-model.weight_sigma[cidx] ** 2 / 2, model.weight_sigma[cidx])
+    weight = rng.lognormal(-(model.weight_sigma[cidx] ** 2) / 2, model.weight_sigma[cidx])
     cols["W_WEIGHT"] = np.round(weight, 6)
     cols["S018"] = np.round(weight * 1000 / model.sizes[cidx], 6)
     return language
@@ -688,13 +738,15 @@ def _value_columns(model: SurveyModel, cidx: np.ndarray, people: _People, rng: n
     Countries are handled one at a time because a country's answer counts are
     fixed by its target shares (see _country_answers)."""
     by_question = np.empty((len(model.value_ids), len(cidx)), dtype=np.int64)
-    nonresponse = model.country_nonresponse[cidx] * np.where(people.level == 0, 1.6, np.where(people.level == 3, 0.7, 1.0))
+    nonresponse = model.country_nonresponse[cidx] * np.where(
+        people.level == 0, 1.6, np.where(people.level == 3, 0.7, 1.0)
+    )
     answered = 0
     for country in np.unique(cidx):
         rows = np.flatnonzero(cidx == country)
         raw, count = _country_answers(model, int(country), people.shifts[rows], nonresponse[rows], rng)
         if _contiguous(rows):
-            by_question[:, rows[0]: rows[-1] + 1] = raw
+            by_question[:, rows[0] : rows[-1] + 1] = raw
         else:
             by_question[:, rows] = raw
         answered += count
@@ -708,8 +760,9 @@ def _contiguous(rows: np.ndarray) -> bool:
     return len(rows) > 0 and rows[-1] - rows[0] == len(rows) - 1
 
 
-def _country_answers(model: SurveyModel, country: int, shifts: np.ndarray, nonresponse: np.ndarray,
-                     rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def _country_answers(
+    model: SurveyModel, country: int, shifts: np.ndarray, nonresponse: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, int]:
     """Raw codes (questions, respondents) of some respondents of one country, and
     the number of answered cells. The latent score (demographic shifts + block
     trait + noise) ranks those who answer; the country's target shares fix how
@@ -726,8 +779,9 @@ def _country_answers(model: SurveyModel, country: int, shifts: np.ndarray, nonre
     two_codes = np.flatnonzero(model.alternate[country] > 0)
     if len(two_codes):
         second = rng.random((len(two_codes), n)) < model.alternate[country, two_codes, None]
-        raw[two_codes] = np.where(second, np.take_along_axis(model.raw_alternate[two_codes], index[two_codes], axis=1),
-                                  raw[two_codes])
+        raw[two_codes] = np.where(
+            second, np.take_along_axis(model.raw_alternate[two_codes], index[two_codes], axis=1), raw[two_codes]
+        )
     return np.where(answered, raw, missing), int(answered.sum())
 
 
@@ -764,9 +818,9 @@ def _quota_index(latent: np.ndarray, answered: np.ndarray, cum: np.ndarray, offs
     for cut in range(cum.shape[1]):
         used = np.flatnonzero(thresholds[:, cut] < np.inf)  # questions with a point above this cut that someone gets
         if len(used) == len(thresholds):
-            index += latent >= thresholds[:, cut: cut + 1]
+            index += latent >= thresholds[:, cut : cut + 1]
         elif len(used):
-            index[used] += latent[used] >= thresholds[used, cut: cut + 1]
+            index[used] += latent[used] >= thresholds[used, cut : cut + 1]
     return index
 
 
@@ -804,7 +858,9 @@ def _party_columns(model: SurveyModel, cidx: np.ndarray, rng: np.random.Generato
     cols["Q223_ABREV"] = _map_values(local, _initials)
 
 
-def _family_columns(model: SurveyModel, cidx: np.ndarray, people: _People, rng: np.random.Generator, cols: dict) -> None:
+def _family_columns(
+    model: SurveyModel, cidx: np.ndarray, people: _People, rng: np.random.Generator, cols: dict
+) -> None:
     """Sex, age, migration background and birth countries, marital status, children, household."""
     n, age = len(cidx), people.age
     cols["Q260"] = _with_missing(rng, np.where(people.female, 2, 1), [(-2, 0.001), (-5, 0.0005)])
@@ -817,7 +873,8 @@ def _family_columns(model: SurveyModel, cidx: np.ndarray, people: _People, rng: 
     cols["Q263"] = _with_missing(rng, np.where(immigrant, 2, 1), [(-1, 0.001), (-2, 0.002)])
     own_birth = model.birth_codes[cidx]
     for person, (imm_var, birth_var, alpha_var) in enumerate(
-            [(None, "Q266", "X002_02B"), ("Q264", "Q267", "V002A_01"), ("Q265", "Q268", "V001A_01")]):
+        [(None, "Q266", "X002_02B"), ("Q264", "Q267", "V002A_01"), ("Q265", "Q268", "V001A_01")]
+    ):
         born_abroad = immigrant if person == 0 else np.where(immigrant, rng.random(n) < 0.85, rng.random(n) < 0.04)
         foreign = model.foreign_birth_codes[rng.integers(0, len(model.foreign_birth_codes), n)]
         foreign = np.where(foreign == own_birth, OTHER_BIRTH_COUNTRY, foreign)
@@ -828,8 +885,14 @@ def _family_columns(model: SurveyModel, cidx: np.ndarray, people: _People, rng: 
             cols[imm_var] = _with_missing(rng, np.where(born_abroad, 2, 1), [(-1, 0.01), (-2, 0.004)])
     cols["Q269"] = _with_missing(rng, np.where(immigrant & (rng.random(n) < 0.5), 2, 1), [(-1, 0.001), (-2, 0.002)])
     age_bin = np.searchsorted([25, 35, 55], age, side="right")
-    marital = np.array([[.12, .08, .005, .005, .0, .79], [.45, .12, .03, .02, .005, .375],
-                        [.65, .08, .08, .03, .02, .14], [.6, .04, .08, .02, .2, .06]])
+    marital = np.array(
+        [
+            [0.12, 0.08, 0.005, 0.005, 0.0, 0.79],
+            [0.45, 0.12, 0.03, 0.02, 0.005, 0.375],
+            [0.65, 0.08, 0.08, 0.03, 0.02, 0.14],
+            [0.6, 0.04, 0.08, 0.02, 0.2, 0.06],
+        ]
+    )
     status = _draw_index(rng, _cumulative(marital)[age_bin]) + 1
     cols["Q273"] = _with_missing(rng, status, [(-2, 0.004)])
     children = np.minimum(rng.poisson(np.clip((age - 20) / 9, 0, 2.6) * (1.3 - 0.25 * (people.level - 1.5))), 7)
@@ -837,7 +900,9 @@ def _family_columns(model: SurveyModel, cidx: np.ndarray, people: _People, rng: 
     cols["Q271"] = _with_missing(rng, np.where(rng.random(n) < np.where(age < 30, 0.55, 0.1), 2, 1), [(-2, 0.003)])
 
 
-def _education_columns(model: SurveyModel, cidx: np.ndarray, people: _People, rng: np.random.Generator, cols: dict) -> None:
+def _education_columns(
+    model: SurveyModel, cidx: np.ndarray, people: _People, rng: np.random.Generator, cols: dict
+) -> None:
     """Education of respondent, spouse (only if married or living together) and
     parents (ISCED 0..8), with the recodes and country-specific codes."""
     n, isced = len(cidx), people.isced
@@ -854,23 +919,36 @@ def _education_columns(model: SurveyModel, cidx: np.ndarray, people: _People, rn
         cols[f"{variable}R"] = np.where(recoded == -3, -5, recoded)  # the recodes have no "not applicable" code
         position = np.clip(coded, 0, 8) / 9 + rng.random(n) / 9
         country_specific = _pick_owned(rng, model.owned[f"{variable}A"], model.codes, cidx, position)
-        cols[f"{variable}A"] = np.where(coded < 0, np.where(country_specific < 0, country_specific, coded), country_specific)
+        cols[f"{variable}A"] = np.where(
+            coded < 0, np.where(country_specific < 0, country_specific, coded), country_specific
+        )
 
 
-def _work_belief_language_columns(model: SurveyModel, cidx: np.ndarray, people: _People, language: np.ndarray,
-                                  rng: np.random.Generator, cols: dict) -> None:
+def _work_belief_language_columns(
+    model: SurveyModel, cidx: np.ndarray, people: _People, language: np.ndarray, rng: np.random.Generator, cols: dict
+) -> None:
     """Employment by age, income and class by education, religion (one dominant
     group per country, detailed code consistent), ethnic group, home language."""
     n = len(cidx)
-    employment = np.array([[.15, .12, .05, .0, .05, .5, .12, .01], [.45, .12, .15, .0, .12, .04, .1, .02],
-                           [.45, .1, .17, .03, .15, .0, .08, .02], [.12, .05, .1, .55, .15, .0, .02, .01]])
+    employment = np.array(
+        [
+            [0.15, 0.12, 0.05, 0.0, 0.05, 0.5, 0.12, 0.01],
+            [0.45, 0.12, 0.15, 0.0, 0.12, 0.04, 0.1, 0.02],
+            [0.45, 0.1, 0.17, 0.03, 0.15, 0.0, 0.08, 0.02],
+            [0.12, 0.05, 0.1, 0.55, 0.15, 0.0, 0.02, 0.01],
+        ]
+    )
     age_bin = np.searchsorted([25, 35, 60], people.age, side="right")
     cols["Q279"] = _with_missing(rng, _draw_index(rng, _cumulative(employment)[age_bin]) + 1, [(-2, 0.005)])
     ses = 0.6 * (people.level - 1.5) / 1.1 + 0.3 * np.where(people.urban, 0.5, -0.5) + rng.normal(0, 0.8, n)
     cols["Q288"] = _with_missing(rng, _ordinal_from_latent(ses, 10), [(-1, 0.02), (-2, 0.015)])
     cols["Q288R"] = _keep_missing(cols["Q288"], np.searchsorted([4, 8], cols["Q288"], side="right") + 1)
-    cols["Q287"] = _with_missing(rng, 6 - _ordinal_from_latent(ses + rng.normal(0, 0.5, n), 5), [(-1, 0.01), (-2, 0.01)])
-    cols["Q286"] = _with_missing(rng, 5 - _ordinal_from_latent(ses + rng.normal(0, 0.7, n), 4), [(-1, 0.01), (-2, 0.01)])
+    cols["Q287"] = _with_missing(
+        rng, 6 - _ordinal_from_latent(ses + rng.normal(0, 0.5, n), 5), [(-1, 0.01), (-2, 0.01)]
+    )
+    cols["Q286"] = _with_missing(
+        rng, 5 - _ordinal_from_latent(ses + rng.normal(0, 0.7, n), 4), [(-1, 0.01), (-2, 0.01)]
+    )
     religion = _draw_index(rng, model.religion_cum[cidx])
     cols["Q289"] = _with_missing(rng, religion, [(-1, 0.004), (-2, 0.01)])
     position = rng.random(n)
@@ -948,13 +1026,17 @@ def _plan_faults(model: SurveyModel, seed: int) -> _FaultPlan:
     columns = rng.choice(len(model.value_ids), size=2, replace=False)
     out_column = model.value_ids[columns[1]]
     return _FaultPlan(
-        duplicate_of=int(rows[0]), missing_field_country_row=int(rows[1]), non_numeric_row=int(rows[2]),
-        non_numeric_column=model.value_ids[columns[0]], out_of_range_row=int(rows[3]),
-        out_of_range_column=out_column, out_of_range_value=max(_int_codes(out_column)) + 5)
+        duplicate_of=int(rows[0]),
+        missing_field_country_row=int(rows[1]),
+        non_numeric_row=int(rows[2]),
+        non_numeric_column=model.value_ids[columns[0]],
+        out_of_range_row=int(rows[3]),
+        out_of_range_column=out_column,
+        out_of_range_value=max(_int_codes(out_column)) + 5,
+    )
 
 
-def write_synthetic_wvs(path, respondents: int = DEFAULT_RESPONDENTS, seed: int = DEFAULT_SEED,
-                        inject_faults: bool = False) -> SynthSummary:
+def write_synthetic_wvs(path, respondents: int, seed: int, inject_faults: bool = False) -> SynthSummary:
     """Write the synthetic WVS Wave 7 CSV to `path` (parent directories created).
 
     With `inject_faults`, two of the `respondents` rows get one bad cell each
@@ -990,8 +1072,13 @@ def write_synthetic_wvs(path, respondents: int = DEFAULT_RESPONDENTS, seed: int 
     elif path.with_name(path.name + ".faults.json").exists():
         path.with_name(path.name + ".faults.json").unlink()  # a stale manifest would describe another file
     rows_written = respondents + (2 if plan is not None else 0)
-    return SynthSummary(rows=rows_written, columns=len(header), answered_share=answered / (respondents * len(model.value_ids)),
-                        seconds=time.perf_counter() - began, faults=faults_path)
+    return SynthSummary(
+        rows=rows_written,
+        columns=len(header),
+        answered_share=answered / (respondents * len(model.value_ids)),
+        seconds=time.perf_counter() - began,
+        faults=faults_path,
+    )
 
 
 def _apply_cell_faults(plan: _FaultPlan, rows: np.ndarray, cols: dict, ids: dict) -> None:
@@ -1011,8 +1098,9 @@ def _apply_cell_faults(plan: _FaultPlan, rows: np.ndarray, cols: dict, ids: dict
 def _write_extra_fault_rows(plan: _FaultPlan, model: SurveyModel, seed: int, header, out, ids: dict) -> list[dict]:
     """Append the duplicate-id row and the row one field short; return the manifest entries."""
     n = model.respondents
-    extra, _ = generate_rows(model, np.array([plan.duplicate_of, plan.missing_field_country_row]),
-                             np.random.default_rng([seed, 3]))
+    extra, _ = generate_rows(
+        model, np.array([plan.duplicate_of, plan.missing_field_country_row]), np.random.default_rng([seed, 3])
+    )
     country = np.searchsorted(model.starts, plan.missing_field_country_row, side="right") - 1
     short_id = int(model.codes[country]) * 1_000_000 + 70_000 + int(model.sizes[country]) + 1
     extra["D_INTERVIEW"][1] = short_id
@@ -1021,42 +1109,77 @@ def _write_extra_fault_rows(plan: _FaultPlan, model: SurveyModel, seed: int, hea
     out.write((lines[1].rsplit(",", 1)[0] + "\n").encode())  # last field (and its comma) dropped
     duplicate_id = ids[plan.duplicate_of]
     return [
-        {"row": plan.duplicate_of + 1, "d_interview": duplicate_id, "kind": "duplicate_d_interview",
-         "column": "D_INTERVIEW", "raw_value": str(duplicate_id)},
-        {"row": n + 1, "d_interview": duplicate_id, "kind": "duplicate_d_interview",
-         "column": "D_INTERVIEW", "raw_value": str(duplicate_id)},
+        {
+            "row": plan.duplicate_of + 1,
+            "d_interview": duplicate_id,
+            "kind": "duplicate_d_interview",
+            "column": "D_INTERVIEW",
+            "raw_value": str(duplicate_id),
+        },
+        {
+            "row": n + 1,
+            "d_interview": duplicate_id,
+            "kind": "duplicate_d_interview",
+            "column": "D_INTERVIEW",
+            "raw_value": str(duplicate_id),
+        },
         {"row": n + 2, "d_interview": short_id, "kind": "missing_field", "column": header[-1], "raw_value": None},
-        {"row": plan.non_numeric_row + 1, "d_interview": ids[plan.non_numeric_row], "kind": "non_numeric_code",
-         "column": plan.non_numeric_column, "raw_value": NON_NUMERIC_VALUE},
-        {"row": plan.out_of_range_row + 1, "d_interview": ids[plan.out_of_range_row], "kind": "out_of_range_code",
-         "column": plan.out_of_range_column, "raw_value": str(plan.out_of_range_value)},
+        {
+            "row": plan.non_numeric_row + 1,
+            "d_interview": ids[plan.non_numeric_row],
+            "kind": "non_numeric_code",
+            "column": plan.non_numeric_column,
+            "raw_value": NON_NUMERIC_VALUE,
+        },
+        {
+            "row": plan.out_of_range_row + 1,
+            "d_interview": ids[plan.out_of_range_row],
+            "kind": "out_of_range_code",
+            "column": plan.out_of_range_column,
+            "raw_value": str(plan.out_of_range_value),
+        },
     ]
 
 
 # ---------------------------------------------------------------- command line
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+SETTINGS = "synth"
+OPTIONS = ("respondents", "seed")
+
+
+def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     """The command's options (`wvb synth --help`)."""
-    parser.add_argument("--respondents", type=int, default=DEFAULT_RESPONDENTS, metavar="N",
-                        help=f"number of respondents (default {DEFAULT_RESPONDENTS:,}, the real file's size)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
-    parser.add_argument("--out", required=True, metavar="FILE", help="CSV file to write (parent directories are created)")
-    parser.add_argument("--inject-faults", action="store_true",
-                        help="add known bad rows and write FILE.faults.json listing them")
+    parser.add_argument(
+        "--respondents",
+        type=int,
+        metavar="N",
+        help=f"number of respondents (default: {defaults['respondents']:,}, the real file's size)",
+    )
+    parser.add_argument("--seed", type=int, help=f"random seed (default: {defaults['seed']})")
+    parser.add_argument(
+        "--out", required=True, metavar="FILE", help="CSV file to write (parent directories are created)"
+    )
+    parser.add_argument(
+        "--inject-faults", action="store_true", help="add known bad rows and write FILE.faults.json listing them"
+    )
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run `wvb synth`: write the file and print what was written; bad input is a one-line error."""
-    if args.seed < 0:
-        raise InputError(f"--seed must be non-negative, got {args.seed}")
+def run(args: argparse.Namespace, config: dict) -> Result:
+    """Run `wvb synth`: write the file and say what was written; bad input is a one-line error."""
+    respondents, seed = int(config["synth"]["respondents"]), int(config["synth"]["seed"])
+    if seed < 0:
+        raise InputError(f"--seed must be non-negative, got {seed}")
     try:
-        summary = write_synthetic_wvs(args.out, args.respondents, args.seed, args.inject_faults)
+        summary = write_synthetic_wvs(args.out, respondents, seed, args.inject_faults)
     except OSError as exc:
         raise InputError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
-    print(f"rows: {summary.rows:,}")
-    print(f"columns: {summary.columns}")
-    print(f"answered value-question cells: {summary.answered_share:.2%}")
-    print(f"time: {summary.seconds:.1f} s")
-    print(f"wrote {args.out}" + (f" and {summary.faults}" if summary.faults else ""))
-    return 0
+    return Result(
+        lines=[
+            f"rows: {summary.rows:,}",
+            f"columns: {summary.columns}",
+            f"answered value-question cells: {summary.answered_share:.2%}",
+            f"time: {summary.seconds:.1f} s",
+            f"wrote {args.out}" + (f" and {summary.faults}" if summary.faults else ""),
+        ]
+    )

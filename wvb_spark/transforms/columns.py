@@ -16,7 +16,7 @@ def median_point(distribution: Column, scale_min: Column) -> Column:
     the single answer with the smallest expected distance to a draw from the
     distribution; for a one-hot distribution it is the mode."""
     cumulative = F.transform(
-        distribution,
-        lambda _, i: F.aggregate(F.slice(distribution, 1, i + 1), F.lit(0.0), lambda acc, p: acc + p))
+        distribution, lambda _, i: F.aggregate(F.slice(distribution, 1, i + 1), F.lit(0.0), lambda acc, p: acc + p)
+    )
     below_half = F.size(F.filter(cumulative, lambda c: c < F.lit(0.5 - MEDIAN_TOLERANCE)))
     return (scale_min + below_half).cast("double")

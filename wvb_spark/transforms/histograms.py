@@ -28,12 +28,13 @@ from pyspark.sql.window import Window
 from wvb_spark.core.schemas import HISTOGRAMS
 
 PROTOCOLS = ("default", "paper")
-OVERALL = "overall"          # the --group-by name meaning "everyone in one group"
+OVERALL = "overall"  # the --group-by name meaning "everyone in one group"
 OVERALL_VALUE = "all"
 MISSING_VALUE = "(missing)"  # group value of respondents whose group column is null/unknown
 KEYS = ["model", "question_id", "group_by", "group_value"]
 JOINS = ("shuffle", "broadcast-predictions", "broadcast-answers")  # how predictions meet examples
 MAX_QUESTIONS = 4096  # question index < this: (respondent, question) packs into one long key
+
 
 def names(schema: T.StructType) -> list[str]:
     return [field.name for field in schema.fields]
@@ -61,10 +62,13 @@ def _usable_distribution() -> Column:
     """A distribution with one probability per scale point, none negative, positive total."""
     distribution = F.col("distribution")
     total = F.aggregate(distribution, F.lit(0.0), lambda acc, x: acc + F.coalesce(x, F.lit(float("nan"))))
-    return (distribution.isNotNull() & F.col("scale_min").isNotNull()
-            & (F.size(distribution) == F.col("scale_max") - F.col("scale_min") + 1)
-            & ~F.exists(distribution, lambda x: x.isNull() | F.isnan(x) | (x < 0))
-            & (total > 0))
+    return (
+        distribution.isNotNull()
+        & F.col("scale_min").isNotNull()
+        & (F.size(distribution) == F.col("scale_max") - F.col("scale_min") + 1)
+        & ~F.exists(distribution, lambda x: x.isNull() | F.isnan(x) | (x < 0))
+        & (total > 0)
+    )
 
 
 def cell_groups(participants: DataFrame, group_columns: list[str]) -> DataFrame:
@@ -73,17 +77,23 @@ def cell_groups(participants: DataFrame, group_columns: list[str]) -> DataFrame:
     values are joined back on the (small) aggregated cells."""
     combos = participants.select(*[F.col(c).alias(f"group_{c}") for c in group_columns]).distinct()
     order = [F.col(f"group_{c}").asc_nulls_first() for c in group_columns] or [F.lit(1)]
-    return combos.select(F.row_number().over(Window.orderBy(*order)).cast("int").alias("cell"),
-                         *[f"group_{c}" for c in group_columns])
+    return combos.select(
+        F.row_number().over(Window.orderBy(*order)).cast("int").alias("cell"), *[f"group_{c}" for c in group_columns]
+    )
 
 
 def _respondent_cells(participants: DataFrame, cells: DataFrame, group_columns: list[str]) -> DataFrame:
     """(d_interview, respondent_weight, cell) for every participant."""
     same_cell = [F.col(f"p.{c}").eqNullSafe(F.col(f"c.group_{c}")) for c in group_columns]
-    return (participants.alias("p")
-            .join(F.broadcast(cells.alias("c")), on=same_cell or F.lit(True), how="left")
-            .select(F.col("p.d_interview").alias("d_interview"), F.col("p.weight").alias("respondent_weight"),
-                    F.col("c.cell").alias("cell")))
+    return (
+        participants.alias("p")
+        .join(F.broadcast(cells.alias("c")), on=same_cell or F.lit(True), how="left")
+        .select(
+            F.col("p.d_interview").alias("d_interview"),
+            F.col("p.weight").alias("respondent_weight"),
+            F.col("c.cell").alias("cell"),
+        )
+    )
 
 
 def _indexed_questions(questions: DataFrame) -> DataFrame:
@@ -91,8 +101,12 @@ def _indexed_questions(questions: DataFrame) -> DataFrame:
     (kept when `questions` already has one, e.g. built on the driver from the small table)."""
     if "question_index" in questions.columns:
         return questions.select("question_id", "scale_min", "scale_max", "question_index")
-    return questions.select("question_id", "scale_min", "scale_max",
-                            F.row_number().over(Window.orderBy("question_id")).alias("question_index"))
+    return questions.select(
+        "question_id",
+        "scale_min",
+        "scale_max",
+        F.row_number().over(Window.orderBy("question_id")).alias("question_index"),
+    )
 
 
 def _pair_key() -> Column:
@@ -101,9 +115,18 @@ def _pair_key() -> Column:
     return F.col("d_interview").cast("long") * F.lit(MAX_QUESTIONS) + F.col("question_index")
 
 
-def pair_rows(predictions: DataFrame, examples: DataFrame, participants: DataFrame, questions: DataFrame,
-              cells: DataFrame, *, protocol: str, weights: bool, group_columns: list[str],
-              join: str = "shuffle") -> DataFrame:
+def pair_rows(
+    predictions: DataFrame,
+    examples: DataFrame,
+    participants: DataFrame,
+    questions: DataFrame,
+    cells: DataFrame,
+    *,
+    protocol: str,
+    weights: bool,
+    group_columns: list[str],
+    join: str = "shuffle",
+) -> DataFrame:
     """One row per prediction row, with what it adds to each side.
 
     Columns: model, question_id, cell (null for a respondent not in participants),
@@ -122,19 +145,22 @@ def pair_rows(predictions: DataFrame, examples: DataFrame, participants: DataFra
     if join not in JOINS:
         raise ValueError(f"join must be one of {JOINS}, got {join!r}")
     indexed = F.broadcast(_indexed_questions(questions))
-    preds = (predictions.select("model", "question_id", "d_interview", "score", "status", "distribution")
-             .join(indexed, on="question_id", how="left")
-             .withColumn("pair_key", _pair_key()))
-    answers = (examples.select("question_id", "d_interview", F.col("answer").cast("double").alias("human_value"))
-               .join(indexed.select("question_id", "question_index"), on="question_id", how="inner")
-               .select(_pair_key().alias("pair_key"), "human_value"))
+    preds = (
+        predictions.select("model", "question_id", "d_interview", "score", "status", "distribution")
+        .join(indexed, on="question_id", how="left")
+        .withColumn("pair_key", _pair_key())
+    )
+    answers = (
+        examples.select("question_id", "d_interview", F.col("answer").cast("double").alias("human_value"))
+        .join(indexed.select("question_id", "question_index"), on="question_id", how="inner")
+        .select(_pair_key().alias("pair_key"), "human_value")
+    )
     if join == "broadcast-predictions":
         answers = F.broadcast(answers.join(F.broadcast(preds.select("pair_key")), on="pair_key", how="left_semi"))
     elif join == "broadcast-answers":
         answers = F.broadcast(answers)
     people = F.broadcast(_respondent_cells(participants, cells, group_columns))
-    rows = (preds.join(answers, on="pair_key", how="left")
-            .join(people, on="d_interview", how="left"))
+    rows = preds.join(answers, on="pair_key", how="left").join(people, on="d_interview", how="left")
 
     known_scale = F.col("scale_min").isNotNull()
     has_score = _finite(F.col("score"))
@@ -169,7 +195,9 @@ def pair_rows(predictions: DataFrame, examples: DataFrame, participants: DataFra
 
     total = F.aggregate(F.col("distribution"), F.lit(0.0), lambda acc, x: acc + x)
     return rows.select(
-        "model", "question_id", "cell",
+        "model",
+        "question_id",
+        "cell",
         reason.cast("string").alias("reason"),
         F.when(has_answer, 1).otherwise(0).alias("answered"),
         F.when(in_human, _answer_index()).alias("human_index"),
@@ -200,14 +228,15 @@ def fine_cells(rows: DataFrame, width: int) -> DataFrame:
     """`pair_rows` summed per (model, question, cell, reason, offscale_value): counts and
     the fixed-width point sums of both sides. reason and offscale_value are almost always
     null, so keying on them adds few rows and keeps them exact."""
-    return (rows.groupBy("model", "question_id", "cell", "reason", "offscale_value")
-            .agg(F.count(F.lit(1)).alias("n_listed"),
-                 F.sum("answered").alias("n_answered"),
-                 F.count("human_index").alias("n_human"),
-                 F.sum("counted_model").alias("n_model"),
-                 F.sum(F.when(F.col("offscale_value").isNotNull(), F.col("mass"))).alias("offscale_mass"),
-                 *_point_sums("human_index", width, "human"),
-                 *_point_sums("model_index", width, "model", probs="model_probs")))
+    return rows.groupBy("model", "question_id", "cell", "reason", "offscale_value").agg(
+        F.count(F.lit(1)).alias("n_listed"),
+        F.sum("answered").alias("n_answered"),
+        F.count("human_index").alias("n_human"),
+        F.sum("counted_model").alias("n_model"),
+        F.sum(F.when(F.col("offscale_value").isNotNull(), F.col("mass"))).alias("offscale_mass"),
+        *_point_sums("human_index", width, "human"),
+        *_point_sums("model_index", width, "model", probs="model_probs"),
+    )
 
 
 def _group_value(column: str) -> Column:
@@ -216,24 +245,32 @@ def _group_value(column: str) -> Column:
     return F.coalesce(F.col(f"group_{column}").cast("string"), F.lit(MISSING_VALUE))
 
 
-def into_groupings(fine: DataFrame, keys: list[str], cells: DataFrame, group_by: list[str],
-                   measures: list[str]) -> DataFrame:
+def into_groupings(
+    fine: DataFrame, keys: list[str], cells: DataFrame, group_by: list[str], measures: list[str]
+) -> DataFrame:
     """Sum `measures` of fine cells (keyed by `keys` + `cell`) into every grouping of
     `group_by`: each fine cell is repeated once per grouping it belongs to, with that
     grouping's (group_by, group_value), then summed: (keys, group_by, group_value, measures...)."""
-    groupings = F.array(*[F.struct(F.lit(name).alias("group_by"), _group_value(name).alias("group_value"))
-                          for name in group_by])
-    return (fine.join(F.broadcast(cells), on="cell", how="left")
-            .select(*keys, *measures, F.explode(groupings).alias("g"))
-            .groupBy(*keys, "g.group_by", "g.group_value")
-            .agg(*[F.sum(m).alias(m) for m in measures]))
+    groupings = F.array(
+        *[F.struct(F.lit(name).alias("group_by"), _group_value(name).alias("group_value")) for name in group_by]
+    )
+    return (
+        fine.join(F.broadcast(cells), on="cell", how="left")
+        .select(*keys, *measures, F.explode(groupings).alias("g"))
+        .groupBy(*keys, "g.group_by", "g.group_value")
+        .agg(*[F.sum(m).alias(m) for m in measures])
+    )
 
 
 def _summed_map(entries: str, key: str, amount: str) -> Column:
     """A list of (key, amount) structs with repeated keys -> map key -> Σ amount."""
     keys = F.array_sort(F.array_distinct(F.transform(F.col(entries), lambda e: e[key])))
-    sums = F.transform(keys, lambda k: F.aggregate(F.filter(F.col(entries), lambda e: e[key] == k),
-                                                   F.lit(0.0), lambda acc, e: acc + e[amount]))
+    sums = F.transform(
+        keys,
+        lambda k: F.aggregate(
+            F.filter(F.col(entries), lambda e: e[key] == k), F.lit(0.0), lambda acc, e: acc + e[amount]
+        ),
+    )
     return F.map_from_arrays(keys, sums)
 
 
@@ -245,42 +282,71 @@ def paired_groups(rows: DataFrame, cells: DataFrame, group_by: list[str], width:
     The sums into groupings keep reason and offscale_value as keys (a native hash
     aggregation); only the last, small aggregation per group gathers them into lists."""
     keys = ["model", "question_id", "reason", "offscale_value"]
-    measures = (["n_listed", "n_answered", "n_human", "n_model"]
-                + _point_columns("human", width) + _point_columns("model", width))
+    measures = (
+        ["n_listed", "n_answered", "n_human", "n_model"]
+        + _point_columns("human", width)
+        + _point_columns("model", width)
+    )
     by_group = into_groupings(fine_cells(rows, width), keys, cells, group_by, measures + ["offscale_mass"])
     return by_group.groupBy(*KEYS).agg(
         *[F.sum(m).alias(m) for m in measures],
-        F.collect_list(F.when(F.col("reason").isNotNull(), F.struct(
-            F.col("reason").alias("key"), F.col("n_listed").cast("double").alias("amount")))).alias("reasons"),
-        F.collect_list(F.when(F.col("offscale_value").isNotNull(), F.struct(
-            F.col("offscale_value").alias("key"), F.col("offscale_mass").alias("amount")))).alias("offscale"))
+        F.collect_list(
+            F.when(
+                F.col("reason").isNotNull(),
+                F.struct(F.col("reason").alias("key"), F.col("n_listed").cast("double").alias("amount")),
+            )
+        ).alias("reasons"),
+        F.collect_list(
+            F.when(
+                F.col("offscale_value").isNotNull(),
+                F.struct(F.col("offscale_value").alias("key"), F.col("offscale_mass").alias("amount")),
+            )
+        ).alias("offscale"),
+    )
 
 
-def population_groups(examples: DataFrame, participants: DataFrame, questions: DataFrame, question_ids: list[str],
-                      cells: DataFrame, *, split: str, weights: bool, group_columns: list[str],
-                      group_by: list[str], width: int) -> DataFrame:
+def population_groups(
+    examples: DataFrame,
+    participants: DataFrame,
+    questions: DataFrame,
+    question_ids: list[str],
+    cells: DataFrame,
+    *,
+    split: str,
+    weights: bool,
+    group_columns: list[str],
+    group_by: list[str],
+    width: int,
+) -> DataFrame:
     """Human side of every respondent of `split` who answered one of `question_ids`:
     (question_id, group_by, group_value, n_human, human_0...). Respondents without a usable
     weight are left out of a weighted population."""
     people = F.broadcast(_respondent_cells(participants.where(F.col("split") == split), cells, group_columns))
     scales = F.broadcast(questions.select("question_id", "scale_min", "scale_max"))
-    rows = (examples.where((F.col("split") == split) & F.col("question_id").isin(question_ids))
-            .select("question_id", "d_interview", F.col("answer").cast("double").alias("human_value"))
-            .join(scales, on="question_id", how="inner")
-            .join(people, on="d_interview", how="inner")
-            .where(_answer_on_scale()))
+    rows = (
+        examples.where((F.col("split") == split) & F.col("question_id").isin(question_ids))
+        .select("question_id", "d_interview", F.col("answer").cast("double").alias("human_value"))
+        .join(scales, on="question_id", how="inner")
+        .join(people, on="d_interview", how="inner")
+        .where(_answer_on_scale())
+    )
     if weights:
         rows = rows.where(~_missing_weight())
-    rows = rows.select("question_id", "cell",
-                       _answer_index().alias("human_index"),
-                       (F.col("respondent_weight").cast("double") if weights else F.lit(1.0)).alias("mass"))
-    fine = (rows.groupBy("question_id", "cell")
-            .agg(F.count(F.lit(1)).alias("n_human"), *_point_sums("human_index", width, "human")))
+    rows = rows.select(
+        "question_id",
+        "cell",
+        _answer_index().alias("human_index"),
+        (F.col("respondent_weight").cast("double") if weights else F.lit(1.0)).alias("mass"),
+    )
+    fine = rows.groupBy("question_id", "cell").agg(
+        F.count(F.lit(1)).alias("n_human"), *_point_sums("human_index", width, "human")
+    )
     return into_groupings(fine, ["question_id"], cells, group_by, ["n_human"] + _point_columns("human", width))
 
 
-def comparisons(groups: DataFrame, questions: DataFrame, *, protocol: str, width: int,
-                human_population: DataFrame | None = None) -> DataFrame:
+def comparisons(
+    groups: DataFrame, questions: DataFrame, *, protocol: str, width: int, human_population: DataFrame | None = None
+) -> DataFrame:
     """Per listed (model, question, group): human and model histograms on common points.
 
     Points are the scale's integers; under the paper protocol they also include every
@@ -294,8 +360,12 @@ def comparisons(groups: DataFrame, questions: DataFrame, *, protocol: str, width
     joined = groups.join(scales, on="question_id", how="left")
     if human_population is not None:
         population = human_population.select(
-            "question_id", "group_by", "group_value", F.col("n_human").alias("population_n"),
-            *[F.col(c).alias(f"population_{c}") for c in _point_columns("human", width)])
+            "question_id",
+            "group_by",
+            "group_value",
+            F.col("n_human").alias("population_n"),
+            *[F.col(c).alias(f"population_{c}") for c in _point_columns("human", width)],
+        )
         joined = joined.join(population, on=["question_id", "group_by", "group_value"], how="left")
         human_prefix, n_human = "population_human", F.coalesce(F.col("population_n"), F.lit(0))
         n_answered = n_human
@@ -323,7 +393,9 @@ def comparisons(groups: DataFrame, questions: DataFrame, *, protocol: str, width
         points = scale_points
     reasons = _summed_map("reasons", "key", "amount")
     return joined.select(
-        *KEYS, "scale_min", "scale_max",
+        *KEYS,
+        "scale_min",
+        "scale_max",
         F.when(known, points).alias("points"),
         F.when(known, human_counts).alias("human_counts"),
         F.when(known, n_human).otherwise(F.lit(0)).cast("long").alias("n_human"),
@@ -347,8 +419,19 @@ def scored_groups(comparison_rows: DataFrame) -> DataFrame:
 
 def histograms(comparison_rows: DataFrame) -> DataFrame:
     """The `histograms` table: one human and one model row per scored (model, question, group)."""
+
     def side(name: str) -> DataFrame:
-        return comparison_rows.select("model", F.lit(name).alias("side"), "question_id", "group_by", "group_value",
-                                      "scale_min", "scale_max", "points",
-                                      F.col(f"{name}_counts").alias("counts"), F.col(f"n_{name}").alias("n"))
+        return comparison_rows.select(
+            "model",
+            F.lit(name).alias("side"),
+            "question_id",
+            "group_by",
+            "group_value",
+            "scale_min",
+            "scale_max",
+            "points",
+            F.col(f"{name}_counts").alias("counts"),
+            F.col(f"n_{name}").alias("n"),
+        )
+
     return side("human").unionByName(side("model")).select(*names(HISTOGRAMS))

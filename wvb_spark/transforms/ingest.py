@@ -31,8 +31,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from wvb_spark.core import metadata, preflight
-from wvb_spark.transforms import recode
 from wvb_spark.core.errors import InputError
+from wvb_spark.transforms import recode
 
 ID_COLUMN = "D_INTERVIEW"
 WEIGHT_COLUMNS = ("W_WEIGHT", "S018")  # decimals; S018 is optional
@@ -51,8 +51,13 @@ PLAUSIBLE_RANGES = {"Q262": (15, 120), "Q261": (1890, 2010), "J_INTDATE": (20170
 SNIPPET = 60  # characters of a malformed record shown in the quarantine
 # First bytes of compressed files; the suffix is the one Spark needs to decompress them
 # (None: a format Spark does not read as text).
-COMPRESSED = ((b"\x1f\x8b", "gzip", ".gz"), (b"BZh", "bzip2", ".bz2"), (b"PK\x03\x04", "zip", None),
-              (b"\xfd7zXZ\x00", "xz", None), (b"\x28\xb5\x2f\xfd", "zstd", None))
+COMPRESSED = (
+    (b"\x1f\x8b", "gzip", ".gz"),
+    (b"BZh", "bzip2", ".bz2"),
+    (b"PK\x03\x04", "zip", None),
+    (b"\xfd7zXZ\x00", "xz", None),
+    (b"\x28\xb5\x2f\xfd", "zstd", None),
+)
 
 
 def integer_columns() -> list[str]:
@@ -71,6 +76,7 @@ def required_columns() -> list[str]:
 
 
 # ---------------------------------------------------------------- the file and its header
+
 
 def check_raw_file(path: str) -> str | None:
     """Refuse, in one line, a raw file that is absent, a directory, unreadable or compressed
@@ -99,11 +105,15 @@ def _compression(path: str, magic: bytes) -> str | None:
     for signature, kind, suffix in COMPRESSED:
         if magic.startswith(signature):
             if suffix is None:
-                raise InputError(f"raw file {path} is {kind}-compressed, which the build does not read: "
-                               "extract the CSV first (gzip and bzip2 files named .gz/.bz2 are read as they are)")
+                raise InputError(
+                    f"raw file {path} is {kind}-compressed, which the build does not read: "
+                    "extract the CSV first (gzip and bzip2 files named .gz/.bz2 are read as they are)"
+                )
             if not name.endswith(suffix):
-                raise InputError(f"raw file {path} is {kind}-compressed but its name does not end in {suffix}: "
-                               f"rename it to end in {suffix} or decompress it")
+                raise InputError(
+                    f"raw file {path} is {kind}-compressed but its name does not end in {suffix}: "
+                    f"rename it to end in {suffix} or decompress it"
+                )
             return kind
     for _, kind, suffix in COMPRESSED:
         if suffix and name.endswith(suffix):
@@ -175,6 +185,7 @@ def check_columns(header: list[str]) -> None:
 
 # ---------------------------------------------------------------- lines -> records
 
+
 def read_lines(spark: SparkSession, path: str, separator: str = ",") -> DataFrame:
     """Every record after the header as (line_number, line), line_number 1-based counting
     the header as line 1. A record is one line, or several joined by "\n" when a quoted
@@ -189,18 +200,29 @@ def read_lines(spark: SparkSession, path: str, separator: str = ",") -> DataFram
     # One pass collects the per-partition line counts (to number lines) and, for the lines
     # with an odd number of quotes (the only ones that can open or close a quoted field
     # spanning lines; none in an ordinary file), whether they open or close one.
-    odd = F.struct(F.col("_position").alias("position"), F.col("line").rlike(opens).alias("opens"),
-                   F.col("line").rlike(closes).alias("closes"))
-    stats = raw.groupBy("_partition").agg(
-        F.count(F.lit(1)).alias("count"), F.collect_list(F.when(quotes % 2 == 1, odd)).alias("odd"),
-    ).collect()
+    odd = F.struct(
+        F.col("_position").alias("position"),
+        F.col("line").rlike(opens).alias("opens"),
+        F.col("line").rlike(closes).alias("closes"),
+    )
+    stats = (
+        raw.groupBy("_partition")
+        .agg(
+            F.count(F.lit(1)).alias("count"),
+            F.collect_list(F.when(quotes % 2 == 1, odd)).alias("odd"),
+        )
+        .collect()
+    )
     offsets, running, odd_lines = {}, 0, []
     for row in sorted(stats, key=lambda r: r["_partition"]):
         offsets[row["_partition"]] = running
-        odd_lines += [(running + (o["position"] - (row["_partition"] << 33)) + 1, o["opens"], o["closes"])
-                      for o in row["odd"]]
+        odd_lines += [
+            (running + (o["position"] - (row["_partition"] << 33)) + 1, o["opens"], o["closes"]) for o in row["odd"]
+        ]
         running += row["count"]
-    offset_map = F.create_map(*[x for p, o in offsets.items() for x in (F.lit(p), F.lit(o))]) if offsets else F.lit(None)
+    offset_map = (
+        F.create_map(*[x for p, o in offsets.items() for x in (F.lit(p), F.lit(o))]) if offsets else F.lit(None)
+    )
     within = F.col("_position") - F.shiftleft(F.col("_partition").cast("long"), 33)
     numbered = raw.select(
         (F.try_element_at(offset_map, F.col("_partition")) + within + F.lit(1)).cast("long").alias("line_number"),
@@ -243,7 +265,8 @@ def quoted_spans(odd_lines: list[tuple[int, bool, bool]]) -> list[tuple[int, int
 def _join_spans(spark: SparkSession, numbered: DataFrame, spans: list[tuple[int, int]]) -> DataFrame:
     """Lines in a span -> one record (its lines joined by "\\n", in order); other lines as they are."""
     members = spark.createDataFrame(spans, "first long, last long").select(
-        F.col("first").alias("record_start"), F.explode(F.sequence("first", "last")).alias("line_number"))
+        F.col("first").alias("record_start"), F.explode(F.sequence("first", "last")).alias("line_number")
+    )
     tagged = numbered.join(F.broadcast(members), on="line_number", how="left")
     alone = tagged.where(F.col("record_start").isNull()).select("line_number", "line")
     joined = (
@@ -271,8 +294,9 @@ def _one_record(text: str, width: int, separator: str) -> bool:
     return len(rows) == 1 and len(rows[0]) == width
 
 
-def split_broken_records(line_numbers: np.ndarray, lines: list[str], width: int,
-                         separator: str) -> tuple[np.ndarray, list[str]]:
+def split_broken_records(
+    line_numbers: np.ndarray, lines: list[str], width: int, separator: str
+) -> tuple[np.ndarray, list[str]]:
     """A record joined from several lines that is not one well-quoted record of `width`
     fields goes back to its lines, each parsed (and refused) on its own: a stray quote then
     costs the lines that hold it, not the lines between. Blank pieces are not records."""
@@ -302,14 +326,20 @@ COUNT_COLUMNS = tuple(f"n_{outcome}".replace("-", "m") for outcome in recode.CEL
 def parsed_schema() -> str:
     """Spark schema of `parse_lines` output (before `source` is added). The codes of
     out-of-range cells are kept as the file's text."""
-    return ", ".join([
-        "source_row long", "d_interview long",
-        *[f"`{name}` int" for name in demographic_columns()],
-        *[f"`{name}` double" for name in WEIGHT_COLUMNS],
-        "answers array<int>", "out_of_range_positions array<int>", "out_of_range_codes array<string>",
-        *[f"`{name}` int" for name in COUNT_COLUMNS],
-        "reject_reason string", "reject_value string",
-    ])
+    return ", ".join(
+        [
+            "source_row long",
+            "d_interview long",
+            *[f"`{name}` int" for name in demographic_columns()],
+            *[f"`{name}` double" for name in WEIGHT_COLUMNS],
+            "answers array<int>",
+            "out_of_range_positions array<int>",
+            "out_of_range_codes array<string>",
+            *[f"`{name}` int" for name in COUNT_COLUMNS],
+            "reject_reason string",
+            "reject_value string",
+        ]
+    )
 
 
 @cache
@@ -361,12 +391,12 @@ def quote_problem(text: str, separator: str) -> str:
     inside, opened, field_start, i = False, 0, True, 0
     while i < len(text):
         char = text[i]
-        if inside and char == QUOTE and text[i + 1:i + 2] == QUOTE:
+        if inside and char == QUOTE and text[i + 1 : i + 2] == QUOTE:
             i += 2
             continue
         if inside and char == QUOTE:
             inside = False
-            if text[i + 1:i + 2] not in ("", separator):
+            if text[i + 1 : i + 2] not in ("", separator):
                 return f"text after a closing quote: {_snippet(text, opened)}"
         elif not inside and char == QUOTE and field_start:
             inside, opened = True, i
@@ -376,7 +406,7 @@ def quote_problem(text: str, separator: str) -> str:
 
 
 def _snippet(text: str, start: int) -> str:
-    piece = text[start:start + SNIPPET]
+    piece = text[start : start + SNIPPET]
     return piece + ("…" if len(text) > start + SNIPPET else "")
 
 
@@ -391,11 +421,13 @@ def read_fields(records: list[str], header: list[str], separator: str, names: li
         table = pacsv.read_csv(
             io.BytesIO(text),
             read_options=pacsv.ReadOptions(column_names=header, use_threads=False),
-            parse_options=pacsv.ParseOptions(delimiter=separator,
-                                             newlines_in_values=any("\n" in r for r in records)),
+            parse_options=pacsv.ParseOptions(delimiter=separator, newlines_in_values=any("\n" in r for r in records)),
             convert_options=pacsv.ConvertOptions(
-                include_columns=names, column_types={name: pa.string() for name in names},
-                strings_can_be_null=False, quoted_strings_can_be_null=False),
+                include_columns=names,
+                column_types={name: pa.string() for name in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
         )
         if table.num_rows == len(records):
             return table
@@ -461,8 +493,11 @@ def parse_batch(line_numbers: np.ndarray, lines: list[str], header: list[str], s
     refusals = _Refusals(n)
     field_counts, malformed = record_shapes(lines, separator)
     refusals.refuse(malformed, "malformed_quote", lambda r: quote_problem(lines[r], separator))
-    refusals.refuse(field_counts != len(header), "wrong_field_count",
-                    lambda r: f"{field_counts[r]} fields, header has {len(header)}")
+    refusals.refuse(
+        field_counts != len(header),
+        "wrong_field_count",
+        lambda r: f"{field_counts[r]} fields, header has {len(header)}",
+    )
     good = np.flatnonzero(refusals.pending)
     table = read_fields([lines[i] for i in good], header, separator, ints + weights)
     table_row = np.full(n, -1)
@@ -482,22 +517,32 @@ def parse_batch(line_numbers: np.ndarray, lines: list[str], header: list[str], s
     in_file = table_row >= 0
     refusals.refuse(in_file & ~valid_id(codes[:, 0], is_int[:, 0]), "bad_d_interview", lambda r: cell(ID_COLUMN, r))
     first_bad = np.argmax(~is_int, axis=1)
-    refusals.refuse(in_file & ~is_int.all(axis=1), "non_numeric_code",
-                    lambda r: f"{ints[first_bad[r]]}={cell(ints[first_bad[r]], r)}")
+    refusals.refuse(
+        in_file & ~is_int.all(axis=1),
+        "non_numeric_code",
+        lambda r: f"{ints[first_bad[r]]}={cell(ints[first_bad[r]], r)}",
+    )
     demographics = demographic_columns()
     known = np.stack([demographic_ok(name, codes[:, 1 + j]) for j, name in enumerate(demographics)], axis=1)
     first_unknown = np.argmax(~known, axis=1)
-    refusals.refuse(in_file & ~known.all(axis=1), "out_of_range_demographic",
-                    lambda r: f"{demographics[first_unknown[r]]}={cell(demographics[first_unknown[r]], r)}")
+    refusals.refuse(
+        in_file & ~known.all(axis=1),
+        "out_of_range_demographic",
+        lambda r: f"{demographics[first_unknown[r]]}={cell(demographics[first_unknown[r]], r)}",
+    )
     first_weight = np.argmax(weight_bad, axis=1) if weights else np.zeros(n, dtype=np.int64)
-    refusals.refuse(weight_bad.any(axis=1), "non_numeric_weight",
-                    lambda r: f"{weights[first_weight[r]]}={cell(weights[first_weight[r]], r)}")
+    refusals.refuse(
+        weight_bad.any(axis=1),
+        "non_numeric_weight",
+        lambda r: f"{weights[first_weight[r]]}={cell(weights[first_weight[r]], r)}",
+    )
     ids = _record_ids(codes[:, 0], is_int[:, 0], lines, refusals.reason, header.index(ID_COLUMN), separator)
     return _typed_batch(line_numbers, codes, weight_values, refusals, ids, cell)
 
 
-def _record_ids(codes: np.ndarray, is_int: np.ndarray, lines: list[str], reason: np.ndarray,
-                id_index: int, separator: str) -> np.ndarray:
+def _record_ids(
+    codes: np.ndarray, is_int: np.ndarray, lines: list[str], reason: np.ndarray, id_index: int, separator: str
+) -> np.ndarray:
     """Each record's D_INTERVIEW where it reads as one (object array, None elsewhere): a
     refused record keeps its id so the quarantine can name it, even when its fields could
     not be parsed as a whole."""
@@ -524,7 +569,7 @@ def _typed_batch(line_numbers, codes, weight_values, refusals, ids, cell) -> pa.
     than int64 that the checks have not accepted."""
     n, accepted = len(line_numbers), refusals.pending
     n_values = len(metadata.value_question_ids())
-    value_codes = codes[:, codes.shape[1] - n_values:]
+    value_codes = codes[:, codes.shape[1] - n_values :]
     answers, out_of_range, counts = recode.recode(value_codes)
     out_of_range &= accepted[:, None]
     oor_rows, oor_positions = np.nonzero(out_of_range)
@@ -538,8 +583,9 @@ def _typed_batch(line_numbers, codes, weight_values, refusals, ids, cell) -> pa.
     for name in WEIGHT_COLUMNS:
         columns[name] = pa.array(weight_values[name], mask=~accepted | np.isnan(weight_values[name]))
     lengths = out_of_range.sum(axis=1)
-    columns["answers"] = _list_array(pa.array(answers.ravel().astype(np.int32), mask=(answers < 0).ravel()),
-                                     np.full(n, n_values), accepted)
+    columns["answers"] = _list_array(
+        pa.array(answers.ravel().astype(np.int32), mask=(answers < 0).ravel()), np.full(n, n_values), accepted
+    )
     columns["out_of_range_positions"] = _list_array(pa.array(oor_positions.astype(np.int32)), lengths, accepted)
     texts = [cell(question_ids[p], r) for r, p in zip(oor_rows.tolist(), oor_positions.tolist())]
     columns["out_of_range_codes"] = _list_array(pa.array(texts, pa.string()), lengths, accepted)
@@ -563,16 +609,15 @@ def parse_lines(lines: DataFrame, header: list[str], separator: str, source_name
     def parse(batches):
         for batch in batches:
             if batch.num_rows:
-                numbers, texts = split_broken_records(batch.column("line_number").to_numpy(),
-                                                      batch.column("line").to_pylist(), len(header), separator)
+                numbers, texts = split_broken_records(
+                    batch.column("line_number").to_numpy(), batch.column("line").to_pylist(), len(header), separator
+                )
                 if len(texts):
                     yield parse_batch(numbers, texts, header, separator)
 
     non_blank = lines.where(F.length(F.trim("line")) > 0).select("line_number", "line")
     parsed = non_blank.mapInArrow(parse, parsed_schema())
-    return parsed.withColumn(
-        "source", F.concat(F.lit(f"{source_name}:"), (F.col("source_row") + 1).cast("string"))
-    )
+    return parsed.withColumn("source", F.concat(F.lit(f"{source_name}:"), (F.col("source_row") + 1).cast("string")))
 
 
 def flag_duplicate_ids(parsed: DataFrame) -> DataFrame:
@@ -580,7 +625,8 @@ def flag_duplicate_ids(parsed: DataFrame) -> DataFrame:
     real respondent cannot be known (the published pipeline dropped 858069901 by hand)."""
     duplicated = (
         parsed.where(F.col("reject_reason").isNull())
-        .groupBy("d_interview").count()
+        .groupBy("d_interview")
+        .count()
         .where(F.col("count") > 1)
         .select("d_interview", F.lit(True).alias("_duplicated"))
     )
@@ -588,7 +634,9 @@ def flag_duplicate_ids(parsed: DataFrame) -> DataFrame:
     return joined.select(
         *[c for c in parsed.columns if c not in ("reject_reason", "reject_value")],
         F.when(F.col("reject_reason").isNull() & F.col("_duplicated"), F.lit("duplicate_d_interview"))
-        .otherwise(F.col("reject_reason")).alias("reject_reason"),
+        .otherwise(F.col("reject_reason"))
+        .alias("reject_reason"),
         F.when(F.col("reject_reason").isNull() & F.col("_duplicated"), F.col("d_interview").cast("string"))
-        .otherwise(F.col("reject_value")).alias("reject_value"),
+        .otherwise(F.col("reject_value"))
+        .alias("reject_value"),
     )

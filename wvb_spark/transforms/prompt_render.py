@@ -16,9 +16,9 @@ import yaml
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from wvb_spark.compute.output_formats import CUSTOM_ID_PREFIX, VARIANTS, custom_id, parse_custom_id  # noqa: F401
 from wvb_spark.core import metadata
 from wvb_spark.core.errors import InputError
-from wvb_spark.compute.output_formats import CUSTOM_ID_PREFIX, VARIANTS, custom_id, parse_custom_id  # noqa: F401
 
 # Listed first, as in the published example prompt; then the other demographic variables.
 LEADING_DEMOGRAPHICS = ("B_COUNTRY", "H_URBRURAL", "Q275")
@@ -26,19 +26,23 @@ LEADING_DEMOGRAPHICS = ("B_COUNTRY", "H_URBRURAL", "Q275")
 EXCLUDED_DEMOGRAPHICS = ("D_INTERVIEW", "J_INTDATE", "N_TOWN")
 
 OUTPUT_COLUMNS = ("custom_id", "question_id", "d_interview", "sample", "variant", "system", "prompt", "request")
-PROMPT_PLACEHOLDERS = ("demographics", "question", "question_id", "scale_min", "scale_max", "options",
-                       "option_word")
+PROMPT_PLACEHOLDERS = ("demographics", "question", "question_id", "scale_min", "scale_max", "options", "option_word")
 # How the model is asked (--elicit): the free-text answer of the published prompt; the
 # probabilities of the first token over the numbered options; several sampled free-text
 # answers; or a distribution the model writes out as JSON.
 ELICITATIONS = ("free-text", "logprobs", "sample", "verbalised")
 OPTION_STYLES = ("numbers", "letters")
 ITEM_PLACEHOLDERS = ("number", "question", "answer", "variable")
-ELICITED_KEYS = ("options_with_demographics", "options_without_demographics", "verbalised_with_demographics",
-                 "verbalised_without_demographics")
+ELICITED_KEYS = (
+    "options_with_demographics",
+    "options_without_demographics",
+    "verbalised_with_demographics",
+    "verbalised_without_demographics",
+)
 
 
 # --------------------------------------------------------------------------- custom ids
+
 
 def custom_id_column(question_id: Column, d_interview: Column, variant: str, elicit: Column | None = None) -> Column:
     """The custom_id of output_formats.custom_id as a Spark column (elicit: its suffix, or none)."""
@@ -47,6 +51,7 @@ def custom_id_column(question_id: Column, d_interview: Column, variant: str, eli
 
 
 # --------------------------------------------------------------------------- template
+
 
 @dataclass(frozen=True)
 class PromptTemplate:
@@ -89,8 +94,13 @@ def load_template(path: str | None = None) -> PromptTemplate:
     if missing:
         raise InputError(f"{where}: missing text for {', '.join(missing)}")
     # the option prompts of a user's file default to the built-in ones
-    builtin = raw if path is None else yaml.safe_load(
-        resources.files("wvb_spark").joinpath("resources", "prompt_template.yaml").read_text(encoding="utf-8"))
+    builtin = (
+        raw
+        if path is None
+        else yaml.safe_load(
+            resources.files("wvb_spark").joinpath("resources", "prompt_template.yaml").read_text(encoding="utf-8")
+        )
+    )
     elicited = {key: str(raw.get(key) or builtin[key]) for key in ELICITED_KEYS}
     system = str(raw.get("system") or "")
     template = PromptTemplate(
@@ -102,10 +112,12 @@ def load_template(path: str | None = None) -> PromptTemplate:
         demographic_separator=str(raw.get("demographic_separator", "\n")),
         **elicited,
     )
-    for text_, allowed, key in ((template.with_demographics, PROMPT_PLACEHOLDERS, "with_demographics"),
-                                (template.without_demographics, PROMPT_PLACEHOLDERS, "without_demographics"),
-                                (template.demographic_item, ITEM_PLACEHOLDERS, "demographic_item"),
-                                *[(elicited[k], PROMPT_PLACEHOLDERS, k) for k in ELICITED_KEYS]):
+    for text_, allowed, key in (
+        (template.with_demographics, PROMPT_PLACEHOLDERS, "with_demographics"),
+        (template.without_demographics, PROMPT_PLACEHOLDERS, "without_demographics"),
+        (template.demographic_item, ITEM_PLACEHOLDERS, "demographic_item"),
+        *[(elicited[k], PROMPT_PLACEHOLDERS, k) for k in ELICITED_KEYS],
+    ):
         template_parts(text_, allowed, f"{where}: {key}")
     return template
 
@@ -116,7 +128,7 @@ def template_parts(text: str, allowed, where: str) -> list[tuple[str, str]]:
     position = 0
     for match in string.Template.pattern.finditer(text):
         if match.start() > position:
-            parts.append(("text", text[position:match.start()]))
+            parts.append(("text", text[position : match.start()]))
         if match.group("escaped") is not None:
             parts.append(("text", "$"))
         elif match.group("invalid") is not None:
@@ -135,18 +147,22 @@ def template_parts(text: str, allowed, where: str) -> list[tuple[str, str]]:
 
 def template_column(text: str, values: dict[str, Column], where: str = "template") -> Column:
     """A Spark string column filling the template with columns (nulls become empty text)."""
-    columns = [F.lit(value) if kind == "text" else F.coalesce(values[value].cast("string"), F.lit(""))
-               for kind, value in template_parts(text, tuple(values), where)]
+    columns = [
+        F.lit(value) if kind == "text" else F.coalesce(values[value].cast("string"), F.lit(""))
+        for kind, value in template_parts(text, tuple(values), where)
+    ]
     return F.concat(*columns) if columns else F.lit("")
 
 
 # --------------------------------------------------------------------------- transforms
 
+
 def default_demographics() -> list[str]:
     """Every demographic variable of the published demographic_qa files except interview
     ids/logistics (D_INTERVIEW, J_INTDATE, N_TOWN); country, urban/rural and education first."""
-    rest = [v for v in metadata.demographic_variables()
-            if v not in LEADING_DEMOGRAPHICS and v not in EXCLUDED_DEMOGRAPHICS]
+    rest = [
+        v for v in metadata.demographic_variables() if v not in LEADING_DEMOGRAPHICS and v not in EXCLUDED_DEMOGRAPHICS
+    ]
     return list(LEADING_DEMOGRAPHICS) + rest
 
 
@@ -156,17 +172,25 @@ def demographics_block(variables: list[str], template: PromptTemplate) -> Column
     if not variables:
         return F.lit("")
     questions = metadata.questions()
-    items = F.array(*[
-        F.struct(F.lit(v).alias("variable"), F.lit(questions[v].text).alias("question"),
-                 F.col(v).cast("string").alias("answer"))
-        for v in variables
-    ])
+    items = F.array(
+        *[
+            F.struct(
+                F.lit(v).alias("variable"),
+                F.lit(questions[v].text).alias("question"),
+                F.col(v).cast("string").alias("answer"),
+            )
+            for v in variables
+        ]
+    )
     answered = F.filter(items, lambda item: item["answer"].isNotNull() & (F.trim(item["answer"]) != ""))
-    lines = F.transform(answered, lambda item, index: template_column(
-        template.demographic_item,
-        {"number": index + 1, "question": item["question"], "answer": item["answer"],
-         "variable": item["variable"]},
-        "demographic_item"))
+    lines = F.transform(
+        answered,
+        lambda item, index: template_column(
+            template.demographic_item,
+            {"number": index + 1, "question": item["question"], "answer": item["answer"], "variable": item["variable"]},
+            "demographic_item",
+        ),
+    )
     return F.array_join(lines, template.demographic_separator)
 
 
@@ -176,10 +200,10 @@ class Elicitation:
     each request body."""
 
     how: str = "free-text"
-    options: str = "numbers"        # logprobs: number or letter the options
-    top_logprobs: int = 20          # logprobs: how many alternatives per token
-    samples: int = 10               # sample: answers per (question, respondent)
-    sample_as: str = "requests"     # sample: N requests, or one request with n: N
+    options: str = "numbers"  # logprobs: number or letter the options
+    top_logprobs: int = 20  # logprobs: how many alternatives per token
+    samples: int = 10  # sample: answers per (question, respondent)
+    sample_as: str = "requests"  # sample: N requests, or one request with n: N
     temperature: float | None = None
 
     def suffix(self) -> str | None:
@@ -193,9 +217,12 @@ class Elicitation:
     def body_fields(self) -> list[Column]:
         """What the request body adds to model and messages."""
         if self.how == "logprobs":
-            return [F.lit(1).alias("max_tokens"), F.lit(True).alias("logprobs"),
-                    F.lit(self.top_logprobs).alias("top_logprobs"),
-                    F.lit(float(0.0 if self.temperature is None else self.temperature)).alias("temperature")]
+            return [
+                F.lit(1).alias("max_tokens"),
+                F.lit(True).alias("logprobs"),
+                F.lit(self.top_logprobs).alias("top_logprobs"),
+                F.lit(float(0.0 if self.temperature is None else self.temperature)).alias("temperature"),
+            ]
         fields = []
         if self.how == "sample":
             fields.append(F.lit(float(1.0 if self.temperature is None else self.temperature)).alias("temperature"))
@@ -209,6 +236,7 @@ class Elicitation:
 def options_column(labels: Column, scale_min: Column, scale_max: Column, letters: bool = False) -> Column:
     """The question's answer options, one a line, numbered as the scale ("1. Very important")
     or lettered ("A. Very important"); a label that is only the number is not repeated."""
+
     def line(point):
         mark = F.char(F.lit(65) + point - scale_min) if letters else point.cast("string")
         label = F.try_element_at(labels, point.cast("int")) if labels is not None else F.lit(None)
@@ -218,9 +246,18 @@ def options_column(labels: Column, scale_min: Column, scale_max: Column, letters
     return F.array_join(F.transform(F.sequence(scale_min, scale_max), line), "\n")
 
 
-def render_prompts(rows: DataFrame, participants: DataFrame, questions: DataFrame, *,
-                   template: PromptTemplate, variant: str, demographics: list[str], model: str,
-                   url: str = "/v1/chat/completions", elicit: Elicitation | None = None) -> DataFrame:
+def render_prompts(
+    rows: DataFrame,
+    participants: DataFrame,
+    questions: DataFrame,
+    *,
+    template: PromptTemplate,
+    variant: str,
+    demographics: list[str],
+    model: str,
+    url: str = "/v1/chat/completions",
+    elicit: Elicitation | None = None,
+) -> DataFrame:
     """One request per (question_id, d_interview) row (N per row when sampling in separate
     requests): custom_id, prompt text and the JSON line.
 
@@ -231,13 +268,16 @@ def render_prompts(rows: DataFrame, participants: DataFrame, questions: DataFram
     if variant not in VARIANTS:
         raise InputError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     selected = rows.select("question_id", F.col("d_interview").cast("long").alias("d_interview"))
-    people = participants.select("d_interview", *[F.col(v) for v in demographics]) \
-        if variant == "with-demographics" else participants.select("d_interview")
+    people = (
+        participants.select("d_interview", *[F.col(v) for v in demographics])
+        if variant == "with-demographics"
+        else participants.select("d_interview")
+    )
     labels = [F.col("labels")] if "labels" in questions.columns else []
-    asked = questions.select("question_id", F.col("text").alias("question_text"), "scale_min", "scale_max",
-                             *labels)
-    joined = selected.join(people, on="d_interview", how="inner").join(F.broadcast(asked), on="question_id",
-                                                                        how="inner")
+    asked = questions.select("question_id", F.col("text").alias("question_text"), "scale_min", "scale_max", *labels)
+    joined = selected.join(people, on="d_interview", how="inner").join(
+        F.broadcast(asked), on="question_id", how="inner"
+    )
     letters = elicit.how == "logprobs" and elicit.options == "letters"
     values = {
         "demographics": demographics_block(demographics, template) if variant == "with-demographics" else F.lit(""),
@@ -245,21 +285,26 @@ def render_prompts(rows: DataFrame, participants: DataFrame, questions: DataFram
         "question_id": F.col("question_id"),
         "scale_min": F.col("scale_min"),
         "scale_max": F.col("scale_max"),
-        "options": options_column(F.col("labels") if labels else None, F.col("scale_min"), F.col("scale_max"),
-                                  letters),
+        "options": options_column(F.col("labels") if labels else None, F.col("scale_min"), F.col("scale_max"), letters),
         "option_word": F.lit("letter" if letters else "number"),
     }
-    key = ("options_" if elicit.how == "logprobs" else "verbalised_" if elicit.how == "verbalised" else "") \
-        + variant.replace("-", "_")
+    key = (
+        "options_" if elicit.how == "logprobs" else "verbalised_" if elicit.how == "verbalised" else ""
+    ) + variant.replace("-", "_")
     prompt = template_column(template.for_variant(variant, elicit.how), values, key)
     messages = [F.struct(F.lit("user").alias("role"), F.col("prompt").alias("content"))]
     if template.system:
         messages.insert(0, F.struct(F.lit("system").alias("role"), F.col("system").alias("content")))
-    request = F.to_json(F.struct(
-        F.col("custom_id"), F.lit("POST").alias("method"), F.lit(url).alias("url"),
-        F.struct(F.lit(model).alias("model"), F.array(*messages).alias("messages"),
-                 *elicit.body_fields()).alias("body"),
-    ))
+    request = F.to_json(
+        F.struct(
+            F.col("custom_id"),
+            F.lit("POST").alias("method"),
+            F.lit(url).alias("url"),
+            F.struct(F.lit(model).alias("model"), F.array(*messages).alias("messages"), *elicit.body_fields()).alias(
+                "body"
+            ),
+        )
+    )
     if elicit.how == "sample" and elicit.sample_as == "requests":
         joined = joined.withColumn("sample", F.explode(F.sequence(F.lit(1), F.lit(elicit.samples))))
         suffix = F.concat(F.lit("s"), F.col("sample").cast("string"))
@@ -268,8 +313,7 @@ def render_prompts(rows: DataFrame, participants: DataFrame, questions: DataFram
         code = "s" if elicit.how == "sample" else elicit.suffix()
         suffix = F.lit(code) if code else None
     return (
-        joined
-        .withColumn("custom_id", custom_id_column(F.col("question_id"), F.col("d_interview"), variant, suffix))
+        joined.withColumn("custom_id", custom_id_column(F.col("question_id"), F.col("d_interview"), variant, suffix))
         .withColumn("variant", F.lit(variant))
         .withColumn("system", F.lit(template.system) if template.system else F.lit(None).cast("string"))
         .withColumn("prompt", prompt)
@@ -281,13 +325,19 @@ def render_prompts(rows: DataFrame, participants: DataFrame, questions: DataFram
 def in_question_order(requests: DataFrame) -> DataFrame:
     """Sorted by question (metadata order, unknown ids last by name), then respondent, then sample."""
     spark = requests.sparkSession
-    order = spark.createDataFrame([(qid, i) for i, qid in enumerate(metadata.questions())],
-                                  "question_id string, question_order int")
-    return (requests.join(F.broadcast(order), on="question_id", how="left")
-            .orderBy(F.col("question_order").asc_nulls_last(), "question_id", "d_interview",
-                     *(["sample"] if "sample" in requests.columns else []))
-            .select(*requests.columns))
-
+    order = spark.createDataFrame(
+        [(qid, i) for i, qid in enumerate(metadata.questions())], "question_id string, question_order int"
+    )
+    return (
+        requests.join(F.broadcast(order), on="question_id", how="left")
+        .orderBy(
+            F.col("question_order").asc_nulls_last(),
+            "question_id",
+            "d_interview",
+            *(["sample"] if "sample" in requests.columns else []),
+        )
+        .select(*requests.columns)
+    )
 
 
 def resolve_demographics(spec: str | None) -> list[str]:
@@ -297,6 +347,5 @@ def resolve_demographics(spec: str | None) -> list[str]:
     known = set(metadata.demographic_variables()) - {"D_INTERVIEW"}
     unknown = [v for v in wanted if v not in known]
     if unknown:
-        raise InputError(f"--demographics: {', '.join(unknown)} is not a demographic variable "
-                       f"(see README: prompts)")
+        raise InputError(f"--demographics: {', '.join(unknown)} is not a demographic variable (see README: prompts)")
     return list(dict.fromkeys(wanted))

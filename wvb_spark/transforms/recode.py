@@ -16,8 +16,13 @@ import numpy as np
 from wvb_spark.core import metadata
 
 MISSING_CODES = tuple(metadata.MISSING_CODES)  # -1 .. -5, the codebook's "no answer" codes
-CELL_OUTCOMES = ("answered", "adjusted_to_missing", "out_of_range",
-                 *[f"code_{c}" for c in MISSING_CODES], "other_negative")
+CELL_OUTCOMES = (
+    "answered",
+    "adjusted_to_missing",
+    "out_of_range",
+    *[f"code_{c}" for c in MISSING_CODES],
+    "other_negative",
+)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from wvb_spark.core.config import split_list
 from wvb_spark.core.errors import InputError
 
 
-def check_group_columns(participants: DataFrame, group_by: list[str], reserved: tuple[str, ...],
-                        also: tuple[str, ...] = ()) -> None:
+def check_group_columns(
+    participants: DataFrame, group_by: list[str], reserved: tuple[str, ...], also: tuple[str, ...] = ()
+) -> None:
     """Every name of `group_by` is one of `also` (e.g. evaluate's `overall`) or a
     participants column that the stage does not keep for itself (`reserved`)."""
     available = [c for c in participants.columns if c not in reserved]
@@ -48,8 +49,9 @@ def resolve_questions(questions: DataFrame, spec: str) -> list[str]:
         value_ids = {r["question_id"] for r in value_rows}
         unknown = [q for q in wanted if q not in order]
         if unknown:
-            raise InputError(f"--questions: {', '.join(unknown[:10])} is neither a question id, a category, "
-                           f"'probe' nor 'all'")
+            raise InputError(
+                f"--questions: {', '.join(unknown[:10])} is neither a question id, a category, 'probe' nor 'all'"
+            )
         not_value = [q for q in wanted if q not in value_ids]
         if not_value:
             raise InputError(f"--questions: {', '.join(not_value[:10])} are demographic variables, not value questions")
@@ -62,3 +64,14 @@ def resolve_questions(questions: DataFrame, spec: str) -> list[str]:
 def all_not_null(columns: list[str]) -> Column:
     """True where every one of `columns` has a value (a row with a null group key is in no group)."""
     return reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in columns], F.lit(True))
+
+
+def selected_rows(rows: DataFrame, questions: DataFrame, split: str | None, spec: str | None) -> DataFrame:
+    """(question_id, d_interview) of a probe or examples table, kept to one split and to the
+    questions a spec names (see resolve_questions); None keeps all. `wvb prompts` and
+    `wvb export` choose their rows this way."""
+    if split:
+        rows = rows.where(F.col("split") == split)
+    if spec:
+        rows = rows.where(F.col("question_id").isin(resolve_questions(questions, spec)))
+    return rows.select("question_id", "d_interview")

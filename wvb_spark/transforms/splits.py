@@ -55,9 +55,5 @@ def assign_hash_split(participants: DataFrame, salt: str, ratios) -> DataFrame:
     """Add `split` from a salted hash of d_interview: stable for a respondent across files."""
     train_ratio, test_ratio, _ = check_ratios(ratios)
     bucket = F.pmod(F.xxhash64(F.lit(salt), F.col("d_interview")), F.lit(1_000_000)) / F.lit(1_000_000.0)
-    split = (
-        F.when(bucket < train_ratio, "train")
-        .when(bucket < train_ratio + test_ratio, "test")
-        .otherwise("valid")
-    )
+    split = F.when(bucket < train_ratio, "train").when(bucket < train_ratio + test_ratio, "test").otherwise("valid")
     return participants.withColumn("split", split)

@@ -71,3 +71,26 @@ def test_every_command_lives_in_stages():
     for name, (module, _) in cli.COMMANDS.items():
         assert module.startswith("wvb_spark.stages."), name
         assert (PACKAGE / "stages" / f"{module.rsplit('.', 1)[1]}.py").is_file(), name
+
+
+def test_no_function_is_longer_than_80_lines():
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.name} ({lines} lines)")
+    assert not long, long
+
+
+def test_no_bare_print_outside_the_runner():
+    """Results reach stdout through cli (the runner); everything else logs."""
+    printing = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "cli.py" or path.parent.name == "benchmarks":  # benchmarks: own processes' output
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                printing.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not printing, printing

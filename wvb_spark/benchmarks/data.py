@@ -28,12 +28,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from wvb_spark.core import schemas
+from wvb_spark.transforms.columns import seeded_uniform
 
 
 def _uniform(seed: int, salt: str) -> F.Column:
     """A seeded pseudo-random number in (0, 1) per (model, question, respondent)."""
-    bucket = F.pmod(F.xxhash64(F.lit(seed), F.lit(salt), "model", "question_id", "d_interview"), F.lit(1_000_003))
-    return (bucket + F.lit(0.5)) / F.lit(1_000_003.0)
+    return seeded_uniform(seed, salt, ["model", "question_id", "d_interview"], buckets=1_000_003)
 
 
 def model_names(prefix: str, count: int) -> list[str]:

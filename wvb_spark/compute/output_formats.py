@@ -288,32 +288,9 @@ def read_line(line: str, want: str | None = None, mapped_id: str | None = None) 
     if not isinstance(obj, dict):
         return LineRecord("not_json", "none", raw=line)
 
-    custom = obj.get("custom_id")
-    shape = "plain"
     inspect = is_inspect_sample(obj)
-    if inspect and custom is None:
-        shape = "inspect"
-        custom = _text(obj.get("id"))
-    if custom is None and "recordId" in obj:  # Bedrock batch output
-        shape = "bedrock"
-        record = _text(obj.get("recordId"))
-        custom = mapped_id or record
-    question, participant = None, None
-    parsed = parse_custom_id(custom) if isinstance(custom, str) else None
-    if parsed:
-        question, participant = parsed[0], str(parsed[1])
-    elif inspect and isinstance(obj.get("metadata"), dict):  # an inspect sample keyed by its metadata
-        question = _text(obj["metadata"].get("question_id"))
-        participant = _text(obj["metadata"].get("d_interview", obj["metadata"].get("participant_id")))
-    elif isinstance(obj.get("doc"), dict):  # lm-evaluation-harness sample
-        doc = obj["doc"]
-        question = _text(doc.get("question_id"))
-        participant = _text(doc.get("d_interview", doc.get("participant_id")))
-    else:
-        question = _text(next((obj[k] for k in ("question_id", "QUESTION_ID") if k in obj), None))
-        participant = _text(
-            next((obj[k] for k in ("participant_id", "PARTICIPANT_ID", "d_interview", "D_INTERVIEW") if k in obj), None)
-        )
+    custom, shape = _line_id(obj, inspect, mapped_id)
+    question, participant = _line_keys(obj, custom, inspect)
     elicit = elicitation_of(custom)
     if want is None and elicit in ("lp", "lpl"):
         want = "top_logprobs"
@@ -335,6 +312,40 @@ def read_line(line: str, want: str | None = None, mapped_id: str | None = None) 
     if inspect:
         return _inspect_answer(obj, want, answer, elicit)
 
+    return _envelope_answer(obj, shape, want, answer, key)
+
+
+def _line_id(obj: dict, inspect: bool, mapped_id: str | None) -> tuple[str | None, str]:
+    """The line's custom_id (ours, an inspect sample id, or a Bedrock recordId mapped
+    through --inputs) and the envelope it came in."""
+    custom = obj.get("custom_id")
+    if inspect and custom is None:
+        return _text(obj.get("id")), "inspect"
+    if custom is None and "recordId" in obj:  # Bedrock batch output
+        return mapped_id or _text(obj.get("recordId")), "bedrock"
+    return custom, "plain"
+
+
+def _line_keys(obj: dict, custom, inspect: bool) -> tuple[str | None, str | None]:
+    """(question_id, participant_id): from our custom_id, else from the sample's metadata
+    (inspect), its doc (lm-evaluation-harness) or plain fields."""
+    parsed = parse_custom_id(custom) if isinstance(custom, str) else None
+    if parsed:
+        return parsed[0], str(parsed[1])
+    if inspect and isinstance(obj.get("metadata"), dict):  # an inspect sample keyed by its metadata
+        meta = obj["metadata"]
+        return _text(meta.get("question_id")), _text(meta.get("d_interview", meta.get("participant_id")))
+    if isinstance(obj.get("doc"), dict):  # lm-evaluation-harness sample
+        doc = obj["doc"]
+        return _text(doc.get("question_id")), _text(doc.get("d_interview", doc.get("participant_id")))
+    question = _text(next((obj[k] for k in ("question_id", "QUESTION_ID") if k in obj), None))
+    participant_keys = ("participant_id", "PARTICIPANT_ID", "d_interview", "D_INTERVIEW")
+    return question, _text(next((obj[k] for k in participant_keys if k in obj), None))
+
+
+def _envelope_answer(obj: dict, shape: str, want: str | None, answer, key: dict) -> LineRecord:
+    """The answer of a line by its envelope: lm-evaluation-harness, explicit distributions,
+    Anthropic, Bedrock, OpenAI/vLLM/Together batch output, error files, plain text."""
     # lm-evaluation-harness: the doc is ours, the answer one log-likelihood per option
     if isinstance(obj.get("doc"), dict) and ("resps" in obj or "filtered_resps" in obj):
         values = _lm_eval_loglikelihoods(obj)

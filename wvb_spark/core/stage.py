@@ -69,6 +69,12 @@ def common_options(after_action: bool = False) -> argparse.ArgumentParser:
         help="log warnings and errors only (results still go to stdout)",
     )
     loudness.add_argument(
-        "--verbose", "-v", dest="verbosity", action="store_const", const="verbose", help="log debugging detail too"
+        "--verbose",
+        "-v",
+        dest="verbosity",
+        action="store_const",
+        const="verbose",
+        **(keep or {"default": "normal"}),
+        help="log debugging detail too",
     )
     return parent

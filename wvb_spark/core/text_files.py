@@ -1,4 +1,6 @@
-"""One text file written from a sorted DataFrame, in order (`wvb prompts`, `wvb export`).
+"""Text files through Hadoop's FileSystem: one file written from a sorted DataFrame, in
+order (`wvb prompts`, `wvb export`, `wvb simulate-model`), and whether a file exists
+(`wvb predictions import`'s error file).
 
 The rows are written by one task after the sort and the part file renamed through
 Hadoop's FileSystem, so the path can be local, HDFS, S3 or DBFS; where the session has
@@ -19,6 +21,15 @@ def _hadoop_fs(spark: SparkSession, path: str):
     jvm = spark.sparkContext._jvm
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
     return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path, jvm
+
+
+def hadoop_file_exists(spark: SparkSession, path: str) -> bool:
+    """Whether `path` is a file, on any file system Spark reads (local, HDFS, S3, DBFS)."""
+    try:
+        fs, hadoop_path, _ = _hadoop_fs(spark, path)
+        return bool(fs.exists(hadoop_path)) and bool(fs.getFileStatus(hadoop_path).isFile())
+    except Exception:  # noqa: BLE001 - no JVM access (Spark Connect): the local file system
+        return os.path.isfile(path)
 
 
 def _drop_checksum_file(fs, path) -> None:

@@ -216,6 +216,26 @@ class BuildReport:
             and cells == self.examples + sum(self.missing_cells.values()) + self.quarantined_cells
         )
 
+    def check_reconciles(self) -> None:
+        """One line and exit code 1 when the counts do not add up."""
+        if not self.reconciles():
+            raise RunError(
+                f"build counts do not reconcile: {self.rows_read} rows read, {self.participants} participants, "
+                f"{sum(self.quarantined_rows.values())} quarantined rows, {self.examples} examples, "
+                f"{sum(self.missing_cells.values())} missing and {self.quarantined_cells} out-of-range cells"
+            )
+
+    def counts(self) -> dict:
+        """The counts every build table's commit records."""
+        return {
+            "rows_read": self.rows_read,
+            "participants": self.participants,
+            "quarantined_rows": self.quarantined_rows,
+            "quarantined_cells": self.quarantined_cells,
+            "missing_cells": self.missing_cells,
+            "examples_by_split": self.examples_by_split,
+        }
+
     def lines(self) -> list[str]:
         out = [
             f"rows read            {self.rows_read:>12,}",
@@ -244,6 +264,23 @@ def _with_split(spark: SparkSession, respondents: DataFrame, n: int, build_conf:
     raise InputError(f"unknown split method {method!r}: use paper or hash")
 
 
+def _count_rows(parsed: DataFrame, report: BuildReport) -> None:
+    """Rows read, accepted as participants, and refused by reason."""
+    by_reason = {r["reject_reason"]: r["count"] for r in parsed.groupBy("reject_reason").count().collect()}
+    report.participants = by_reason.pop(None, 0)
+    report.quarantined_rows = by_reason
+    report.rows_read = report.participants + sum(by_reason.values())
+
+
+def _count_cells(respondents: DataFrame, report: BuildReport) -> None:
+    """Answered cells per split, out-of-range cells, and missing cells by outcome."""
+    counts = {row["split"]: row.asDict() for row in cell_counts(respondents).collect()}
+    report.examples_by_split = {s: int(c["answered"]) for s, c in counts.items()}
+    report.quarantined_cells = sum(int(c["out_of_range"]) for c in counts.values())
+    for name in (outcome for outcome in recode.CELL_OUTCOMES if outcome not in ("answered", "out_of_range")):
+        report.missing_cells[name] = sum(int(c[name]) for c in counts.values())
+
+
 def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) -> BuildReport:
     """Read the raw file, write every build table as a new Delta version, reconcile."""
     started = time.time()
@@ -254,10 +291,7 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
     lines = ingest.read_lines(spark, raw_path, separator)
     parsed_lines = ingest.parse_lines(lines, header, separator, Path(raw_path).name).persist()
     parsed = ingest.flag_duplicate_ids(parsed_lines)
-    by_reason = {r["reject_reason"]: r["count"] for r in parsed.groupBy("reject_reason").count().collect()}
-    report.participants = by_reason.pop(None, 0)
-    report.quarantined_rows = by_reason
-    report.rows_read = report.participants + sum(by_reason.values())
+    _count_rows(parsed, report)
     mark = report.lap("parse", started)
     if report.participants == 0:
         parsed_lines.unpersist()
@@ -266,11 +300,7 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
     accepted = parsed.where(F.col("reject_reason").isNull()).drop("reject_reason", "reject_value")
     respondents = _with_split(spark, accepted, report.participants, build_conf).persist()
 
-    counts = {row["split"]: row.asDict() for row in cell_counts(respondents).collect()}
-    report.examples_by_split = {s: int(c["answered"]) for s, c in counts.items()}
-    report.quarantined_cells = sum(int(c["out_of_range"]) for c in counts.values())
-    for name in (outcome for outcome in recode.CELL_OUTCOMES if outcome not in ("answered", "out_of_range")):
-        report.missing_cells[name] = sum(int(c[name]) for c in counts.values())
+    _count_cells(respondents, report)
     mark = report.lap("split_and_count", mark)
 
     quarantine = rejected_rows(parsed).unionByName(out_of_range_cells(respondents))
@@ -283,14 +313,7 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
         "split_seed": build_conf["split_seed"],
         "groupings": groupings,
     }
-    counts = {
-        "rows_read": report.rows_read,
-        "participants": report.participants,
-        "quarantined_rows": report.quarantined_rows,
-        "quarantined_cells": report.quarantined_cells,
-        "missing_cells": report.missing_cells,
-        "examples_by_split": report.examples_by_split,
-    }
+    counts = report.counts()
     run_id = new_run_id()  # one id for the build's commits: they belong together
 
     def write(df: DataFrame, name: str, expected_rows: int, **layout) -> int:
@@ -332,12 +355,7 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
     # Written last: its row names the versions above, which readers then see as one build.
     runs, run_count = _build_runs(spark, tables, report)
     report.table_versions["build_runs"] = write(runs, "build_runs", run_count)
-    if not report.reconciles():
-        raise RunError(
-            f"build counts do not reconcile: {report.rows_read} rows read, {report.participants} participants, "
-            f"{sum(report.quarantined_rows.values())} quarantined rows, {report.examples} examples, "
-            f"{sum(report.missing_cells.values())} missing and {report.quarantined_cells} out-of-range cells"
-        )
+    report.check_reconciles()
     return report
 
 

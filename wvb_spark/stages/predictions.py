@@ -36,7 +36,13 @@ from wvb_spark.compute.answer_parsing import (
 from wvb_spark.core import schemas
 from wvb_spark.core.errors import InputError, RunError
 from wvb_spark.core.stage import Result, common_options
-from wvb_spark.transforms.columns import median_point  # the same point rule as the baselines
+from wvb_spark.core.text_files import hadoop_file_exists
+from wvb_spark.transforms.columns import (  # the same point rule as the baselines; file positions as the build
+    PARTITION_SHIFT,
+    median_point,
+    scan_offsets,
+    scan_position_column,
+)
 
 FORMATS = ("auto", "tsv", "csv", "jsonl", "distribution", "logprobs", "samples", "verbalised", "lm-eval", "inspect")
 STATUSES = schemas.PREDICTION_STATUSES
@@ -529,37 +535,12 @@ def score_predictions(
 
 def number_records(df: DataFrame) -> DataFrame:
     """Add `record`, the 1-based position of each row in the file, without a global sort.
-
-    monotonically_increasing_id is (partition << 33) + position within the partition and a
-    file scan is deterministic, so per-partition counts (a few numbers, collected) turn it
-    into exact consecutive numbers. Record order is also what "first" means for duplicates.
-    """
+    Record order is also what "first" means for duplicates."""
     with_id = df.withColumn("_row_id", F.monotonically_increasing_id())
-    partition = F.shiftright(F.col("_row_id"), 33)
-    counts = sorted(
-        (r["p"], r["n"]) for r in with_id.groupBy(partition.alias("p")).agg(F.count(F.lit(1)).alias("n")).collect()
-    )
-    offsets, total = {}, 0
-    for part, count in counts:
-        offsets[part] = total
-        total += count
-    if not offsets:
-        return with_id.withColumn("record", F.lit(None).cast("long")).drop("_row_id")
-    offset = F.create_map(
-        *[item for p, o in offsets.items() for item in (F.lit(p).cast("long"), F.lit(o).cast("long"))]
-    )[partition]
-    position = F.col("_row_id").bitwiseAND(F.lit((1 << 33) - 1))
-    return with_id.withColumn("record", (offset + position + 1).cast("long")).drop("_row_id")
-
-
-def _hadoop_path_exists(spark: SparkSession, path: str) -> bool:
-    try:
-        jvm = spark.sparkContext._jvm
-        hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-        fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-        return bool(fs.exists(hadoop_path)) and bool(fs.getFileStatus(hadoop_path).isFile())
-    except Exception:  # no JVM access (Spark Connect): fall back to the local file system
-        return os.path.isfile(path)
+    partition = F.shiftright(F.col("_row_id"), PARTITION_SHIFT)
+    counts = {r["p"]: r["n"] for r in with_id.groupBy(partition.alias("p")).agg(F.count(F.lit(1)).alias("n")).collect()}
+    record = scan_position_column(F.col("_row_id"), scan_offsets(counts))
+    return with_id.withColumn("record", record).drop("_row_id")
 
 
 def _numbered_lines(spark: SparkSession, path: str, name: str, first_record: int = 0) -> DataFrame:
@@ -615,7 +596,7 @@ def read_records(
     also the lines of a batch's separate error file (`errors`, numbered after the file's)
     and the Bedrock input records that key recordIds (`inputs`)."""
     for given in (path, errors, inputs):
-        if given is not None and not _hadoop_path_exists(spark, given):
+        if given is not None and not hadoop_file_exists(spark, given):
             raise InputError(f"file not found: {given}")
     log = inspect_log(path, fmt)
     if log is not None:

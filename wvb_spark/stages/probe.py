@@ -189,6 +189,39 @@ def answer_counts(answers: DataFrame, group_by: list[str]) -> dict:
 # --------------------------------------------------------------------------- command
 
 
+def _summary_lines(
+    settings: dict, question_ids: list[str], counts: dict, tally: dict, skipped_by_group: list
+) -> list[str]:
+    """What `wvb probe` reports: the design, the groups kept and skipped, the answers."""
+    group_by, split = settings["group_by"], settings["split"]
+    kept_groups, kept_rows = tally.get("kept", (0, 0))
+    skipped_groups, _ = tally.get("skipped", (0, 0))
+    lines: list[str] = []
+    n_groups = kept_groups + skipped_groups
+    lines.append(
+        f"probe: {len(question_ids)} questions, {split} split, groups by {' x '.join(group_by)}, "
+        f"{settings['per_group']} per group, seed {settings['seed']}"
+    )
+    lines.append(
+        f"  question x group: {n_groups} in all, {kept_groups} kept ({kept_rows} rows), "
+        f"{skipped_groups} skipped (fewer than {settings['min_group_size']} eligible respondents; "
+        f"see table probe_groups)"
+    )
+    lines.append(
+        f"  answers in the split: {counts['answers']}, eligible {counts['eligible']}, "
+        f"null group value {counts['null_group']} ({counts['null_group_respondents']} respondents), "
+        f"no participant row {counts['no_participant']}"
+    )
+    for row in skipped_by_group[:SKIPPED_GROUPS_SHOWN]:
+        lines.append(
+            f"  skipped: {' / '.join(str(row[c]) for c in group_by)} for {row['questions']} "
+            f"question(s) (at most {row['largest']} eligible)"
+        )
+    if len(skipped_by_group) > SKIPPED_GROUPS_SHOWN:
+        lines.append("  ... more skipped groups in table probe_groups (status = 'skipped')")
+    return lines
+
+
 def run(args, config: dict) -> Result:
     from wvb_spark.core.session import get_spark
     from wvb_spark.core.warehouse import Warehouse
@@ -266,27 +299,6 @@ def run(args, config: dict) -> Result:
     answers.unpersist()
     groups.unpersist()
 
-    n_groups = kept_groups + skipped_groups
-    result.say(
-        f"probe: {len(question_ids)} questions, {split} split, groups by {' x '.join(group_by)}, "
-        f"{settings['per_group']} per group, seed {settings['seed']}"
-    )
-    result.say(
-        f"  question x group: {n_groups} in all, {kept_groups} kept ({kept_rows} rows), "
-        f"{skipped_groups} skipped (fewer than {settings['min_group_size']} eligible respondents; "
-        f"see table probe_groups)"
-    )
-    result.say(
-        f"  answers in the split: {counts['answers']}, eligible {counts['eligible']}, "
-        f"null group value {counts['null_group']} ({counts['null_group_respondents']} respondents), "
-        f"no participant row {counts['no_participant']}"
-    )
-    for row in skipped_by_group[:SKIPPED_GROUPS_SHOWN]:
-        result.say(
-            f"  skipped: {' / '.join(str(row[c]) for c in group_by)} for {row['questions']} "
-            f"question(s) (at most {row['largest']} eligible)"
-        )
-    if len(skipped_by_group) > SKIPPED_GROUPS_SHOWN:
-        result.say("  ... more skipped groups in table probe_groups (status = 'skipped')")
+    result.lines = _summary_lines(settings, question_ids, counts, tally, skipped_by_group)
     result.say(f"  wrote {warehouse}/probe (version {version}) and {warehouse}/probe_groups")
     return result

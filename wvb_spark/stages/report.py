@@ -445,41 +445,24 @@ def _build_rows(run: dict) -> list[list[str]]:
     return rows
 
 
-def build_report(inputs: ReportInputs, out_dir, threshold: float = 0.2, models: list[str] | None = None) -> dict:
-    """Write report.md, report.html, headline.csv and the PNGs into out_dir.
-
-    Returns {"headline": DataFrame, "files": [names], "html": path, "markdown": path}.
-    """
-    from wvb_spark.compute import figures
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = inputs.summary
+def _shown_models(summary: pd.DataFrame, models: list[str] | None) -> list[str]:
+    """The models the report shows: --models (each must be in summary), else all, in
+    report order."""
     available = order_models(summary["model"].unique())
     if not available:
         raise MissingTableError("the summary table is empty (run wvb evaluate first)")
-    if models:
-        unknown = [m for m in models if m not in available]
-        if unknown:
-            raise InputError(f"unknown model(s) {', '.join(unknown)}; summary has: {', '.join(available)}")
-        shown = order_models(models)
-    else:
-        shown = available
-    summary = summary[summary["model"].isin(shown)]
-    distances = inputs.overall_distances[inputs.overall_distances["model"].isin(shown)]
-    if not (summary["group_by"] == OVERALL).any():
-        raise InputError("summary has no 'overall' group: run wvb evaluate with --group-by including overall")
-    thresholds = sorted(float(t) for t in summary["threshold"].unique())
-    if not any(abs(t - threshold) < 1e-9 for t in thresholds):
-        raise InputError(
-            f"--threshold {threshold:g} is not one of the thresholds evaluate computed: "
-            f"{', '.join(format(t, 'g') for t in thresholds)}"
-        )
-    settings = inputs.evaluate_settings or {}
-    confidence = float(settings.get("confidence", 0.95))
+    if not models:
+        return available
+    unknown = [m for m in models if m not in available]
+    if unknown:
+        raise InputError(f"unknown model(s) {', '.join(unknown)}; summary has: {', '.join(available)}")
+    return order_models(models)
 
-    table = headline(summary, distances, threshold, inputs.elicitation)
-    table.to_csv(out / "headline.csv", index=False)
+
+def _figures(out: Path, inputs, summary, distances, table, shown, thresholds, threshold):
+    """Every PNG of the report into `out`: (file names, facet groupings, models of the
+    country figure). Figures of groupings no longer in summary are removed."""
+    from wvb_spark.compute import figures
 
     files = []
 
@@ -522,6 +505,34 @@ def build_report(inputs: ReportInputs, out_dir, threshold: float = 0.2, models: 
         if stale.name not in files:
             stale.unlink()
 
+    return files, groupings, country_models
+
+
+def build_report(inputs: ReportInputs, out_dir, threshold: float, models: list[str] | None = None) -> dict:
+    """Write report.md, report.html, headline.csv and the PNGs into out_dir.
+
+    Returns {"headline": DataFrame, "files": [names], "html": path, "markdown": path}.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shown = _shown_models(inputs.summary, models)
+    summary = inputs.summary[inputs.summary["model"].isin(shown)]
+    distances = inputs.overall_distances[inputs.overall_distances["model"].isin(shown)]
+    if not (summary["group_by"] == OVERALL).any():
+        raise InputError("summary has no 'overall' group: run wvb evaluate with --group-by including overall")
+    thresholds = sorted(float(t) for t in summary["threshold"].unique())
+    if not any(abs(t - threshold) < 1e-9 for t in thresholds):
+        raise InputError(
+            f"--threshold {threshold:g} is not one of the thresholds evaluate computed: "
+            f"{', '.join(format(t, 'g') for t in thresholds)}"
+        )
+    settings = inputs.evaluate_settings or {}
+    confidence = float(settings.get("confidence", 0.95))
+
+    table = headline(summary, distances, threshold, inputs.elicitation)
+    table.to_csv(out / "headline.csv", index=False)
+
+    files, groupings, country_models = _figures(out, inputs, summary, distances, table, shown, thresholds, threshold)
     blocks = _document(
         inputs, table, shown if models else [], threshold, confidence, groupings, files, country_models, settings, shown
     )
@@ -549,6 +560,8 @@ def _document(
     settings: dict,
     shown: list[str],
 ) -> list[tuple]:
+    """The report as blocks (render_markdown / render_html draw them): headline, figures,
+    data card."""
     tau = format(threshold, "g")
     level = f"{round(100 * confidence):g}%"
     blocks: list[tuple] = [
@@ -599,6 +612,14 @@ def _document(
             "(humans against resampled humans): no model can be expected to rise much above it.",
         ),
     ]
+    blocks += _figure_blocks(groupings, files, country_models)
+    blocks += _data_card_blocks(inputs, chosen, tau)
+    return blocks
+
+
+def _figure_blocks(groupings: list[str], files: list[str], country_models: list[str]) -> list[tuple]:
+    """The figures by group, per question and per country, with what each shows."""
+    blocks: list[tuple] = []
     facet_files = [f"curve_by_{g}.png" for g in groupings]
     if facet_files:
         blocks.append(("h2", "By group"))
@@ -636,6 +657,13 @@ def _document(
                 "everyone.",
             ),
         ]
+    return blocks
+
+
+def _data_card_blocks(inputs: ReportInputs, chosen: list[str], tau: str) -> list[tuple]:
+    """Where the numbers come from: the build, the evaluation settings, software and the
+    table versions read, and the command that regenerates the report."""
+    blocks: list[tuple] = []
     blocks.append(("h2", "Data card"))
     blocks.append(("h3", "Build reconciliation"))
     if inputs.build_run:

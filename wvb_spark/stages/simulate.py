@@ -20,14 +20,9 @@ from wvb_spark.core.session import get_spark
 from wvb_spark.core.stage import Result
 from wvb_spark.core.text_files import write_single_text_file
 from wvb_spark.core.warehouse import Warehouse
+from wvb_spark.transforms.columns import seeded_uniform
 
 HEADER = "QUESTION_ID\tPARTICIPANT_ID\tSCORE"
-
-
-def _uniform(seed: int, salt: str) -> F.Column:
-    """A seeded pseudo-random number in (0, 1) per (question, respondent)."""
-    bucket = F.pmod(F.xxhash64(F.lit(seed), F.lit(salt), "question_id", "d_interview"), F.lit(1_000_000))
-    return (bucket + F.lit(0.5)) / F.lit(1_000_000.0)
 
 
 def biased_answers(source: DataFrame, questions: DataFrame, *, shift: int, spoil_rate: float, seed: int) -> DataFrame:
@@ -37,8 +32,8 @@ def biased_answers(source: DataFrame, questions: DataFrame, *, shift: int, spoil
     rows (share `spoil_rate`, split evenly): empty score, the text "I cannot say", or
     scale_max + 2.
     """
-    draw = _uniform(seed, "draw")
-    spoil = _uniform(seed, "spoil")
+    draw = seeded_uniform(seed, "draw", ["question_id", "d_interview"])
+    spoil = seeded_uniform(seed, "spoil", ["question_id", "d_interview"])
     cumulative = F.transform(
         "distribution", lambda _, i: F.aggregate(F.slice("distribution", 1, i + 1), F.lit(0.0), lambda acc, p: acc + p)
     )

@@ -142,6 +142,40 @@ def pair_rows(
     examples, so the split's answers are not shuffled), `broadcast-answers` when the
     split's answers fit in memory (the predictions are not shuffled), `shuffle` otherwise.
     """
+    rows = _joined_rows(predictions, examples, participants, questions, cells, group_columns, join)
+    known_scale = F.col("scale_min").isNotNull()
+    has_answer = known_scale & _answer_on_scale()
+    mass = F.col("respondent_weight").cast("double") if weights else F.lit(1.0)
+    point = F.col("score") - (F.col("score") % 1)  # truncation toward zero, kept as double
+    on_scale = point.between(F.col("scale_min"), F.col("scale_max"))
+    use_point, use_distribution, reason, in_human = _protocol_rules(protocol, weights, point, on_scale, has_answer)
+    total = F.aggregate(F.col("distribution"), F.lit(0.0), lambda acc, x: acc + x)
+    return rows.select(
+        "model",
+        "question_id",
+        "cell",
+        reason.cast("string").alias("reason"),
+        F.when(has_answer, 1).otherwise(0).alias("answered"),
+        F.when(in_human, _answer_index()).alias("human_index"),
+        F.when(use_point & on_scale, (point - F.col("scale_min")).cast("int")).alias("model_index"),
+        F.when(use_point & ~on_scale, point).alias("offscale_value"),
+        mass.alias("mass"),
+        F.when(use_distribution, F.transform(F.col("distribution"), lambda p: p / total * mass)).alias("model_probs"),
+        F.when(use_point | use_distribution, 1).otherwise(0).alias("counted_model"),
+    )
+
+
+def _joined_rows(
+    predictions: DataFrame,
+    examples: DataFrame,
+    participants: DataFrame,
+    questions: DataFrame,
+    cells: DataFrame,
+    group_columns: list[str],
+    join: str,
+) -> DataFrame:
+    """Prediction rows with their question's scale, the human answer and the respondent's
+    cell and weight (see pair_rows for what `join` chooses)."""
     if join not in JOINS:
         raise ValueError(f"join must be one of {JOINS}, got {join!r}")
     indexed = F.broadcast(_indexed_questions(questions))
@@ -160,16 +194,15 @@ def pair_rows(
     elif join == "broadcast-answers":
         answers = F.broadcast(answers)
     people = F.broadcast(_respondent_cells(participants, cells, group_columns))
-    rows = preds.join(answers, on="pair_key", how="left").join(people, on="d_interview", how="left")
+    return preds.join(answers, on="pair_key", how="left").join(people, on="d_interview", how="left")
 
+
+def _protocol_rules(protocol: str, weights: bool, point: Column, on_scale: Column, has_answer: Column):
+    """(use_point, use_distribution, reason, in_human): which side a row adds to under the
+    protocol, and why it does not count (reason, null when it does)."""
     known_scale = F.col("scale_min").isNotNull()
     has_score = _finite(F.col("score"))
     has_distribution = _usable_distribution()
-    has_answer = known_scale & _answer_on_scale()
-    mass = F.col("respondent_weight").cast("double") if weights else F.lit(1.0)
-
-    point = F.col("score") - (F.col("score") % 1)  # truncation toward zero, kept as double
-    on_scale = point.between(F.col("scale_min"), F.col("scale_max"))
     if protocol == "paper":
         # The published code: every listed respondent's answer; every numeric score truncated
         # toward zero, unchecked. A row with no number but a distribution uses the distribution.
@@ -193,20 +226,7 @@ def pair_rows(
         use_point = use_point & in_human
         use_distribution = use_distribution & in_human
 
-    total = F.aggregate(F.col("distribution"), F.lit(0.0), lambda acc, x: acc + x)
-    return rows.select(
-        "model",
-        "question_id",
-        "cell",
-        reason.cast("string").alias("reason"),
-        F.when(has_answer, 1).otherwise(0).alias("answered"),
-        F.when(in_human, _answer_index()).alias("human_index"),
-        F.when(use_point & on_scale, (point - F.col("scale_min")).cast("int")).alias("model_index"),
-        F.when(use_point & ~on_scale, point).alias("offscale_value"),
-        mass.alias("mass"),
-        F.when(use_distribution, F.transform(F.col("distribution"), lambda p: p / total * mass)).alias("model_probs"),
-        F.when(use_point | use_distribution, 1).otherwise(0).alias("counted_model"),
-    )
+    return use_point, use_distribution, reason, in_human
 
 
 def _point_sums(index: str, width: int, prefix: str, probs: str | None = None) -> list[Column]:

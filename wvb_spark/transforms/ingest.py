@@ -33,6 +33,7 @@ from pyspark.sql import functions as F
 from wvb_spark.core import metadata, preflight
 from wvb_spark.core.errors import InputError
 from wvb_spark.transforms import recode
+from wvb_spark.transforms.columns import scan_offsets, scan_position, scan_position_column
 
 ID_COLUMN = "D_INTERVIEW"
 WEIGHT_COLUMNS = ("W_WEIGHT", "S018")  # decimals; S018 is optional
@@ -213,19 +214,10 @@ def read_lines(spark: SparkSession, path: str, separator: str = ",") -> DataFram
         )
         .collect()
     )
-    offsets, running, odd_lines = {}, 0, []
-    for row in sorted(stats, key=lambda r: r["_partition"]):
-        offsets[row["_partition"]] = running
-        odd_lines += [
-            (running + (o["position"] - (row["_partition"] << 33)) + 1, o["opens"], o["closes"]) for o in row["odd"]
-        ]
-        running += row["count"]
-    offset_map = (
-        F.create_map(*[x for p, o in offsets.items() for x in (F.lit(p), F.lit(o))]) if offsets else F.lit(None)
-    )
-    within = F.col("_position") - F.shiftleft(F.col("_partition").cast("long"), 33)
+    offsets = scan_offsets({row["_partition"]: row["count"] for row in stats})
+    odd_lines = [(scan_position(o["position"], offsets), o["opens"], o["closes"]) for row in stats for o in row["odd"]]
     numbered = raw.select(
-        (F.try_element_at(offset_map, F.col("_partition")) + within + F.lit(1)).cast("long").alias("line_number"),
+        scan_position_column(F.col("_position"), offsets).alias("line_number"),
         "line",
     ).where(F.col("line_number") > 1)
     spans = quoted_spans([line for line in odd_lines if line[0] > 1])

@@ -13,7 +13,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 DIST ?= dist
 ENV_BUILD ?= build/env
 
-.PHONY: setup demo test test-cluster bench clean vacuum dist dist-env
+.PHONY: setup demo lint test test-cluster bench clean vacuum dist dist-env
 
 setup: $(STAMP)
 
@@ -41,7 +41,13 @@ demo: setup
 	@echo
 	@echo "Demo done. Tables: $(WAREHOUSE)/  prompts: $(OUT)/prompts.jsonl  report: $(OUT)/report/report.html"
 
-test: setup
+# Lint, format check and type check (seconds), then the tests.
+lint: setup
+	$(BIN)/ruff check wvb_spark tests jobs
+	$(BIN)/ruff format --check wvb_spark tests jobs
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest
 
 # The pipeline on a real standalone cluster started by the tests (tests/test_cluster.py):

@@ -20,6 +20,7 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass
+from typing import cast
 
 # --------------------------------------------------------------------------- request ids
 
@@ -116,6 +117,8 @@ class WrittenNumber(float):
     """A JSON number with a fraction or exponent that remembers how it was written: an id
     written 8.18070001E8 is no respondent id (ids are digits), though it equals one."""
 
+    text: str
+
     def __new__(cls, text: str):
         number = super().__new__(cls, text)
         number.text = text
@@ -149,7 +152,7 @@ def _content_text(content) -> str | None:
     if isinstance(content, str) or content is None:
         return content
     if isinstance(content, list):
-        parts = [p.get("text") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        parts = [cast(str, p.get("text")) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
         return "".join(parts) if parts else None
     return None
 
@@ -157,7 +160,7 @@ def _content_text(content) -> str | None:
 def _error_text(error) -> str:
     """A service's error object in a few words, for raw_score."""
     if isinstance(error, dict):
-        inner = error.get("error") if isinstance(error.get("error"), dict) else error
+        inner = cast(dict, error.get("error")) if isinstance(error.get("error"), dict) else error
         words = [
             str(inner.get(k))
             for k in ("type", "code", "errorCode", "message", "errorMessage")
@@ -384,7 +387,8 @@ def _envelope_answer(obj: dict, shape: str, want: str | None, answer, key: dict)
         body = response.get("body")
         if (status is not None and status != 200) or not isinstance(body, dict):
             reason = _error_text(_get(body, "error") or obj.get("error") or f"status {status}")
-            method = {"top_logprobs": "chat_logprobs", "samples": "samples"}.get(want)
+            failed_methods: dict[str | None, str] = {"top_logprobs": "chat_logprobs", "samples": "samples"}
+            method = failed_methods.get(want)
             return LineRecord(
                 "failed",
                 "openai_chat",
@@ -400,7 +404,8 @@ def _envelope_answer(obj: dict, shape: str, want: str | None, answer, key: dict)
         )
         return answer(kind, shape_, payload, payload_kind, method)
     if obj.get("error") is not None and response is None:  # an error-file line
-        method = {"top_logprobs": "chat_logprobs", "samples": "samples"}.get(want)
+        error_methods: dict[str | None, str] = {"top_logprobs": "chat_logprobs", "samples": "samples"}
+        method = error_methods.get(want)
         return LineRecord(
             "failed",
             "openai_chat",
@@ -424,7 +429,7 @@ def _inspect_answer(sample: dict, want: str | None, answer, elicit: str | None) 
     them (or the id asked for them), else its text; a sample error is a failed record."""
     asked_logprobs = want == "top_logprobs" or elicit in ("lp", "lpl")
     method = "inspect_logprobs" if asked_logprobs else "inspect_text"
-    output = sample.get("output") if isinstance(sample.get("output"), dict) else {}
+    output = cast(dict, sample.get("output")) if isinstance(sample.get("output"), dict) else {}
     choices = output.get("choices") if isinstance(output.get("choices"), list) else []
     error = sample.get("error")
     if error is not None or (not choices and output.get("error")):
@@ -455,12 +460,13 @@ def _inspect_answer(sample: dict, want: str | None, answer, elicit: str | None) 
 
 
 def _payload_kind(want: str | None) -> str:
-    return {
+    kinds: dict[str | None, str] = {
         "top_logprobs": "top_logprobs",
         "samples": "samples",
         "loglikelihoods": "loglikelihoods",
         "distribution": "probabilities",
-    }.get(want, "text")
+    }
+    return kinds.get(want, "text")
 
 
 def compatible(first_kind: str, kind: str) -> bool:
@@ -583,9 +589,9 @@ def read_inspect_log(path: str, kind: str) -> tuple[list[dict], str]:
         samples = header.get("samples") or []
     status = str(header.get("status", "unknown"))
     if not isinstance(samples, list) or not samples:
-        error = _get(header, "error", "message")
+        reason = _get(header, "error", "message")
         raise ValueError(
-            f"{name} holds no samples (log status {status}{': ' + str(error) if error else ''}); nothing to import"
+            f"{name} holds no samples (log status {status}{': ' + str(reason) if reason else ''}); nothing to import"
         )
     bad = next((i for i, s in enumerate(samples) if not is_inspect_sample(s)), None)
     if bad is not None:

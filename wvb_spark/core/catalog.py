@@ -13,6 +13,7 @@ e.g. `uc://spark_catalog.default` in a session with Delta's catalog (the tests d
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -151,7 +152,7 @@ class CatalogWarehouse(Warehouse):
         replaced = None if replace is None else {key: str(value) for key, value in replace.items()}
         replace = storage._as_value_lists(replace)
         storage._check_write_arguments(df, partition_by, list(sort_within or declared.sort_within), replace)
-        metadata = {
+        metadata: dict[str, Any] = {
             "stage": stage,
             "table": name,
             "wvb_version": __version__,

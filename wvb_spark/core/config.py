@@ -38,7 +38,7 @@ def apply_override(config: dict, assignment: str) -> dict:
     else:
         path = key.split(".")
     value = yaml.safe_load(raw) if raw != "" else ""
-    overlay: dict[str, Any] = value
+    overlay: Any = value  # the YAML value, then wrapped in one dict per key part
     for part in reversed(path):
         overlay = {part: overlay}
     return _merge(config, overlay)

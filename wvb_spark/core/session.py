@@ -151,7 +151,9 @@ def default_parallelism(spark: SparkSession) -> int:
     from pyspark.sql import functions as F
 
     partitions = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("partition"))
-    return int(partitions.agg(F.max("partition")).first()[0]) + 1
+    row = partitions.agg(F.max("partition")).first()
+    assert row is not None  # an aggregate without grouping always has one row
+    return int(row[0]) + 1
 
 
 @contextmanager
@@ -164,8 +166,8 @@ def temporary_settings(spark: SparkSession, wanted: dict[str, str]):
     try:
         yield
     finally:
-        for key, value in before.items():
-            if value is None:
+        for key, previous in before.items():
+            if previous is None:
                 spark.conf.unset(key)
             else:
-                spark.conf.set(key, value)
+                spark.conf.set(key, previous)

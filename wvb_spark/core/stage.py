@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 # A settings file for every command of a run (a Databricks job sets it once per job
 # cluster, so each task need not repeat --conf); --conf on the command line wins.
@@ -43,7 +44,7 @@ def common_options(after_action: bool = False) -> argparse.ArgumentParser:
     `after_action`: the same options again after a sub-action (`wvb predictions import
     --conf ...`), defaulting to what was given before it."""
     parent = argparse.ArgumentParser(add_help=False)
-    keep = {"default": argparse.SUPPRESS} if after_action else {}
+    keep: dict[str, Any] = {"default": argparse.SUPPRESS} if after_action else {}
     parent.add_argument(
         "--conf",
         metavar="YAML",

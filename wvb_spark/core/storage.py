@@ -334,7 +334,7 @@ def read(spark: SparkSession, location: str, *, native: bool, version: int | Non
         return spark.createDataFrame([], spark_schema)
     partitions = list(table.metadata().partition_columns)
     data_columns = [f for f in spark_schema.fields if f.name not in partitions]
-    frames = {}
+    frames: dict[tuple, list[str]] = {}
     # Files are grouped by partition values, which come from the log (not from paths).
     for index, path in enumerate(actions["path"]):
         key = tuple(actions[f"partition.{column}"][index] for column in partitions)

@@ -19,7 +19,8 @@ from wvb_spark.core.errors import RunError
 
 def _hadoop_fs(spark: SparkSession, path: str):
     jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    # no JVM (Spark Connect, Databricks serverless): None here raises, and callers fall back on that
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)  # type: ignore[union-attr]
     return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path, jvm
 
 

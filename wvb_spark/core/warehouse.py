@@ -108,6 +108,7 @@ class Warehouse:
         latest = storage.latest_version(self.location(name))
         if latest is None:
             self.require(name)
+        assert latest is not None  # require raised: no table at the location
         return latest
 
     # ------------------------------------------------------------------ read

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -112,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
 def resolve_settings(config: dict) -> dict:
     """The `evaluate:` block, typed and checked."""
     block = config["evaluate"]
-    settings = {
+    settings: dict[str, Any] = {
         "models": split_list(block.get("models")),
         "protocol": str(block["protocol"]),
         "population": str(block["population"]),
@@ -244,7 +245,7 @@ def distances_with_replicates(
     scored = hist.scored_groups(comparison_rows)
     # An explicit partition count: adaptive execution would merge these partitions (small in
     # bytes) into one or two tasks, leaving cores idle during the CPU-heavy bootstrap.
-    tasks = int(comparison_rows.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    tasks = int(cast(str, comparison_rows.sparkSession.conf.get("spark.sql.shuffle.partitions")))
     computed = (
         scored.select(
             *KEYS,
@@ -304,7 +305,7 @@ def _summary_groups(pdf: pd.DataFrame, *, thresholds: list[float], confidence: f
     starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if len(values) else np.empty(0, int)
     ends = np.r_[starts[1:], len(values)]
     count = len(thresholds)
-    columns = {
+    columns: dict[str, list[np.ndarray]] = {
         name: [] for name in ("pct_questions_below", "ci_low", "ci_high", "mean_w1", "invalid_rate", "n_questions")
     }
     for start, end in zip(starts, ends):
@@ -341,7 +342,7 @@ def _summary_groups(pdf: pd.DataFrame, *, thresholds: list[float], confidence: f
 def summary(distance_rows: DataFrame, *, thresholds: list[float], confidence: float = 0.95) -> DataFrame:
     """Per (model, group): % of questions with W1 < τ for each τ (strict), with a percentile
     interval over bootstrap replicates (replicate b counts each question's replicate b)."""
-    settings = dict(thresholds=list(thresholds), confidence=confidence)
+    settings: dict[str, Any] = dict(thresholds=list(thresholds), confidence=confidence)
     return (
         distance_rows.select(
             "model", "question_id", "group_by", "group_value", "w1", "n_listed", "n_invalid", "replicate_bins"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from typing import Any
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -88,7 +89,10 @@ def detect_layout(path: str, first_line: str, fmt: str) -> dict:
     else:
         counts = {sep: line.count(sep) for sep in ("\t", ",", ";", "|")}
         separator = (
-            max(counts, key=counts.get) if max(counts.values()) > 0 else ("\t" if name.endswith(".tsv") else ",")
+            # typeshed: dict.get may return None, which max cannot compare; every key here is present
+            max(counts, key=counts.get)  # type: ignore[arg-type]
+            if max(counts.values()) > 0
+            else ("\t" if name.endswith(".tsv") else ",")
         )
     header = [h.strip().strip('"').upper() for h in line.split(separator)]
     distribution = fmt == "distribution" or "DISTRIBUTION" in header or any(_POINT_COLUMN.match(h) for h in header)
@@ -131,8 +135,8 @@ def records_from_delimited(table: DataFrame, source_name: str, distribution: boo
     missing = [n for n, c in (("QUESTION_ID", question), ("PARTICIPANT_ID", participant)) if c is None]
     if distribution:
         listed = _column(header, "DISTRIBUTION")
-        points = [(h, _POINT_COLUMN.match(h)) for h in header]
-        points = [(h, m.group(1).upper(), int(m.group(2))) for h, m in points if m]
+        matches = [(h, _POINT_COLUMN.match(h)) for h in header]
+        points = [(h, m.group(1).upper(), int(m.group(2))) for h, m in matches if m]
         kinds = {"LOGPROB" if k in ("LOGPROB", "LP") else "P" for _, k, _ in points}
         if listed is None and not points:
             missing.append("DISTRIBUTION or P<value> columns")
@@ -144,8 +148,10 @@ def records_from_delimited(table: DataFrame, source_name: str, distribution: boo
             missing.append("SCORE")
     if missing:
         raise InputError(f"{source_name}: missing column(s) {', '.join(missing)} (header: {', '.join(header)})")
+    assert question is not None and participant is not None  # else listed in `missing` above
 
     if not distribution:
+        assert score is not None  # else listed in `missing` above
         payload, kind, raw = _col(score), F.lit("score"), _col(score)
     elif listed is not None:
         payload, kind, raw = _col(listed), F.lit("probabilities"), _col(listed)
@@ -188,7 +194,7 @@ LINE_READ = T.StructType(
 
 
 def _line_reader(want: str | None):
-    @F.pandas_udf(LINE_READ)
+    @F.pandas_udf(LINE_READ)  # type: ignore[call-overload]  # pyspark stubs: no overload for a type-hinted struct UDF
     def read_lines(line: pd.Series, mapped_id: pd.Series) -> pd.DataFrame:
         """Each JSONL line -> its kind, key and answer (wvb_spark.compute.output_formats.read_line)."""
         rows = []
@@ -379,13 +385,13 @@ def _loads(payload):
         return None
 
 
-@F.pandas_udf(INTERPRETED)
+@F.pandas_udf(INTERPRETED)  # type: ignore[call-overload]  # pyspark stubs: no overload for a type-hinted struct UDF
 def interpret_payloads(
     payload: pd.Series, kind: pd.Series, method: pd.Series, scale_min: pd.Series, scale_max: pd.Series
 ) -> pd.DataFrame:
     """Model text -> (score text, parse method); a distribution of any origin -> (normalised
     list, status, off-scale mass, samples); a failed request -> missing."""
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for text, what, named, low, high in zip(payload, kind, method, scale_min, scale_max):
         low = None if pd.isna(low) else int(low)
         high = None if pd.isna(high) else int(high)
@@ -749,7 +755,8 @@ def run(args, config: dict) -> Result:
         .count()
         .collect()
     )
-    counts, methods = {}, {}
+    counts: dict[str, int] = {}
+    methods: dict[str | None, int] = {}
     for row in written:
         counts[row["status"]] = counts.get(row["status"], 0) + row["count"]
         methods[row["parse_method"]] = methods.get(row["parse_method"], 0) + row["count"]

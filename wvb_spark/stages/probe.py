@@ -11,6 +11,7 @@ the same seed on any cluster.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -66,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
 def resolve_settings(config: dict) -> dict:
     """The `probe:` block, typed and checked."""
     block = config["probe"]
-    settings = {
+    settings: dict[str, Any] = {
         "questions": str(block["questions"]),
         "split": str(block["split"]),
         "group_by": split_list(block["group_by"]),
@@ -183,6 +184,7 @@ def answer_counts(answers: DataFrame, group_by: list[str]) -> dict:
             "null_group_respondents"
         ),
     ).first()
+    assert row is not None  # an aggregate without grouping always has one row
     return {key: int(row[key] or 0) for key in row.asDict()}
 
 

@@ -16,6 +16,7 @@ respondent, sample).
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from wvb_spark.core.errors import InputError
 from wvb_spark.core.stage import Result
@@ -133,7 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
 def resolve_elicitation(args) -> Elicitation:
     """--elicit and its options, checked (an option of another elicitation is an error)."""
     how = getattr(args, "elicit", "free-text") or "free-text"
-    given = {
+    given: dict[str, Any] = {
         name: getattr(args, name, default)
         for name, default in (("options", "numbers"), ("top_logprobs", 20), ("samples", 10), ("sample_as", "requests"))
     }

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import metadata as package_metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -413,8 +414,8 @@ def _build_rows(run: dict) -> list[list[str]]:
     quarantined = run.get("quarantined_rows_by_reason") or {}
     missing = run.get("missing_cells_by_code") or {}
     by_split = run.get("examples_by_split") or {}
-    finished = run.get("finished_at")
-    finished = finished.strftime("%Y-%m-%d %H:%M:%S") if hasattr(finished, "strftime") else str(finished)
+    finished_at: Any = run.get("finished_at")
+    finished = finished_at.strftime("%Y-%m-%d %H:%M:%S") if hasattr(finished_at, "strftime") else str(finished_at)
     rows = [
         ["build run", f"#{run.get('run_number')} finished {finished} UTC"],
         ["raw file", str(run.get("raw_file"))],

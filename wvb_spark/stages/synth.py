@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -274,6 +275,7 @@ def _raw_code_table(qid: str) -> tuple[np.ndarray, np.ndarray, int]:
     the same one), and the raw code the adjustment turns into missing (-9: none)."""
     question, mapping = metadata.questions()[qid], metadata.answer_adjustments().get(qid, {})
     primary, alternate = [], []
+    assert question.scale_min is not None and question.scale_max is not None  # every value question has a scale
     for point in range(question.scale_min, question.scale_max + 1):
         raws = sorted((r for r in _int_codes(qid) if mapping.get(r, r) == point), key=lambda r: (r != point, r))
         primary.append(raws[0])
@@ -315,13 +317,14 @@ def _adjusted_shares(qid: str, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     adjustment turns into missing; share of the second raw code of a point with two)."""
     codes, mapping = _int_codes(qid), metadata.answer_adjustments().get(qid, {})
     question = metadata.questions()[qid]
+    assert question.scale_min is not None  # every value question has a scale
     primary, alternate, _ = _raw_code_table(qid)
     by_code = dict(zip(codes, raw.T))
     to_missing = sum((by_code[c] for c in codes if c in mapping and mapping[c] is None), np.zeros(len(raw)))
     points = np.zeros((len(raw), len(primary)))
     for code in codes:
         if mapping.get(code, code) is not None:
-            points[:, mapping.get(code, code) - question.scale_min] += by_code[code]
+            points[:, cast(int, mapping.get(code, code)) - question.scale_min] += by_code[code]
     second = [(p, a) for p, a in zip(primary, alternate) if a != p]
     alternate_share = np.zeros(len(raw))
     if second:
@@ -516,7 +519,9 @@ class SurveyModel:
         questions = metadata.questions()
         cum = np.ones((k, n_q, MAX_CUTS))
         for i, qid in enumerate(self.value_ids):
-            points = questions[qid].scale_max - questions[qid].scale_min + 1
+            scale_min, scale_max = questions[qid].scale_min, questions[qid].scale_max
+            assert scale_min is not None and scale_max is not None  # every value question has a scale
+            points = scale_max - scale_min + 1
             cuts = ndtri(np.cumsum(_smooth_histogram(rng, points))[:-1])
             cum[:, i, : points - 1] = ndtr((cuts[None, :] * LATENT_SD - offset[:, i : i + 1]) / INVENTED_WITHIN_SD)
         return cum
@@ -1050,7 +1055,7 @@ def write_synthetic_wvs(path, respondents: int, seed: int, inject_faults: bool =
     header = metadata.codebook_variables()
     plan = _plan_faults(model, seed) if inject_faults else None
     answered = 0
-    ids = {}
+    ids: dict[int, int] = {}
     partial = path.with_name(path.name + ".partial")
     with open(partial, "wb") as out:
         out.write((",".join(header) + "\n").encode())

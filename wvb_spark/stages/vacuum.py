@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, config: dict) -> Result:
     return Result(lines=lines, counts={"files": total_files, "bytes": total_bytes})
 
 
-def _size(count: int) -> str:
+def _size(count: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if count < 1024 or unit == "GB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"

@@ -524,7 +524,7 @@ def parse_batch(line_numbers: np.ndarray, lines: list[str], header: list[str], s
     )
     first_weight = np.argmax(weight_bad, axis=1) if weights else np.zeros(n, dtype=np.int64)
     refusals.refuse(
-        weight_bad.any(axis=1),
+        weight_bad.any(axis=1),  # type: ignore[arg-type]  # numpy stubs: any(axis=1) of a 2-D array is an array
         "non_numeric_weight",
         lambda r: f"{weights[first_weight[r]]}={cell(weights[first_weight[r]], r)}",
     )
@@ -538,7 +538,8 @@ def _record_ids(
     """Each record's D_INTERVIEW where it reads as one (object array, None elsewhere): a
     refused record keeps its id so the quarantine can name it, even when its fields could
     not be parsed as a whole."""
-    ids = np.where(valid_id(codes, is_int), codes, None).astype(object)
+    # numpy stubs reject None as where()'s value; at run time it gives an object array
+    ids = np.where(valid_id(codes, is_int), codes, None).astype(object)  # type: ignore[call-overload]
     unparsed = np.isin(reason, ["malformed_quote", "wrong_field_count"])
     for row in np.flatnonzero(unparsed):
         ids[row] = _id_from_text(lines[row], id_index, separator)
@@ -609,7 +610,8 @@ def parse_lines(lines: DataFrame, header: list[str], separator: str, source_name
 
     non_blank = lines.where(F.length(F.trim("line")) > 0).select("line_number", "line")
     parsed = non_blank.mapInArrow(parse, parsed_schema())
-    return parsed.withColumn("source", F.concat(F.lit(f"{source_name}:"), (F.col("source_row") + 1).cast("string")))
+    source = F.concat(F.lit(f"{source_name}:"), (F.col("source_row") + 1).cast("string"))
+    return parsed.select(*parsed.columns, source.alias("source"))
 
 
 def flag_duplicate_ids(parsed: DataFrame) -> DataFrame:

@@ -233,7 +233,7 @@ class Elicitation:
         return fields
 
 
-def options_column(labels: Column, scale_min: Column, scale_max: Column, letters: bool = False) -> Column:
+def options_column(labels: Column | None, scale_min: Column, scale_max: Column, letters: bool = False) -> Column:
     """The question's answer options, one a line, numbered as the scale ("1. Very important")
     or lettered ("A. Very important"); a label that is only the number is not repeated."""
 
@@ -307,7 +307,7 @@ def render_prompts(
     )
     if elicit.how == "sample" and elicit.sample_as == "requests":
         joined = joined.withColumn("sample", F.explode(F.sequence(F.lit(1), F.lit(elicit.samples))))
-        suffix = F.concat(F.lit("s"), F.col("sample").cast("string"))
+        suffix: Column | None = F.concat(F.lit("s"), F.col("sample").cast("string"))
     else:
         joined = joined.withColumn("sample", F.lit(None).cast("int"))
         code = "s" if elicit.how == "sample" else elicit.suffix()

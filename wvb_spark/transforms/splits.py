@@ -48,7 +48,7 @@ def assign_paper_split(spark: SparkSession, participants: DataFrame, n: int, see
         "position", F.row_number().over(Window.orderBy("source_row")).cast("long") - 1
     )
     by_row = positions.join(F.broadcast(labels), on="position", how="inner").select("source_row", "split")
-    return participants.join(F.broadcast(by_row), on="source_row", how="inner")
+    return participants.join(F.broadcast(by_row), on="source_row", how="inner").select(*participants.columns, "split")
 
 
 def assign_hash_split(participants: DataFrame, salt: str, ratios) -> DataFrame:
@@ -56,4 +56,4 @@ def assign_hash_split(participants: DataFrame, salt: str, ratios) -> DataFrame:
     train_ratio, test_ratio, _ = check_ratios(ratios)
     bucket = F.pmod(F.xxhash64(F.lit(salt), F.col("d_interview")), F.lit(1_000_000)) / F.lit(1_000_000.0)
     split = F.when(bucket < train_ratio, "train").when(bucket < train_ratio + test_ratio, "test").otherwise("valid")
-    return participants.withColumn("split", split)
+    return participants.select(*participants.columns, split.alias("split"))

@@ -176,23 +176,6 @@ def bootstrap_batch(
     return w1_replicates, noise_floor
 
 
-def bootstrap_row(
-    human_counts, human_n, model_counts, model_n, steps, replicates, noise_draws, rng
-) -> tuple[np.ndarray, float]:
-    """`bootstrap_batch` for one row: (W1 replicates of length `replicates`, noise floor)."""
-    w1_replicates, noise_floor = bootstrap_batch(
-        np.asarray(human_counts, dtype=float)[None, :],
-        [int(human_n)],
-        np.asarray(model_counts, dtype=float)[None, :],
-        [int(model_n)],
-        np.asarray(steps, dtype=float)[None, :],
-        replicates,
-        noise_draws,
-        rng,
-    )
-    return w1_replicates[0], float(noise_floor[0])
-
-
 def percentile_intervals(replicates, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap intervals of each row of `replicates` (R, B): (low (R,), high (R,))."""
     replicates = np.atleast_2d(np.asarray(replicates, dtype=float))

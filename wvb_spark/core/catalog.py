@@ -29,10 +29,6 @@ SCHEME = "uc://"
 IDENTIFIER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 
-def is_catalog_root(root) -> bool:
-    return str(root).startswith(SCHEME)
-
-
 def parse_root(root: str) -> tuple[str, str]:
     """'uc://main.wvb' -> ('main', 'wvb'); a one-line error for anything else."""
     parts = str(root)[len(SCHEME) :].split(".")

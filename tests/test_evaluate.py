@@ -11,6 +11,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
 from wvb_spark.core import schemas
+from wvb_spark.core.session import temporary_settings
 from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.stages import evaluate as ev
 from wvb_spark.transforms import histograms as hist
@@ -490,16 +491,16 @@ def test_run_settings_apply_for_the_run_and_restore_the_session(spark):
     spark.conf.set("spark.sql.shuffle.partitions", "7")
     spark.conf.unset("spark.sql.adaptive.coalescePartitions.enabled")
     try:
-        with ev.session_settings(spark, ev.run_settings(spark, small_run=True)):
+        with temporary_settings(spark, ev.run_settings(spark, small_run=True)):
             assert spark.conf.get("spark.sql.shuffle.partitions") == str(spark.sparkContext.defaultParallelism)
             assert spark.conf.get("spark.sql.adaptive.coalescePartitions.enabled") == "false"
             assert int(spark.conf.get("spark.sql.parquet.pushdown.inFilterThreshold")) >= 239  # every question
         assert spark.conf.get("spark.sql.shuffle.partitions") == "7"
         assert spark.conf.get("spark.sql.adaptive.coalescePartitions.enabled") == "true"  # unset again: default
         assert spark.conf.get("spark.sql.parquet.pushdown.inFilterThreshold") == "10"  # Spark's default
-        with ev.session_settings(spark, ev.run_settings(spark, small_run=True, partitions=3)):
+        with temporary_settings(spark, ev.run_settings(spark, small_run=True, partitions=3)):
             assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
-        with ev.session_settings(spark, ev.run_settings(spark, small_run=False)):
+        with temporary_settings(spark, ev.run_settings(spark, small_run=False)):
             assert spark.conf.get("spark.sql.shuffle.partitions") == "7"
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", suite_partitions)
@@ -539,7 +540,7 @@ def test_the_examples_scan_skips_the_pages_of_unpredicted_questions(spark, tmp_p
     wanted = [f"Q{i:03d}" for i in (3, 10, 50, 70, 90, 111, 120, 121, 150, 160, 180, 199)]
 
     def count_rows(settings, group):
-        with ev.session_settings(spark, settings):
+        with temporary_settings(spark, settings):
             frame = spark.read.parquet(path).where(F.col("question_id").isin(wanted))
             return _rows_read(spark, lambda: frame.agg(F.sum("id")).collect(), group)
 

@@ -28,8 +28,8 @@ from wvb_spark.core.errors import InputError
 from wvb_spark.core.stage import Result, common_options
 from wvb_spark.core.text_files import write_single_text_file
 from wvb_spark.transforms.prompt_render import (
-    VARIANTS,
     Elicitation,
+    add_selection_options,
     default_demographics,
     in_question_order,
     load_template,
@@ -149,26 +149,7 @@ def _common_arguments(task: argparse.ArgumentParser, files: str) -> None:
     )
     task.add_argument("--out", required=True, metavar="DIR", help=f"local folder for {files}")
     task.add_argument("--task", default="wvb_probe", help="task name (default: %(default)s)")
-    task.add_argument(
-        "--variant",
-        choices=tuple(VARIANTS),
-        default="with-demographics",
-        help="include the respondent's demographics or not (default: %(default)s)",
-    )
-    task.add_argument(
-        "--source",
-        choices=("probe", "examples"),
-        default="probe",
-        help="one document per probe row (default) or per selected example",
-    )
-    task.add_argument("--split", help="only rows of this split")
-    task.add_argument(
-        "--questions",
-        metavar="SPEC",
-        help="only these questions: probe, all, a category name, or a comma list like Q1,Q2",
-    )
-    task.add_argument("--limit", type=int, metavar="N", help="only the first N documents in question order")
-    task.add_argument("--template", metavar="FILE", help="YAML prompt template (default: the built-in one)")
+    add_selection_options(task, "document")
 
 
 SETTINGS = None

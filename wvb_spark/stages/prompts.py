@@ -31,6 +31,7 @@ from wvb_spark.transforms.prompt_render import (  # noqa: F401 - the names tests
     VARIANTS,
     Elicitation,
     PromptTemplate,
+    add_selection_options,
     custom_id,
     custom_id_column,
     default_demographics,
@@ -55,38 +56,19 @@ OPTIONS = ()
 def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     parser.add_argument("--warehouse", required=True, metavar="DIR", help="warehouse root (tables at DIR/<table>)")
     parser.add_argument("--out", required=True, metavar="FILE", help="JSONL file to write (replaced if it exists)")
-    parser.add_argument(
-        "--variant",
-        choices=tuple(VARIANTS),
-        default="with-demographics",
-        help="include the respondent's demographics or not (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--source",
-        choices=("probe", "examples"),
-        default="probe",
-        help="one request per row of the probe table (default) or per selected example",
-    )
-    parser.add_argument("--split", help="only rows of this split (train, test or valid; default: all)")
-    parser.add_argument(
-        "--questions",
-        metavar="SPEC",
-        help="probe, all, a category name, or a comma list like Q1,Q2 (default: every question of the source)",
-    )
+    add_selection_options(parser, "request")
     parser.add_argument(
         "--demographics",
         metavar="VARS",
         help="comma list of demographic variables to list, in order (default: all but "
         "D_INTERVIEW, J_INTDATE, N_TOWN; B_COUNTRY, H_URBRURAL, Q275 first)",
     )
-    parser.add_argument("--template", metavar="FILE", help="YAML prompt template (default: the built-in one)")
     parser.add_argument(
         "--model", default="gpt-3.5-turbo", help="model name put in each request body (default: %(default)s)"
     )
     parser.add_argument(
         "--url", default="/v1/chat/completions", help="endpoint put in each request (default: %(default)s)"
     )
-    parser.add_argument("--limit", type=int, metavar="N", help="only the first N requests in output order")
     parser.add_argument(
         "--elicit",
         choices=ELICITATIONS,

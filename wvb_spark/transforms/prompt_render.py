@@ -349,3 +349,29 @@ def resolve_demographics(spec: str | None) -> list[str]:
     if unknown:
         raise InputError(f"--demographics: {', '.join(unknown)} is not a demographic variable (see README: prompts)")
     return list(dict.fromkeys(wanted))
+
+
+def add_selection_options(parser, noun: str) -> None:
+    """The options `wvb prompts` and `wvb export` share: which rows (--source, --split,
+    --questions, --limit) and how they are rendered (--variant, --template); `noun` is
+    what one row becomes (request, document)."""
+    parser.add_argument(
+        "--variant",
+        choices=tuple(VARIANTS),
+        default="with-demographics",
+        help="include the respondent's demographics or not (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--source",
+        choices=("probe", "examples"),
+        default="probe",
+        help=f"one {noun} per row of the probe table or per selected example (default: %(default)s)",
+    )
+    parser.add_argument("--split", help="only rows of this split (train, test or valid; default: all)")
+    parser.add_argument(
+        "--questions",
+        metavar="SPEC",
+        help="probe, all, a category name, or a comma list like Q1,Q2 (default: every question of the source)",
+    )
+    parser.add_argument("--limit", type=int, metavar="N", help=f"only the first N {noun}s in output order")
+    parser.add_argument("--template", metavar="FILE", help="YAML prompt template (default: the built-in one)")

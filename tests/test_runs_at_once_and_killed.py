@@ -177,8 +177,17 @@ def test_two_evaluates_at_once_both_succeed_or_one_is_refused_in_one_line(spark,
         run(wvb("baselines", "--warehouse", warehouse, "--models", "uniform,global-prior", writer=writer)).returncode
         == 0
     )
+    # --quiet: no progress lines, so a loser's stderr is its one error line
     command = wvb(
-        "evaluate", "--warehouse", warehouse, "--bootstrap", "20", "--group-by", "overall,continent", writer=writer
+        "evaluate",
+        "--warehouse",
+        warehouse,
+        "--bootstrap",
+        "20",
+        "--group-by",
+        "overall,continent",
+        "--quiet",
+        writer=writer,
     )
     processes = [start(command), start(command)]
     results = [(p.communicate(timeout=600), p.returncode) for p in processes]

@@ -414,3 +414,18 @@ def test_timestamps_are_written_as_micros_even_when_the_session_says_int96(spark
         column = pq.ParquetFile(os.path.join(table, data_file(add))).schema.column(4)
         assert (column.name, column.physical_type) == ("recorded_at", "INT64")
     assert storage.schema(table) == EXAMPLES_SCHEMA
+
+
+def test_overwritten_since_names_a_later_commit_that_rewrote_the_version(spark, tmp_path, writer):
+    schema = "model string, score int"
+    table = str(tmp_path / "distances")
+    rows = spark.createDataFrame([("a", 1), ("b", 2)], schema)
+    ours = write(spark, rows, table, writer, BY_MODEL, metadata={"stage": "ours"})
+    assert storage.overwritten_since(table, ours) is None  # nothing after it
+    # another writer replaces model b only: our model-a rows stand, our whole table does not
+    other = write(spark, spark.createDataFrame([("b", 3)], schema), table, writer, BY_MODEL, replace={"model": "b"})
+    assert storage.overwritten_since(table, ours, {"model": "a"}) is None
+    described = storage.overwritten_since(table, ours, {"model": ["a", "b"]})
+    assert described is not None and described.startswith(f"version {other} (")
+    assert storage.overwritten_since(table, ours) is not None
+    assert storage.overwritten_since(table, other) is None

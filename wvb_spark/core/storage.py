@@ -568,16 +568,33 @@ def _commit(location, base, adds, spark_schema, partition_by, replace, metadata)
 def _refuse_unless_disjoint(location, seen, latest, replace) -> None:
     """Other writers committed versions (seen, latest]: go on only if each touched other
     partitions than ours and changed neither schema nor protocol."""
+    version = _first_overlapping(location, seen, latest, replace)
+    if version is not None:
+        raise ConflictError(
+            f"{location} was changed by another writer ({describe_commit(location, version)}) "
+            f"while this run wrote it; nothing was committed - rerun when it has "
+            f"finished"
+        )
+
+
+def _first_overlapping(location, seen, latest, replace) -> int | None:
     first = 0 if seen is None else seen + 1
     for version in range(first, latest + 1):
         # A table created meanwhile (version 0) is fine to replace partitions in: its
         # schema and partitioning are checked against ours before committing.
         if replace is None or _touches(commit_actions(location, version), replace, version == 0):
-            raise ConflictError(
-                f"{location} was changed by another writer ({describe_commit(location, version)}) "
-                f"while this run wrote it; nothing was committed - rerun when it has "
-                f"finished"
-            )
+            return version
+    return None
+
+
+def overwritten_since(location: str, version: int, replace: dict | None = None) -> str | None:
+    """The first later commit that rewrote what `version` wrote (all of it, or the
+    partitions `replace` names), described for a message; None while `version` stands."""
+    latest = latest_version(location)
+    if latest is None or latest <= version:
+        return None
+    other = _first_overlapping(location, version, latest, _as_value_lists(replace))
+    return None if other is None else describe_commit(location, other)
 
 
 def _as_value_lists(replace: dict | None) -> dict | None:

@@ -139,6 +139,11 @@ class Warehouse:
     def history(self, name: str, limit: int | None = None) -> list[dict]:
         return storage.history(self.location(name), limit)
 
+    def overwritten_since(self, name: str, version: int, replace: dict | None = None) -> str | None:
+        """Who rewrote what `version` of the table wrote (None while it stands): stages
+        that write several tables check it between their commits."""
+        return storage.overwritten_since(self.location(name), version, replace)
+
     # ------------------------------------------------------------------ write
 
     def add_new_columns(self, name: str, stage: str) -> int | None:

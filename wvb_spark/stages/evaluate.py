@@ -32,7 +32,7 @@ from pyspark.sql import types as T
 
 from wvb_spark.compute import metrics
 from wvb_spark.core.config import split_list
-from wvb_spark.core.errors import InputError
+from wvb_spark.core.errors import ConflictError, InputError
 from wvb_spark.core.schemas import DISTANCES, SUMMARY
 from wvb_spark.core.stage import Result
 from wvb_spark.core.storage import new_run_id
@@ -635,7 +635,9 @@ def _write_tables(
         )
 
     # The histograms write is small jobs waiting on each other; run it beside the
-    # distances (CPU-bound Python) instead of before them.
+    # distances (CPU-bound Python) instead of before them. The commits land in one fixed
+    # order (histograms, distances, summary), so two runs at once meet at the first
+    # table, where one is refused before it has committed anything.
     with ThreadPoolExecutor(max_workers=1) as background:
         histogram_write = background.submit(write, "histograms", hist.histograms(hist.scored_groups(comparison_rows)))
         distance_rows = distances_with_replicates(
@@ -647,11 +649,27 @@ def _write_tables(
             confidence=settings["confidence"],
         ).persist(StorageLevel.MEMORY_AND_DISK)
         result.counts["scored"] = distance_rows.count()
-        result.tables["distances"] = write("distances", distances(distance_rows), result.counts["scored"])
         summary_rows = summary(
             distance_rows, thresholds=settings["thresholds"], confidence=settings["confidence"]
         ).persist(StorageLevel.MEMORY_AND_DISK)
-        result.tables["summary"] = write("summary", summary_rows, summary_rows.count())
+        summary_count = summary_rows.count()
         result.tables["histograms"] = histogram_write.result()
+    _check_still_standing(tables, result.tables, replace, ("distances", "summary"))
+    result.tables["distances"] = write("distances", distances(distance_rows), result.counts["scored"])
+    _check_still_standing(tables, result.tables, replace, ("summary",))
+    result.tables["summary"] = write("summary", summary_rows, summary_count)
     distance_rows.unpersist()
     return result, summary_rows
+
+
+def _check_still_standing(tables, written: dict[str, int], replace: dict | None, unwritten: tuple) -> None:
+    """Refuse to go on once another run has rewritten a table this run committed: the
+    three tables then come from that run, never from two."""
+    for name, version in written.items():
+        other = tables.overwritten_since(name, version, replace)
+        if other is not None:
+            raise ConflictError(
+                f"{tables.location(name)} was changed by another writer ({other}) after this run "
+                f"committed version {version}; this run stopped before writing {' and '.join(unwritten)} "
+                f"- rerun when it has finished"
+            )

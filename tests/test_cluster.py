@@ -13,7 +13,10 @@ Then faults: a driver SIGKILLed in the middle of a build's writes leaves every p
 version readable and the readers' view unchanged; the rerun, during which one worker is
 SIGKILLed, completes on the other worker with the same tables. For both writers.
 
-Slow by nature (minutes): one cluster for the session, a 300-respondent file.
+Slow by nature (minutes): one cluster for the session, a 300-respondent file. `make test`
+runs the unmarked part: the cluster, the dist, a submitted build and probe equal to the
+local ones, the old wheel recipe refused. The `cluster`-marked rest (whole pipeline twice,
+faults, timings: tens of minutes) runs with `make test-cluster`, which runs all of it.
 """
 
 from __future__ import annotations
@@ -32,8 +35,6 @@ import pandas as pd
 import pytest
 from standalone import StandaloneCluster, alive, descendants, die_with_parent, executor_python, stop_pid
 
-pytestmark = pytest.mark.cluster
-
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "jobs" / "pipeline.sh"
 STAGES = ("build", "probe", "baselines", "simulate-model", "predictions", "evaluate", "report")
@@ -49,6 +50,9 @@ PIPELINE_VARIABLES = ("SPARK_MASTER", "WVB_RAW", "WVB_WAREHOUSE", "WVB_MODEL", "
 SUBMIT_TIMEOUT_SECONDS = 900
 # Spark prints a few INFO lines of its own start-up before spark.log.level takes effect.
 QUIET_INFO_LINES = 5
+# The part `make test` runs: what a first submit does, on the same input.
+QUICK_STAGES = ("build", "probe")
+QUICK_TABLES = ("questions", "participants", "examples", "quarantine", "probe", "probe_groups")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -277,6 +281,39 @@ def packed_run(cluster, node_python, dist, env_archive, raw_file, tmp_path_facto
     return {"warehouse": warehouse, "submitter": submitter}
 
 
+@pytest.fixture(scope="session")
+def local_build(tmp_path_factory, raw_file) -> Path:
+    """`wvb build` and `wvb probe` in local[*] on the quick run's input."""
+    warehouse = tmp_path_factory.mktemp("local-build") / "warehouse"
+    wvb = _bin("wvb")
+    for command in (
+        [wvb, "build", "--raw", str(raw_file), "--warehouse", str(warehouse)],
+        [wvb, "probe", "--warehouse", str(warehouse)],
+    ):
+        done = _run(command + ["--set", "spark.master=local[*]"])
+        assert done.returncode == 0, f"local {command[1]} failed:\n{_tail(done.stderr)}"
+    return warehouse
+
+
+@pytest.fixture(scope="session")
+def quick_run(cluster, node_python, dist, raw_file, tmp_path_factory):
+    """A build and a probe submitted to the cluster, with native Delta when its jars are
+    cached (`make setup` caches them), else the offline commit."""
+    from wvb_spark.core import delta_jars as jars
+
+    warehouse = tmp_path_factory.mktemp("cluster-quick") / "warehouse"
+    found = jars.cached({})
+    extra = {"WVB_DELTA_JARS_DIR": Path(found[0]).parent} if found else {}
+    env = _submit_env(cluster, node_python, dist, raw_file, warehouse, **extra)
+    if not found:
+        print("\nquick cluster run: Delta's jars not cached, using the offline commit", file=sys.__stderr__)
+        env["WVB_SET"] += " storage.writer=offline"
+    submitter = Submitter(cluster, env, "quick")
+    for stage in QUICK_STAGES:
+        submitter.run(stage)
+    return {"warehouse": warehouse, "submitter": submitter, "native": bool(found)}
+
+
 @pytest.fixture(params=["native", "packed"])
 def cluster_run(request):
     return request.getfixturevalue(f"{request.param}_run")
@@ -329,6 +366,24 @@ def test_dist_holds_the_zip_and_the_wheel(dist):
     assert {"wvb_spark/cli.py", "wvb_spark/resources/defaults.yaml", "wvb_spark/resources/codebook.json"} <= names
 
 
+def test_a_submitted_build_and_probe_equal_the_local_ones(quick_run, local_build):
+    """Executors that get wvb_spark only from the zip write the tables a local run writes."""
+    warehouse = quick_run["warehouse"]
+    assert set(QUICK_TABLES) <= set(_tables(warehouse))
+    for name in QUICK_TABLES:
+        cluster, local = _table(warehouse, name), _table(local_build, name)
+        assert len(cluster) == len(local), name
+        every_column = sorted(local.columns)
+        pd.testing.assert_frame_equal(_sorted(cluster, every_column), _sorted(local, every_column), obj=name)
+    assert len(_table(warehouse, "participants")) == RESPONDENTS
+    if quick_run["native"]:  # Delta's own writer made the commits
+        from deltalake import DeltaTable
+
+        operation = DeltaTable(str(warehouse / "examples")).history(1)[0]["operation"]
+        assert operation in {"WRITE", "CREATE TABLE AS SELECT", "CREATE OR REPLACE TABLE AS SELECT"}, operation
+
+
+@pytest.mark.cluster
 def test_cluster_tables_equal_the_local_run(cluster_run, local_run):
     cluster, local = cluster_run["warehouse"], local_run["warehouse"]
     assert _tables(cluster) == _tables(local)
@@ -342,6 +397,7 @@ def test_cluster_tables_equal_the_local_run(cluster_run, local_run):
     )
 
 
+@pytest.mark.cluster
 def test_cluster_examples_equal_the_local_run(cluster_run, local_run):
     """A sample of examples: every row of six questions (two of each split's order)."""
     from deltalake import DeltaTable
@@ -356,6 +412,7 @@ def test_cluster_examples_equal_the_local_run(cluster_run, local_run):
     pd.testing.assert_frame_equal(_sorted(frames[0], keys), _sorted(frames[1], keys))
 
 
+@pytest.mark.cluster
 def test_cluster_distances_equal_the_local_run(cluster_run, local_run):
     """Every W1 to 1e-12, the same keys, and the same predictions and summary."""
     keys = ["model", "question_id", "group_by", "group_value"]
@@ -380,6 +437,7 @@ def test_cluster_distances_equal_the_local_run(cluster_run, local_run):
         )
 
 
+@pytest.mark.cluster
 def test_cluster_model_file_and_report(cluster_run, local_run):
     """simulate-model on the cluster wrote the very file the local run wrote."""
     cluster_file = cluster_run["warehouse"].parent / f"{MODEL}.tsv"
@@ -388,6 +446,7 @@ def test_cluster_model_file_and_report(cluster_run, local_run):
     assert (report / "report.html").is_file() and (report / "report.md").is_file()
 
 
+@pytest.mark.cluster
 def test_spark_logs_are_quiet_under_spark_submit(native_run):
     """Spark's INFO start-up lines stop once the context starts (spark.log.level)."""
     for stage, stderr in native_run["submitter"].stderr.items():
@@ -395,6 +454,7 @@ def test_spark_logs_are_quiet_under_spark_submit(native_run):
         assert len(info) <= QUIET_INFO_LINES, (stage, info[:20])
 
 
+@pytest.mark.cluster
 def test_packed_run_used_the_archive(packed_run):
     """The packed run's executors ran ./env/bin/python from the archive (the command says
     so, and the archive holds the dependencies but not wvb_spark)."""
@@ -409,10 +469,10 @@ def test_packed_run_used_the_archive(packed_run):
     assert not any("/site-packages/wvb_spark/" in name for name in names)
 
 
-def test_a_wheel_in_py_files_fails_in_one_line(native_run, dist, cluster):
+def test_a_wheel_in_py_files_fails_in_one_line(quick_run, dist, cluster):
     """The old recipe (--py-files of the wheel): the driver imports it, the executors do
     not (Spark puts only .zip/.egg on their path); one line says so, no traceback."""
-    submitter = native_run["submitter"]
+    submitter = quick_run["submitter"]
     command = submitter.command("probe", {"WVB_PY_FILES": str(dist / f"wvb_spark-{_version()}-py3-none-any.whl")})
     done = _run(command, env=submitter.env, cwd=submitter.cwd)
     # spark-submit runs the driver's Python with its stderr merged into stdout
@@ -423,6 +483,7 @@ def test_a_wheel_in_py_files_fails_in_one_line(native_run, dist, cluster):
     assert "Traceback" not in output
 
 
+@pytest.mark.cluster
 def test_timings(native_run, packed_run, local_run, cluster):
     """Wall times of the same stages: 2-worker submits vs local[*] (kept in timings.json)."""
     local = sum(seconds for stage, seconds in local_run["seconds"].items() if stage in STAGES)
@@ -491,6 +552,7 @@ def _executor_pids(worker) -> list[int]:
     return found
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("writer", ["native", "packed"])
 def test_faults_driver_killed_mid_write_then_worker_killed_in_rerun(writer, request, cluster, local_run):
     """1. a build's driver is SIGKILLed while it writes `examples`: every version stays

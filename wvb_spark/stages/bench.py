@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -103,10 +104,28 @@ def _ensure_raw(args, workdir: Path) -> Path:
 def bench_build(args, workdir: Path) -> list[str]:
     raw = _ensure_raw(args, workdir)
     warehouse = workdir / "warehouse-build"
-    runs = [
-        _run(_wvb("build", "--raw", str(raw), "--warehouse", str(warehouse), *args.spark_args))
-        for _ in range(args.repeats)
+    build = _wvb("build", "--raw", str(raw), "--warehouse", str(warehouse), *args.spark_args)
+    yardstick = [
+        sys.executable,
+        "-m",
+        "wvb_spark.benchmarks.duckdb_explode",
+        "--raw",
+        str(raw),
+        "--out",
+        str(workdir / "duckdb-explode"),
     ]
+    runs, compared = [], []
+    for _ in range(args.repeats):  # alternated, so both see the same spell of the machine
+        runs.append(_run(build))
+        if args.compare == "duckdb":
+            try:
+                compared.append(_run(yardstick))
+            except RunError as error:
+                return [*_build_lines(args, runs), f"duckdb explode: not measured ({error})"]
+    return _build_lines(args, runs) + (_comparison_lines(runs, compared) if compared else [])
+
+
+def _build_lines(args, runs: list[Run]) -> list[str]:
     examples = next((line.split()[-1] for line in runs[-1].stdout.splitlines() if line.startswith("examples ")), "?")
     return [
         _report(
@@ -114,6 +133,21 @@ def bench_build(args, workdir: Path) -> list[str]:
             [r.seconds for r in runs],
             f"{examples} examples; peak memory (driver JVM + Python) {max(r.peak_mb for r in runs):,.0f} MB",
         )
+    ]
+
+
+def _comparison_lines(runs: list[Run], compared: list[Run]) -> list[str]:
+    rows = compared[-1].stdout.split()[2] if compared[-1].stdout.startswith("duckdb explode:") else "?"
+    build, duckdb = [r.seconds for r in runs], [r.seconds for r in compared]
+    pairs = ", ".join(f"{b / d:.1f}" for b, d in zip(build, duckdb))
+    return [
+        _report(
+            "duckdb explode, same CSV -> Parquet",
+            duckdb,
+            f"{int(rows):,} rows; peak memory {max(r.peak_mb for r in compared):,.0f} MB" if rows.isdigit() else "",
+        ),
+        f"build / duckdb explode: {statistics.median(build) / statistics.median(duckdb):.1f}x "
+        f"(ratio of medians; run by run [{pairs}])",
     ]
 
 
@@ -152,12 +186,12 @@ def _ensure_evaluate_warehouse(args, workdir: Path) -> Path:
     return warehouse
 
 
-def bench_evaluate(args, workdir: Path) -> list[str]:
+def bench_evaluate(args, workdir: Path) -> Iterator[str]:
+    """One line per case, as each is measured (the cases take minutes)."""
     warehouse = _ensure_evaluate_warehouse(args, workdir)
     rows = _prediction_rows(warehouse)
     cases = [("8 models x probe", [f"probe-{i:02d}" for i in range(8)])]
     cases += [(f"{k} x test split", [f"full-{i:02d}" for i in range(k)]) for k in args.evaluate_full_models]
-    lines = []
     for name, models in cases:
         missing = [m for m in models if m not in rows]
         if missing:
@@ -170,7 +204,7 @@ def bench_evaluate(args, workdir: Path) -> list[str]:
             for _ in range(args.repeats)
         ]
         times = [r.seconds for r in runs]
-        lines.append(
+        yield (
             _report(
                 f"evaluate {name}",
                 times,
@@ -178,8 +212,6 @@ def bench_evaluate(args, workdir: Path) -> list[str]:
                 f"peak memory {max(r.peak_mb for r in runs):,.0f} MB",
             )
         )
-        log.info(lines[-1])
-    return []
 
 
 def _model_counts(value: str) -> list[int]:
@@ -226,6 +258,13 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     )
     parser.add_argument("--respondents", type=int, help="synthetic file size (default: the setting synth.respondents)")
     parser.add_argument("--workdir", default="data/bench", help="where inputs and warehouses go (default: %(default)s)")
+    parser.add_argument(
+        "--compare",
+        choices=("none", "duckdb"),
+        default="none",
+        help="build stage: also time DuckDB's explode of the same CSV to Parquet, run by run "
+        "after each build, and print the ratio (needs the `bench` extra: duckdb)",
+    )
     parser.add_argument(
         "--evaluate-full-models",
         default="1,2,4,10",

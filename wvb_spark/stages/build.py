@@ -7,6 +7,7 @@ the file, writes the Delta tables and reconciles the counts.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from wvb_spark.core.session import default_parallelism, get_spark
 from wvb_spark.core.stage import Result
 from wvb_spark.core.warehouse import Warehouse, describe_writer, new_run_id
 from wvb_spark.transforms import ingest, recode, splits
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- metadata tables
 
@@ -424,4 +427,6 @@ def run(args: argparse.Namespace, config: dict) -> Result:
     for name, version in report.table_versions.items():
         result.say(f"{name:<13} {Path(args.warehouse, name)}  (Delta version {version})")
     result.say(f"built in {report.seconds:.1f} s")
+    # where the time went, for profiling (wvb -v build ... or the log of a cluster job)
+    log.info("phases: " + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in report.phase_seconds.items()))
     return result

@@ -15,7 +15,7 @@ from wvb_spark.stages.bench import Run, _comparison_lines
 from wvb_spark.stages.synth import write_synthetic_wvs
 
 
-def test_duckdb_explode_writes_one_row_per_positive_value_answer(tmp_path):
+def test_duckdb_explode_writes_one_row_per_non_negative_value_answer(tmp_path):
     pytest.importorskip("duckdb")
     raw = tmp_path / "wvs.csv"
     write_synthetic_wvs(raw, 60, seed=3)
@@ -26,10 +26,10 @@ def test_duckdb_explode_writes_one_row_per_positive_value_answer(tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    # expected, with pandas: every value-question cell holding a positive code
+    # expected, with pandas: every value-question cell holding a non-negative code (WVS missing codes are negative)
     wide = pd.read_csv(raw, usecols=["D_INTERVIEW", *metadata.value_question_ids()])
     long = wide.melt(id_vars="D_INTERVIEW", var_name="question_id", value_name="answer")
-    expected = long[long["answer"] > 0].rename(columns={"D_INTERVIEW": "d_interview"})
+    expected = long[long["answer"] >= 0].rename(columns={"D_INTERVIEW": "d_interview"})
     got = pq.read_table(out).to_pandas()
     assert done.stdout.startswith(f"duckdb explode: {len(expected)} rows in ")
     keys = ["d_interview", "question_id"]

@@ -1,7 +1,7 @@
 """The single-node yardstick of `wvb bench --stages build --compare duckdb`.
 
 DuckDB reads the same raw CSV, unpivots its value-question columns into one row per
-answered cell (d_interview, question_id, answer > 0: the WVS codes missing answers as
+answered cell (d_interview, question_id, answer >= 0: the WVS codes missing answers as
 negative numbers) and writes them as Parquet, on all cores. That is the explode at the
 heart of `wvb build`, without what the build adds (quarantine, codebook checks, answer
 adjustment, the split, statistics, Delta commits): the ratio is an upper bound on what
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                 UNPIVOT (SELECT "D_INTERVIEW", {questions} FROM read_csv(?, header = true, all_varchar = true))
                 ON {questions} INTO NAME question_id VALUE answer
             )
-            WHERE TRY_CAST(answer AS BIGINT) > 0
+            WHERE TRY_CAST(answer AS BIGINT) >= 0
         ) TO '{out}' (FORMAT parquet, PER_THREAD_OUTPUT true)
         """,
         [args.raw],

@@ -286,13 +286,16 @@ def local_build(tmp_path_factory, raw_file) -> Path:
     """`wvb build` and `wvb probe` in local[*] on the quick run's input."""
     warehouse = tmp_path_factory.mktemp("local-build") / "warehouse"
     wvb = _bin("wvb")
+    seconds = {}
     for command in (
         [wvb, "build", "--raw", str(raw_file), "--warehouse", str(warehouse)],
         [wvb, "probe", "--warehouse", str(warehouse)],
     ):
+        started = time.monotonic()
         done = _run(command + ["--set", "spark.master=local[*]"])
+        seconds[command[1]] = time.monotonic() - started
         assert done.returncode == 0, f"local {command[1]} failed:\n{_tail(done.stderr)}"
-    return warehouse
+    return {"warehouse": warehouse, "seconds": seconds}
 
 
 @pytest.fixture(scope="session")
@@ -366,12 +369,12 @@ def test_dist_holds_the_zip_and_the_wheel(dist):
     assert {"wvb_spark/cli.py", "wvb_spark/resources/defaults.yaml", "wvb_spark/resources/codebook.json"} <= names
 
 
-def test_a_submitted_build_and_probe_equal_the_local_ones(quick_run, local_build):
+def test_a_submitted_build_and_probe_equal_the_local_ones(quick_run, local_build, capsys):
     """Executors that get wvb_spark only from the zip write the tables a local run writes."""
-    warehouse = quick_run["warehouse"]
+    warehouse, local_warehouse = quick_run["warehouse"], local_build["warehouse"]
     assert set(QUICK_TABLES) <= set(_tables(warehouse))
     for name in QUICK_TABLES:
-        cluster, local = _table(warehouse, name), _table(local_build, name)
+        cluster, local = _table(warehouse, name), _table(local_warehouse, name)
         assert len(cluster) == len(local), name
         every_column = sorted(local.columns)
         pd.testing.assert_frame_equal(_sorted(cluster, every_column), _sorted(local, every_column), obj=name)
@@ -381,6 +384,15 @@ def test_a_submitted_build_and_probe_equal_the_local_ones(quick_run, local_build
 
         operation = DeltaTable(str(warehouse / "examples")).history(1)[0]["operation"]
         assert operation in {"WRITE", "CREATE TABLE AS SELECT", "CREATE OR REPLACE TABLE AS SELECT"}, operation
+    submitted = quick_run["submitter"].seconds
+    with capsys.disabled():  # to the terminal, past pytest's capture
+        print(
+            "\nquick cluster timings (wall, one run each, start-up included): "
+            + ", ".join(
+                f"{stage} local[*] {local_build['seconds'][stage]:.1f} s / 2 workers {submitted[stage]:.1f} s"
+                for stage in QUICK_STAGES
+            )
+        )
 
 
 @pytest.mark.cluster
@@ -484,7 +496,7 @@ def test_a_wheel_in_py_files_fails_in_one_line(quick_run, dist, cluster):
 
 
 @pytest.mark.cluster
-def test_timings(native_run, packed_run, local_run, cluster):
+def test_timings(native_run, packed_run, local_run, cluster, capsys):
     """Wall times of the same stages: 2-worker submits vs local[*] (kept in timings.json)."""
     local = sum(seconds for stage, seconds in local_run["seconds"].items() if stage in STAGES)
     native = sum(native_run["submitter"].seconds.values())
@@ -496,11 +508,11 @@ def test_timings(native_run, packed_run, local_run, cluster):
         "totals": {"local": local, "cluster_native": native, "cluster_packed": packed},
     }
     (cluster.root / "timings.json").write_text(json.dumps(timings, indent=2))
-    print(
-        f"\ncluster timings: local[*] {local:.1f} s, 2 workers native {native:.1f} s, "
-        f"packed {packed:.1f} s ({cluster.root / 'timings.json'})",
-        file=sys.__stderr__,
-    )
+    with capsys.disabled():  # to the terminal, past pytest's capture
+        print(
+            f"\ncluster timings: local[*] {local:.1f} s, 2 workers native {native:.1f} s, "
+            f"packed {packed:.1f} s ({cluster.root / 'timings.json'})"
+        )
     assert local > 0 and native > 0 and packed > 0
 
 

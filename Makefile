@@ -51,8 +51,8 @@ test: lint
 	$(BIN)/python -m pytest
 
 # The pipeline on a real standalone cluster started by the tests (tests/test_cluster.py):
-# `make test` runs its quick part (a submitted build and probe); this runs all of it
-# (the whole pipeline twice, faults, timings: tens of minutes on 2 cores).
+# `make test` runs its native-Delta half (the whole pipeline submitted, its fault test);
+# this runs all of it, adding the packed-environment run (tens of minutes on 2 cores).
 test-cluster: setup
 	$(BIN)/python -m pytest -m "cluster or not cluster" tests/test_cluster.py
 

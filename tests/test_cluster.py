@@ -14,9 +14,10 @@ version readable and the readers' view unchanged; the rerun, during which one wo
 SIGKILLed, completes on the other worker with the same tables. For both writers.
 
 Slow by nature (minutes): one cluster for the session, a 300-respondent file. `make test`
-runs the unmarked part: the cluster, the dist, a submitted build and probe equal to the
-local ones, the old wheel recipe refused. The `cluster`-marked rest (whole pipeline twice,
-faults, timings: tens of minutes) runs with `make test-cluster`, which runs all of it.
+runs the unmarked part: the whole pipeline with native Delta and the node's Python, its
+tables against the local run, quiet logs, the old wheel recipe refused, and the native
+fault test. The `cluster`-marked rest (the packed-environment run and its fault test,
+timings) runs with `make test-cluster`, which runs all of it.
 """
 
 from __future__ import annotations
@@ -50,9 +51,8 @@ PIPELINE_VARIABLES = ("SPARK_MASTER", "WVB_RAW", "WVB_WAREHOUSE", "WVB_MODEL", "
 SUBMIT_TIMEOUT_SECONDS = 900
 # Spark prints a few INFO lines of its own start-up before spark.log.level takes effect.
 QUIET_INFO_LINES = 5
-# The part `make test` runs: what a first submit does, on the same input.
-QUICK_STAGES = ("build", "probe")
-QUICK_TABLES = ("questions", "participants", "examples", "quarantine", "probe", "probe_groups")
+# Compared in full, every column, with the local run.
+BUILD_AND_PROBE_TABLES = ("questions", "participants", "examples", "quarantine", "probe", "probe_groups")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -281,43 +281,7 @@ def packed_run(cluster, node_python, dist, env_archive, raw_file, tmp_path_facto
     return {"warehouse": warehouse, "submitter": submitter}
 
 
-@pytest.fixture(scope="session")
-def local_build(tmp_path_factory, raw_file) -> Path:
-    """`wvb build` and `wvb probe` in local[*] on the quick run's input."""
-    warehouse = tmp_path_factory.mktemp("local-build") / "warehouse"
-    wvb = _bin("wvb")
-    seconds = {}
-    for command in (
-        [wvb, "build", "--raw", str(raw_file), "--warehouse", str(warehouse)],
-        [wvb, "probe", "--warehouse", str(warehouse)],
-    ):
-        started = time.monotonic()
-        done = _run(command + ["--set", "spark.master=local[*]"])
-        seconds[command[1]] = time.monotonic() - started
-        assert done.returncode == 0, f"local {command[1]} failed:\n{_tail(done.stderr)}"
-    return {"warehouse": warehouse, "seconds": seconds}
-
-
-@pytest.fixture(scope="session")
-def quick_run(cluster, node_python, dist, raw_file, tmp_path_factory):
-    """A build and a probe submitted to the cluster, with native Delta when its jars are
-    cached (`make setup` caches them), else the offline commit."""
-    from wvb_spark.core import delta_jars as jars
-
-    warehouse = tmp_path_factory.mktemp("cluster-quick") / "warehouse"
-    found = jars.cached({})
-    extra = {"WVB_DELTA_JARS_DIR": Path(found[0]).parent} if found else {}
-    env = _submit_env(cluster, node_python, dist, raw_file, warehouse, **extra)
-    if not found:
-        print("\nquick cluster run: Delta's jars not cached, using the offline commit", file=sys.__stderr__)
-        env["WVB_SET"] += " storage.writer=offline"
-    submitter = Submitter(cluster, env, "quick")
-    for stage in QUICK_STAGES:
-        submitter.run(stage)
-    return {"warehouse": warehouse, "submitter": submitter, "native": bool(found)}
-
-
-@pytest.fixture(params=["native", "packed"])
+@pytest.fixture(params=["native", pytest.param("packed", marks=pytest.mark.cluster)])
 def cluster_run(request):
     return request.getfixturevalue(f"{request.param}_run")
 
@@ -369,33 +333,28 @@ def test_dist_holds_the_zip_and_the_wheel(dist):
     assert {"wvb_spark/cli.py", "wvb_spark/resources/defaults.yaml", "wvb_spark/resources/codebook.json"} <= names
 
 
-def test_a_submitted_build_and_probe_equal_the_local_ones(quick_run, local_build, capsys):
-    """Executors that get wvb_spark only from the zip write the tables a local run writes."""
-    warehouse, local_warehouse = quick_run["warehouse"], local_build["warehouse"]
-    assert set(QUICK_TABLES) <= set(_tables(warehouse))
-    for name in QUICK_TABLES:
+def test_a_submitted_build_and_probe_equal_the_local_ones(native_run, local_run, capsys):
+    """Executors that get wvb_spark only from the zip write the build's and the probe's
+    tables a local run writes, every row and column; Delta's own writer made the commits."""
+    from deltalake import DeltaTable
+
+    warehouse, local_warehouse = native_run["warehouse"], local_run["warehouse"]
+    for name in BUILD_AND_PROBE_TABLES:
         cluster, local = _table(warehouse, name), _table(local_warehouse, name)
         assert len(cluster) == len(local), name
         every_column = sorted(local.columns)
         pd.testing.assert_frame_equal(_sorted(cluster, every_column), _sorted(local, every_column), obj=name)
     assert len(_table(warehouse, "participants")) == RESPONDENTS
-    if quick_run["native"]:  # Delta's own writer made the commits
-        from deltalake import DeltaTable
-
-        operation = DeltaTable(str(warehouse / "examples")).history(1)[0]["operation"]
-        assert operation in {"WRITE", "CREATE TABLE AS SELECT", "CREATE OR REPLACE TABLE AS SELECT"}, operation
-    submitted = quick_run["submitter"].seconds
+    operation = DeltaTable(str(warehouse / "examples")).history(1)[0]["operation"]
+    assert operation in {"WRITE", "CREATE TABLE AS SELECT", "CREATE OR REPLACE TABLE AS SELECT"}, operation
+    submitted = native_run["submitter"].seconds
     with capsys.disabled():  # to the terminal, past pytest's capture
         print(
-            "\nquick cluster timings (wall, one run each, start-up included): "
-            + ", ".join(
-                f"{stage} local[*] {local_build['seconds'][stage]:.1f} s / 2 workers {submitted[stage]:.1f} s"
-                for stage in QUICK_STAGES
-            )
+            "\ncluster timings (wall, one run each, start-up included), local[*] / 2 workers native: "
+            + ", ".join(f"{stage} {local_run['seconds'][stage]:.0f} / {submitted[stage]:.0f} s" for stage in STAGES)
         )
 
 
-@pytest.mark.cluster
 def test_cluster_tables_equal_the_local_run(cluster_run, local_run):
     cluster, local = cluster_run["warehouse"], local_run["warehouse"]
     assert _tables(cluster) == _tables(local)
@@ -409,7 +368,6 @@ def test_cluster_tables_equal_the_local_run(cluster_run, local_run):
     )
 
 
-@pytest.mark.cluster
 def test_cluster_examples_equal_the_local_run(cluster_run, local_run):
     """A sample of examples: every row of six questions (two of each split's order)."""
     from deltalake import DeltaTable
@@ -424,7 +382,6 @@ def test_cluster_examples_equal_the_local_run(cluster_run, local_run):
     pd.testing.assert_frame_equal(_sorted(frames[0], keys), _sorted(frames[1], keys))
 
 
-@pytest.mark.cluster
 def test_cluster_distances_equal_the_local_run(cluster_run, local_run):
     """Every W1 to 1e-12, the same keys, and the same predictions and summary."""
     keys = ["model", "question_id", "group_by", "group_value"]
@@ -449,7 +406,6 @@ def test_cluster_distances_equal_the_local_run(cluster_run, local_run):
         )
 
 
-@pytest.mark.cluster
 def test_cluster_model_file_and_report(cluster_run, local_run):
     """simulate-model on the cluster wrote the very file the local run wrote."""
     cluster_file = cluster_run["warehouse"].parent / f"{MODEL}.tsv"
@@ -458,7 +414,6 @@ def test_cluster_model_file_and_report(cluster_run, local_run):
     assert (report / "report.html").is_file() and (report / "report.md").is_file()
 
 
-@pytest.mark.cluster
 def test_spark_logs_are_quiet_under_spark_submit(native_run):
     """Spark's INFO start-up lines stop once the context starts (spark.log.level)."""
     for stage, stderr in native_run["submitter"].stderr.items():
@@ -481,10 +436,10 @@ def test_packed_run_used_the_archive(packed_run):
     assert not any("/site-packages/wvb_spark/" in name for name in names)
 
 
-def test_a_wheel_in_py_files_fails_in_one_line(quick_run, dist, cluster):
+def test_a_wheel_in_py_files_fails_in_one_line(native_run, dist, cluster):
     """The old recipe (--py-files of the wheel): the driver imports it, the executors do
     not (Spark puts only .zip/.egg on their path); one line says so, no traceback."""
-    submitter = quick_run["submitter"]
+    submitter = native_run["submitter"]
     command = submitter.command("probe", {"WVB_PY_FILES": str(dist / f"wvb_spark-{_version()}-py3-none-any.whl")})
     done = _run(command, env=submitter.env, cwd=submitter.cwd)
     # spark-submit runs the driver's Python with its stderr merged into stdout
@@ -564,8 +519,7 @@ def _executor_pids(worker) -> list[int]:
     return found
 
 
-@pytest.mark.cluster
-@pytest.mark.parametrize("writer", ["native", "packed"])
+@pytest.mark.parametrize("writer", ["native", pytest.param("packed", marks=pytest.mark.cluster)])
 def test_faults_driver_killed_mid_write_then_worker_killed_in_rerun(writer, request, cluster, local_run):
     """1. a build's driver is SIGKILLed while it writes `examples`: every version stays
     readable, readers still see the previous build; 2. the rerun completes although one

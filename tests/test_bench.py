@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 
@@ -48,5 +47,5 @@ def test_comparison_line_gives_the_ratio_of_medians_and_each_pair():
     timing, ratio = _comparison_lines(build, duckdb)
     assert "median     4.0 s" in timing and "runs [4.0, 5.0, 2.5]" in timing
     assert "1,234 rows; peak memory 900 MB" in timing
-    assert statistics.median([30, 20, 25]) / statistics.median([4, 5, 2.5]) == 6.25
+    # by hand: medians 25 / 4 = 6.25 (shown as 6.2); pairs 30/4, 20/5, 25/2.5
     assert ratio == "build / duckdb explode: 6.2x (ratio of medians; run by run [7.5, 4.0, 10.0])"

@@ -37,12 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     connection.execute(
         f"""
         COPY (
-            SELECT CAST("D_INTERVIEW" AS BIGINT) AS d_interview, question_id, TRY_CAST(answer AS INTEGER) AS answer
+            SELECT d_interview, question_id, code AS answer
             FROM (
-                UNPIVOT (SELECT "D_INTERVIEW", {questions} FROM read_csv(?, header = true, all_varchar = true))
-                ON {questions} INTO NAME question_id VALUE answer
+                SELECT CAST("D_INTERVIEW" AS BIGINT) AS d_interview, question_id, TRY_CAST(answer AS INTEGER) AS code
+                FROM (
+                    UNPIVOT (SELECT "D_INTERVIEW", {questions} FROM read_csv(?, header = true, all_varchar = true))
+                    ON {questions} INTO NAME question_id VALUE answer
+                )
             )
-            WHERE TRY_CAST(answer AS BIGINT) >= 0
+            WHERE code >= 0
         ) TO '{out}' (FORMAT parquet, PER_THREAD_OUTPUT true)
         """,
         [args.raw],

@@ -19,6 +19,7 @@ import lzma
 import os
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -145,7 +146,13 @@ ROWS = [
     Row("sex code 3", {"Q260": "3"}, "out_of_range_demographic", "Q260=3"),
     Row("value code off the scale", {"Q1": "7"}, cell=("Q1", "7")),
     Row("off-scale code kept as written", {"Q1": " 9 "}, cell=("Q1", " 9 ")),
-    Row("huge negative code is no answer", {"Q1": "-99999999999999999999"}, answers={"Q1": None}),
+    Row(
+        "negative code of 20 digits keeps its text",
+        {"Q1": "-99999999999999999999"},
+        cell=("Q1", "-99999999999999999999"),
+    ),
+    Row("negative code no codebook lists", {"Q1": "-7"}, cell=("Q1", "-7")),
+    Row("missing code -5 is no answer", {"Q1": "-5"}, answers={"Q1": None}),
     Row("age at the top of the range", {"Q262": "120"}, participant={"age": 120}),
     Row("weight that is text", {"W_WEIGHT": "heavy"}, "non_numeric_weight", "W_WEIGHT=heavy"),
     Row("weight beyond a double", {"W_WEIGHT": "1e999"}, "non_numeric_weight", "W_WEIGHT=1e999"),
@@ -587,6 +594,23 @@ def test_unwritable_warehouse_refused_before_the_parse(base, tmp_path, capsys, n
     assert_one_line_refusal(code, err, "build", "is not writable")
     code, out, err = build_cli(raw, tmp_path / "locked" / "new", capsys)
     assert_one_line_refusal(code, err, "build", "cannot create warehouse")
+
+
+def test_unreadable_raw_file_refused_before_the_parse(base, tmp_path, capsys, no_parse, monkeypatch):
+    """As root every file is readable, so the OS's answer is simulated."""
+    header, rows = small(base, 3)
+    raw, _, _ = file_plain(tmp_path, header, rows)
+    real_open = Path.open
+
+    def open_unless_raw(self, *args, **kwargs):
+        if str(self) == str(raw):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_unless_raw)
+    code, out, err = build_cli(raw, tmp_path / "warehouse", capsys)
+    assert_one_line_refusal(code, err, "build", f"cannot read raw file {raw}: Permission denied")
+    assert not (tmp_path / "warehouse").exists()
 
 
 @pytest.mark.parametrize("rows_kept", [0, 2], ids=["header only", "every row refused"])

@@ -3,7 +3,8 @@
 Vectorised numpy over a batch of respondents (rows) x the 239 value questions
 (columns, in metadata order): apply the published answer adjustments, keep
 non-negative codes on the scale as answers, and classify every other cell, so
-that each cell is counted exactly once.
+that each cell is counted exactly once. A code off the codebook (off the scale, or
+negative but none of the "no answer" codes) is out of range: a quarantined cell.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ CELL_OUTCOMES = (
     "adjusted_to_missing",
     "out_of_range",
     *[f"code_{c}" for c in MISSING_CODES],
-    "other_negative",
 )
 
 
@@ -76,7 +76,8 @@ def recode(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndar
     """(answers, out_of_range mask, per-row counts by outcome) for raw codes.
 
     answers: adjusted code where it is an answer, else -1 (see the mask `answered`
-    = counts source); out_of_range: non-negative adjusted codes off the scale.
+    = counts source); out_of_range: non-negative adjusted codes off the scale, and
+    negative codes below the "no answer" codes (-7, or a clipped 20-digit negative).
     """
     s = scales()
     adjusted = adjust(codes)
@@ -84,12 +85,11 @@ def recode(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndar
     kept = non_negative & (adjusted != ADJUSTED_TO_MISSING)
     on_scale = (adjusted >= s.low) & (adjusted <= s.high)
     answered = kept & on_scale
-    out_of_range = kept & ~on_scale
+    out_of_range = (kept & ~on_scale) | (codes < min(MISSING_CODES))
     counts = {
         "answered": answered.sum(axis=1),
         "adjusted_to_missing": (non_negative & ~kept).sum(axis=1),
         "out_of_range": out_of_range.sum(axis=1),
         **{f"code_{c}": (codes == c).sum(axis=1) for c in MISSING_CODES},
-        "other_negative": (codes < min(MISSING_CODES)).sum(axis=1),
     }
     return np.where(answered, adjusted, -1), out_of_range, counts

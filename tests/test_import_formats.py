@@ -134,7 +134,7 @@ def test_a_file_mixing_formats_is_an_error_naming_the_line(spark, frames, tmp_pa
     assert [r["status"] for r in rows] == ["valid", "valid", "missing"]
     # forced the other way: the texts are read
     rows = scored(spark, frames, path, "jsonl")
-    assert [(r["status"], r["parse_method"], r["score"]) for r in rows] == [("valid", "number_in_text", 3.0)] * 3
+    assert [(r["status"], r["parse_method"], r["score"]) for r in rows] == [("valid", "openai_number_in_text", 3.0)] * 3
 
 
 def test_letters_and_forced_token_rules(spark, frames, tmp_path):
@@ -321,11 +321,17 @@ def test_verbalised_distributions(spark, frames, tmp_path):
 
 def test_anthropic_message_batch_results(spark, frames):
     rows = {r["question_id"]: r for r in scored(spark, frames, f"{BATCH}/anthropic_results.jsonl")}
-    assert (rows["Q1"]["status"], rows["Q1"]["score"], rows["Q1"]["parse_method"]) == ("valid", 1.0, "json")
-    assert [rows[q]["status"] for q in ("Q2", "Q3", "Q47")] == ["missing"] * 3
+    assert (rows["Q1"]["status"], rows["Q1"]["score"], rows["Q1"]["parse_method"]) == ("valid", 1.0, "anthropic_json")
+    assert [(rows[q]["status"], rows[q]["parse_method"]) for q in ("Q2", "Q3", "Q47")] == [
+        ("missing", "anthropic_none")
+    ] * 3
     assert rows["Q2"]["raw_score"] == "anthropic errored: invalid_request_error: max_tokens: Field required"
     assert (rows["Q3"]["raw_score"], rows["Q47"]["raw_score"]) == ("anthropic canceled", "anthropic expired")
-    assert (rows["Q48"]["status"], rows["Q48"]["score"]) == ("valid", 3.0)
+    assert (rows["Q48"]["status"], rows["Q48"]["score"], rows["Q48"]["parse_method"]) == (
+        "valid",
+        3.0,
+        "anthropic_number_in_text",
+    )
 
 
 def test_bedrock_batch_output_keyed_by_the_input_records(spark, frames):
@@ -337,6 +343,9 @@ def test_bedrock_batch_output_keyed_by_the_input_records(spark, frames):
         (None, None, "unknown_question", None),
     ]  # CALL0000009 is in no input record
     assert rows[1]["raw_score"] == "bedrock error: 400: Malformed input request"
+    # the format, then how the number was found: {"answer as a score": "2"} is JSON; the failed
+    # request and the "3" of an unknown question (no scale to find a number on) gave none
+    assert [r["parse_method"] for r in rows] == ["bedrock_json", "bedrock_none", "bedrock_none"]
     assert rows[2]["raw_score"] == "3"  # the Llama body's generation, kept
     # without --inputs no line is keyed, and every line is still a row
     assert [r["status"] for r in scored(spark, frames, f"{BATCH}/bedrock_output.jsonl.out")] == ["unknown_question"] * 3
@@ -349,6 +358,8 @@ def test_together_batch_with_its_error_file(spark, frames):
         ("together_output.jsonl:1", "Q1", "valid", 4.0),
     ]
     assert rows[0]["raw_score"] == "request failed: timeout: Request timed out"
+    # Together writes the OpenAI batch format; its error file's line belongs to the output it reports on
+    assert [r["parse_method"] for r in rows] == ["openai_none", "openai_json"]
 
 
 LM_EVAL = os.path.join(os.path.dirname(__file__), "fixtures", "lm_eval")

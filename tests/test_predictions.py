@@ -192,7 +192,7 @@ MESSY = [
         },
         "valid",
         1.0,
-        "json",
+        "openai_json",
         '```json\n{"thoughtful explanation": "Family first.", "answer as a score": "1"}\n```',
     ),
     (
@@ -234,7 +234,7 @@ MESSY = [
         {"custom_id": "wvb-Q47-484070001-wd", "response": None, "error": {"message": "rate limited"}},
         "missing",
         None,
-        "none",
+        "openai_none",
         "request failed: rate limited",
     ),
     (

@@ -247,6 +247,14 @@ def test_elicitation_from_parse_methods():
     assert elicitation({"chat_logprobs": 900, "none": 3}) == "option log-probs"
     assert elicitation({"json": 50, "json_repaired": 30, "number_in_text": 25, "none": 5}) == "free text"
     assert elicitation({"none": 7}) == "none"
+    # free text from a batch service names the service; rows where nothing was read do not count
+    assert elicitation({"anthropic_json": 5, "anthropic_number_in_text": 4, "anthropic_none": 9}) == (
+        "free text (Anthropic batch)"
+    )
+    assert elicitation({"openai_json": 3, "bedrock_json_repaired": 4}) == (
+        "free text (Bedrock batch) + free text (OpenAI-format batch)"
+    )
+    assert elicitation({"openai_none": 2}) == "free text (OpenAI-format batch)"
     assert elicitation({"samples": 10, "score_column": 40}) == "point scores + sampled answers"
     assert elicitation({"baseline": 1}) == "baseline" and elicitation({"lm_eval": 2}) == "lm-eval log-likelihoods"
 

@@ -21,7 +21,7 @@ from warehouse_helpers import write_build
 
 from wvb_spark import cli
 from wvb_spark.core import metadata, schemas
-from wvb_spark.core.errors import WvbError
+from wvb_spark.core.errors import InputError, WvbError
 from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.stages.predictions import read_records, score_predictions
 
@@ -135,6 +135,76 @@ def test_a_file_mixing_formats_is_an_error_naming_the_line(spark, frames, tmp_pa
     # forced the other way: the texts are read
     rows = scored(spark, frames, path, "jsonl")
     assert [(r["status"], r["parse_method"], r["score"]) for r in rows] == [("valid", "openai_number_in_text", 3.0)] * 3
+
+
+def _fixture_line(name, number):
+    with open(f"{BATCH}/{name}", encoding="utf-8") as handle:
+        return handle.read().splitlines()[number - 1]
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (  # an Anthropic result among OpenAI-format (Together) output
+            [_fixture_line("together_output.jsonl", 1), "not json", _fixture_line("anthropic_results.jsonl", 5)],
+            r"envelopes\.jsonl:3 holds an Anthropic Message Batches result, but envelopes\.jsonl:1 holds "
+            r"OpenAI / vLLM / Together batch output: a file must hold one format \(split it\)",
+        ),
+        (  # a failed request is still in its service's envelope: an errored Anthropic line
+            [_fixture_line("anthropic_results.jsonl", 1), _fixture_line("anthropic_results.jsonl", 2)]
+            + [_fixture_line("bedrock_output.jsonl.out", 2)],
+            r"envelopes\.jsonl:3 holds Bedrock batch output, but envelopes\.jsonl:1 holds an Anthropic",
+        ),
+        (  # a plain line among OpenAI output
+            [_chat_line("wvb-Q1-484070001-wd"), json.dumps({"custom_id": "wvb-Q2-484070001-wd", "content": "2"})],
+            r"envelopes\.jsonl:2 holds a plain line \(key and answer as fields\), but envelopes\.jsonl:1 holds "
+            r"OpenAI / vLLM / Together batch output",
+        ),
+        (  # free-text and verbalised answers in one plain file
+            [
+                json.dumps({"custom_id": "wvb-Q1-484070001-wd", "content": "2"}),
+                json.dumps({"custom_id": "wvb-Q2-484070001-wd", "content": "3"}),
+                json.dumps({"custom_id": "wvb-Q3-484070001-wd-vd", "content": '{"1": 0.5, "2": 0.5}'}),
+            ],
+            r"envelopes\.jsonl:3 holds a verbalised distribution \(custom_id ending -vd\), but envelopes\.jsonl:1 "
+            r"holds a free-text answer: a file must hold one format \(split it\)",
+        ),
+        (  # one sampled answer after free-text answers
+            [_chat_line("wvb-Q1-484070001-wd"), _chat_line("wvb-Q1-484070001-wd-s2")],
+            r"envelopes\.jsonl:2 holds one sampled answer \(custom_id ending -s<k>\), but envelopes\.jsonl:1 "
+            r"holds a free-text answer",
+        ),
+    ],
+)
+def test_a_file_mixing_envelopes_or_elicitations_is_a_one_line_error(spark, tmp_path, lines, message):
+    path = tmp_path / "envelopes.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=message) as raised:
+        read_records(spark, str(path), "auto")
+    assert "\n" not in str(raised.value) and raised.value.exit_code == 2
+
+
+def test_a_uniform_file_with_error_and_unreadable_lines_imports(spark, frames, tmp_path):
+    """Lines that belong to no envelope (an error-file line, a line that is not JSON, a plain
+    line with no answer) fit any file: OpenAI output holding them imports, every line a row."""
+    path = _write_lines(
+        tmp_path / "uniform.jsonl",
+        [
+            _chat_line("wvb-Q1-484070001-wd", content='{"answer as a score": "2"}'),
+            {"custom_id": "wvb-Q2-484070001-wd", "response": None, "error": {"message": "rate limited"}},
+            "not json",
+            {"custom_id": "wvb-Q3-484070001-wd"},
+            _chat_line("wvb-Q46-484070001-wd", content="I'd say 3"),
+        ],
+    )
+    rows = scored(spark, frames, path)
+    assert [(r["source"], r["status"], r["parse_method"]) for r in rows] == [
+        ("uniform.jsonl:1", "valid", "openai_json"),
+        ("uniform.jsonl:2", "missing", "openai_none"),  # the error line belongs to the file it sits in
+        ("uniform.jsonl:3", "unknown_question", "none"),
+        ("uniform.jsonl:4", "missing", "none"),
+        ("uniform.jsonl:5", "valid", "openai_number_in_text"),
+    ]
 
 
 def test_letters_and_forced_token_rules(spark, frames, tmp_path):

@@ -175,24 +175,11 @@ MESSY = [
     (
         {
             "custom_id": "wvb-Q1-484070001-wd",
-            "response": {
-                "status_code": 200,
-                "body": {
-                    "choices": [
-                        {
-                            "message": {
-                                "role": "assistant",
-                                "content": '```json\n{"thoughtful explanation": "Family first.", '
-                                '"answer as a score": "1"}\n```',
-                            }
-                        }
-                    ]
-                },
-            },
+            "content": '```json\n{"thoughtful explanation": "Family first.", "answer as a score": "1"}\n```',
         },
         "valid",
         1.0,
-        "openai_json",
+        "json",
         '```json\n{"thoughtful explanation": "Family first.", "answer as a score": "1"}\n```',
     ),
     (
@@ -234,7 +221,7 @@ MESSY = [
         {"custom_id": "wvb-Q47-484070001-wd", "response": None, "error": {"message": "rate limited"}},
         "missing",
         None,
-        "openai_none",
+        "none",
         "request failed: rate limited",
     ),
     (

@@ -248,11 +248,28 @@ def read_jsonl_lines(
     return lines.select("record", "source", read.alias("read")).select("record", "source", "read.*")
 
 
+# How a model text was asked for, from its custom_id, for the one-format check: a file of
+# free-text answers must not hold a verbalised distribution or one sample of several.
+ASKED_NAMES = {
+    "free": "a free-text answer",
+    "verbalised": "a verbalised distribution (custom_id ending -vd)",
+    "sampled": "one sampled answer (custom_id ending -s<k>)",
+}
+
+
 def _envelope(shape: Column, kind: Column) -> Column:
     """The format of a line (output_formats.ENVELOPES), null for a line that fits any file:
     not JSON, an error-file line, or a plain line without an answer."""
     envelopes = F.create_map(*[F.lit(x) for pair in output_formats.ENVELOPES.items() for x in pair])
     return F.when(~((kind == "empty") & (shape == "plain")), envelopes[shape])
+
+
+def _asked(kind: Column, elicit: Column) -> Column:
+    """ASKED_NAMES key of a model text, null for other lines."""
+    return F.when(
+        kind == "text",
+        F.when(elicit == "vd", F.lit("verbalised")).when(elicit == "s", F.lit("sampled")).otherwise(F.lit("free")),
+    )
 
 
 def _first_lines(rows, field: str) -> list:
@@ -265,14 +282,25 @@ def _first_lines(rows, field: str) -> list:
     return sorted(firsts.items(), key=lambda item: item[1]["line"])
 
 
+def _one_format_error(line, holds: str, first_line, first_holds: str) -> InputError:
+    """The one-line error of a file mixing formats: `line` holds another than `first_line`."""
+    return InputError(
+        f"{line['first']['source']} holds {holds}, but {first_line['first']['source']} holds {first_holds}: "
+        f"a file must hold one format (split it)"
+    )
+
+
 def file_kind(read: DataFrame, fmt: str) -> dict:
     """What the file holds: {"kind", "method", "samples", "envelope"} from the first answered
-    line (or the forced --format), checking every answered line holds the same kind of
-    answer; a line that does not is a one-line error naming it and the first line."""
+    line (or the forced --format). Every answered line must hold the same kind of answer,
+    every line come in the same envelope (Anthropic, OpenAI...) and every model text be
+    asked for the same way (free text, verbalised, sampled); a line that does not is a
+    one-line error naming it, the first line and both formats."""
     firsts = (
         read.groupBy(
             "kind",
             _envelope(F.col("shape"), F.col("kind")).alias("envelope"),
+            _asked(F.col("kind"), F.col("elicit")).alias("asked"),
         )
         .agg(
             F.min_by(F.struct("source", "method"), F.col("record")).alias("first"),
@@ -295,6 +323,14 @@ def file_kind(read: DataFrame, fmt: str) -> dict:
                 f"(split it, or force one with --format)"
             )
     envelopes = _first_lines(firsts, "envelope")
+    if len(envelopes) > 1:
+        (first_envelope, first_line), (envelope, line) = envelopes[:2]
+        names = output_formats.ENVELOPE_NAMES
+        raise _one_format_error(line, names[envelope], first_line, names[first_envelope])
+    asked = _first_lines(answered, "asked") if fmt not in ("verbalised", "samples") else []
+    if len(asked) > 1:
+        (first_how, first_line), (how, line) = asked[:2]
+        raise _one_format_error(line, ASKED_NAMES[how], first_line, ASKED_NAMES[first_how])
     method = next((row["first"]["method"] for kind, row in kinds if kind == first), None)
     sampled = sum(r["sampled"] or 0 for r in firsts) > 0
     return {

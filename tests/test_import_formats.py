@@ -460,6 +460,23 @@ def test_lm_eval_wrong_option_count_is_out_of_range(spark, frames, tmp_path):
     assert (row["status"], row["distribution"]) == ("out_of_range", None)
 
 
+def test_lm_eval_resps_without_filtered_resps(spark, frames, tmp_path):
+    """A samples file without filtered_resps (a harness run without filters, or an older
+    version) is read from resps, [[log-likelihood, is_greedy]] per option; the softmax is
+    computed here with numpy from log-likelihoods unlike the fixture's."""
+    [path] = [os.path.join(LM_EVAL, f) for f in os.listdir(LM_EVAL) if f.startswith("samples_")]
+    sample = json.loads(open(path, encoding="utf-8").readline())
+    assert sample["doc"]["question_id"] == "Q1" and len(sample["doc"]["choices"]) == 4  # scale 1..4
+    del sample["filtered_resps"]
+    loglik = np.array([-1.5, -0.25, -3.0, -0.75])
+    sample["resps"] = [[[str(value), "False"]] for value in loglik]
+    [row] = scored(spark, frames, _write_lines(tmp_path / "samples_resps.jsonl", [sample]))
+    expected = np.exp(loglik) / np.exp(loglik).sum()
+    assert (row["status"], row["parse_method"]) == ("valid", "lm_eval")
+    assert row["distribution"] == pytest.approx(expected.tolist())
+    assert row["score"] == 2.0  # cumulative 0.15, 0.66: the lower median is 2
+
+
 def two_row_probe_warehouse(spark, frames, tmp_path) -> str:
     """A built warehouse whose probe asks Q94 of 36070002 and Q1 of 484070001."""
     from warehouse_helpers import conform

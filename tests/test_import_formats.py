@@ -492,42 +492,55 @@ def two_row_probe_warehouse(spark, frames, tmp_path) -> str:
     return root
 
 
-def test_export_lm_eval_task(spark, frames, tmp_path, capsys):
+def fixture_warehouse(spark, tmp_path) -> str:
+    """The warehouse the committed lm-eval and inspect fixtures were exported from, built by
+    their regenerate.py (2 respondents; Q1 on 1..4, Q106 on 1..10, Q94 on 0..2)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lm_eval_regenerate", os.path.join(LM_EVAL, "regenerate.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root = str(tmp_path / "fixture-warehouse")
+    module.tiny_warehouse(root, spark)
+    return root
+
+
+def test_export_lm_eval_task_and_the_committed_harness_fixtures(spark, tmp_path, capsys):
     """`wvb export lm-eval-task`: one document per probe row, the logprobs prompt ending in
-    'Answer:', the options' numbers as choices, a task YAML pointing at the documents."""
+    'Answer:', the options' numbers as choices, a task YAML pointing at the documents. From
+    the fixtures' warehouse, today's lm-eval documents and inspect samples are byte for byte
+    the ones the committed harness outputs were run on: a change to the prompts or the
+    exports shows here, and then the fixtures need regenerating (their regenerate.py)."""
     import yaml
 
-    root = two_row_probe_warehouse(spark, frames, tmp_path)
+    root = fixture_warehouse(spark, tmp_path)
     out = tmp_path / "task"
-    assert (
-        cli.main(
-            [
-                "export",
-                "lm-eval-task",
-                "--warehouse",
-                root,
-                "--out",
-                str(out),
-                "--variant",
-                "without-demographics",
-                "--set",
-                "storage.writer=offline",
-            ]
-        )
-        == 0
-    )
-    assert "wrote 2 documents" in capsys.readouterr().out
-    docs = [json.loads(line) for line in (out / "wvb_probe.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [(d["question_id"], d["d_interview"], d["choices"]) for d in docs] == [
-        ("Q1", 484070001, ["1", "2", "3", "4"]),
-        ("Q94", 36070002, ["0", "1", "2"]),
-    ]
-    assert docs[0]["custom_id"] == "wvb-Q1-484070001-nd-lp"
-    assert docs[0]["prompt"].endswith("Answer with the number of one option only.\nAnswer:")
+    offline = ["--set", "storage.writer=offline"]
+    export = ["export", "lm-eval-task", "--warehouse", root, "--out", str(out), "--variant", "without-demographics"]
+    assert cli.main(export + offline) == 0
+    assert "wrote 6 documents" in capsys.readouterr().out
+    written = (out / "wvb_probe.jsonl").read_bytes()
+    docs = {d["custom_id"]: d for d in map(json.loads, written.decode("utf-8").splitlines())}
+    scales = {"Q1": ["1", "2", "3", "4"], "Q106": [str(k) for k in range(1, 11)], "Q94": ["0", "1", "2"]}
+    assert {custom_id: (d["question_id"], d["d_interview"], d["choices"]) for custom_id, d in docs.items()} == {
+        f"wvb-{q}-{person}-nd-lp": (q, person, choices)
+        for q, choices in scales.items()
+        for person in (484070001, 36070002)
+    }
+    assert docs["wvb-Q1-484070001-nd-lp"]["prompt"].endswith("Answer with the number of one option only.\nAnswer:")
     task = yaml.safe_load((out / "wvb_probe.yaml").read_text(encoding="utf-8"))
     assert task["task"] == "wvb_probe" and task["output_type"] == "multiple_choice"
     assert task["dataset_kwargs"]["data_files"]["test"] == str(out / "wvb_probe.jsonl")
     assert (task["doc_to_text"], task["doc_to_choice"]) == ("{{prompt}}", "choices")
+    with open(os.path.join(LM_EVAL, "wvb_probe.jsonl"), "rb") as committed:
+        assert written == committed.read()
+    # the inspect tasks, exported as tests/fixtures/inspect/regenerate.py does
+    for elicit in ("free-text", "logprobs"):
+        target = tmp_path / f"inspect-{elicit}"
+        export = ["export", "inspect-task", "--warehouse", root, "--out", str(target), "--elicit", elicit]
+        assert cli.main(export + offline) == 0
+        with open(os.path.join(INSPECT, f"{elicit}_samples.jsonl"), "rb") as committed:
+            assert (target / "wvb_probe.jsonl").read_bytes() == committed.read(), elicit
 
 
 INSPECT = os.path.join(os.path.dirname(__file__), "fixtures", "inspect")

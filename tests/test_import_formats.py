@@ -21,7 +21,7 @@ from warehouse_helpers import write_build
 
 from wvb_spark import cli
 from wvb_spark.core import metadata, schemas
-from wvb_spark.core.errors import WvbError
+from wvb_spark.core.errors import InputError, WvbError
 from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.stages.predictions import read_records, score_predictions
 
@@ -134,7 +134,77 @@ def test_a_file_mixing_formats_is_an_error_naming_the_line(spark, frames, tmp_pa
     assert [r["status"] for r in rows] == ["valid", "valid", "missing"]
     # forced the other way: the texts are read
     rows = scored(spark, frames, path, "jsonl")
-    assert [(r["status"], r["parse_method"], r["score"]) for r in rows] == [("valid", "number_in_text", 3.0)] * 3
+    assert [(r["status"], r["parse_method"], r["score"]) for r in rows] == [("valid", "openai_number_in_text", 3.0)] * 3
+
+
+def _fixture_line(name, number):
+    with open(f"{BATCH}/{name}", encoding="utf-8") as handle:
+        return handle.read().splitlines()[number - 1]
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (  # an Anthropic result among OpenAI-format (Together) output
+            [_fixture_line("together_output.jsonl", 1), "not json", _fixture_line("anthropic_results.jsonl", 5)],
+            r"envelopes\.jsonl:3 holds an Anthropic Message Batches result, but envelopes\.jsonl:1 holds "
+            r"OpenAI / vLLM / Together batch output: a file must hold one format \(split it\)",
+        ),
+        (  # a failed request is still in its service's envelope: an errored Anthropic line
+            [_fixture_line("anthropic_results.jsonl", 1), _fixture_line("anthropic_results.jsonl", 2)]
+            + [_fixture_line("bedrock_output.jsonl.out", 2)],
+            r"envelopes\.jsonl:3 holds Bedrock batch output, but envelopes\.jsonl:1 holds an Anthropic",
+        ),
+        (  # a plain line among OpenAI output
+            [_chat_line("wvb-Q1-484070001-wd"), json.dumps({"custom_id": "wvb-Q2-484070001-wd", "content": "2"})],
+            r"envelopes\.jsonl:2 holds a plain line \(key and answer as fields\), but envelopes\.jsonl:1 holds "
+            r"OpenAI / vLLM / Together batch output",
+        ),
+        (  # free-text and verbalised answers in one plain file
+            [
+                json.dumps({"custom_id": "wvb-Q1-484070001-wd", "content": "2"}),
+                json.dumps({"custom_id": "wvb-Q2-484070001-wd", "content": "3"}),
+                json.dumps({"custom_id": "wvb-Q3-484070001-wd-vd", "content": '{"1": 0.5, "2": 0.5}'}),
+            ],
+            r"envelopes\.jsonl:3 holds a verbalised distribution \(custom_id ending -vd\), but envelopes\.jsonl:1 "
+            r"holds a free-text answer: a file must hold one format \(split it\)",
+        ),
+        (  # one sampled answer after free-text answers
+            [_chat_line("wvb-Q1-484070001-wd"), _chat_line("wvb-Q1-484070001-wd-s2")],
+            r"envelopes\.jsonl:2 holds one sampled answer \(custom_id ending -s<k>\), but envelopes\.jsonl:1 "
+            r"holds a free-text answer",
+        ),
+    ],
+)
+def test_a_file_mixing_envelopes_or_elicitations_is_a_one_line_error(spark, tmp_path, lines, message):
+    path = tmp_path / "envelopes.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=message) as raised:
+        read_records(spark, str(path), "auto")
+    assert "\n" not in str(raised.value) and raised.value.exit_code == 2
+
+
+def test_a_uniform_file_with_error_and_unreadable_lines_imports(spark, frames, tmp_path):
+    """Lines that belong to no envelope (an error-file line, a line that is not JSON, a plain
+    line with no answer) fit any file: OpenAI output holding them imports, every line a row."""
+    path = _write_lines(
+        tmp_path / "uniform.jsonl",
+        [
+            _chat_line("wvb-Q1-484070001-wd", content='{"answer as a score": "2"}'),
+            {"custom_id": "wvb-Q2-484070001-wd", "response": None, "error": {"message": "rate limited"}},
+            "not json",
+            {"custom_id": "wvb-Q3-484070001-wd"},
+            _chat_line("wvb-Q46-484070001-wd", content="I'd say 3"),
+        ],
+    )
+    rows = scored(spark, frames, path)
+    assert [(r["source"], r["status"], r["parse_method"]) for r in rows] == [
+        ("uniform.jsonl:1", "valid", "openai_json"),
+        ("uniform.jsonl:2", "missing", "openai_none"),  # the error line belongs to the file it sits in
+        ("uniform.jsonl:3", "unknown_question", "none"),
+        ("uniform.jsonl:4", "missing", "none"),
+        ("uniform.jsonl:5", "valid", "openai_number_in_text"),
+    ]
 
 
 def test_letters_and_forced_token_rules(spark, frames, tmp_path):
@@ -321,11 +391,17 @@ def test_verbalised_distributions(spark, frames, tmp_path):
 
 def test_anthropic_message_batch_results(spark, frames):
     rows = {r["question_id"]: r for r in scored(spark, frames, f"{BATCH}/anthropic_results.jsonl")}
-    assert (rows["Q1"]["status"], rows["Q1"]["score"], rows["Q1"]["parse_method"]) == ("valid", 1.0, "json")
-    assert [rows[q]["status"] for q in ("Q2", "Q3", "Q47")] == ["missing"] * 3
+    assert (rows["Q1"]["status"], rows["Q1"]["score"], rows["Q1"]["parse_method"]) == ("valid", 1.0, "anthropic_json")
+    assert [(rows[q]["status"], rows[q]["parse_method"]) for q in ("Q2", "Q3", "Q47")] == [
+        ("missing", "anthropic_none")
+    ] * 3
     assert rows["Q2"]["raw_score"] == "anthropic errored: invalid_request_error: max_tokens: Field required"
     assert (rows["Q3"]["raw_score"], rows["Q47"]["raw_score"]) == ("anthropic canceled", "anthropic expired")
-    assert (rows["Q48"]["status"], rows["Q48"]["score"]) == ("valid", 3.0)
+    assert (rows["Q48"]["status"], rows["Q48"]["score"], rows["Q48"]["parse_method"]) == (
+        "valid",
+        3.0,
+        "anthropic_number_in_text",
+    )
 
 
 def test_bedrock_batch_output_keyed_by_the_input_records(spark, frames):
@@ -337,6 +413,9 @@ def test_bedrock_batch_output_keyed_by_the_input_records(spark, frames):
         (None, None, "unknown_question", None),
     ]  # CALL0000009 is in no input record
     assert rows[1]["raw_score"] == "bedrock error: 400: Malformed input request"
+    # the format, then how the number was found: {"answer as a score": "2"} is JSON; the failed
+    # request and the "3" of an unknown question (no scale to find a number on) gave none
+    assert [r["parse_method"] for r in rows] == ["bedrock_json", "bedrock_none", "bedrock_none"]
     assert rows[2]["raw_score"] == "3"  # the Llama body's generation, kept
     # without --inputs no line is keyed, and every line is still a row
     assert [r["status"] for r in scored(spark, frames, f"{BATCH}/bedrock_output.jsonl.out")] == ["unknown_question"] * 3
@@ -349,6 +428,8 @@ def test_together_batch_with_its_error_file(spark, frames):
         ("together_output.jsonl:1", "Q1", "valid", 4.0),
     ]
     assert rows[0]["raw_score"] == "request failed: timeout: Request timed out"
+    # Together writes the OpenAI batch format; its error file's line belongs to the output it reports on
+    assert [r["parse_method"] for r in rows] == ["openai_none", "openai_json"]
 
 
 LM_EVAL = os.path.join(os.path.dirname(__file__), "fixtures", "lm_eval")
@@ -379,6 +460,23 @@ def test_lm_eval_wrong_option_count_is_out_of_range(spark, frames, tmp_path):
     assert (row["status"], row["distribution"]) == ("out_of_range", None)
 
 
+def test_lm_eval_resps_without_filtered_resps(spark, frames, tmp_path):
+    """A samples file without filtered_resps (a harness run without filters, or an older
+    version) is read from resps, [[log-likelihood, is_greedy]] per option; the softmax is
+    computed here with numpy from log-likelihoods unlike the fixture's."""
+    [path] = [os.path.join(LM_EVAL, f) for f in os.listdir(LM_EVAL) if f.startswith("samples_")]
+    sample = json.loads(open(path, encoding="utf-8").readline())
+    assert sample["doc"]["question_id"] == "Q1" and len(sample["doc"]["choices"]) == 4  # scale 1..4
+    del sample["filtered_resps"]
+    loglik = np.array([-1.5, -0.25, -3.0, -0.75])
+    sample["resps"] = [[[str(value), "False"]] for value in loglik]
+    [row] = scored(spark, frames, _write_lines(tmp_path / "samples_resps.jsonl", [sample]))
+    expected = np.exp(loglik) / np.exp(loglik).sum()
+    assert (row["status"], row["parse_method"]) == ("valid", "lm_eval")
+    assert row["distribution"] == pytest.approx(expected.tolist())
+    assert row["score"] == 2.0  # cumulative 0.15, 0.66: the lower median is 2
+
+
 def two_row_probe_warehouse(spark, frames, tmp_path) -> str:
     """A built warehouse whose probe asks Q94 of 36070002 and Q1 of 484070001."""
     from warehouse_helpers import conform
@@ -394,42 +492,55 @@ def two_row_probe_warehouse(spark, frames, tmp_path) -> str:
     return root
 
 
-def test_export_lm_eval_task(spark, frames, tmp_path, capsys):
+def fixture_warehouse(spark, tmp_path) -> str:
+    """The warehouse the committed lm-eval and inspect fixtures were exported from, built by
+    their regenerate.py (2 respondents; Q1 on 1..4, Q106 on 1..10, Q94 on 0..2)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lm_eval_regenerate", os.path.join(LM_EVAL, "regenerate.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root = str(tmp_path / "fixture-warehouse")
+    module.tiny_warehouse(root, spark)
+    return root
+
+
+def test_export_lm_eval_task_and_the_committed_harness_fixtures(spark, tmp_path, capsys):
     """`wvb export lm-eval-task`: one document per probe row, the logprobs prompt ending in
-    'Answer:', the options' numbers as choices, a task YAML pointing at the documents."""
+    'Answer:', the options' numbers as choices, a task YAML pointing at the documents. From
+    the fixtures' warehouse, today's lm-eval documents and inspect samples are byte for byte
+    the ones the committed harness outputs were run on: a change to the prompts or the
+    exports shows here, and then the fixtures need regenerating (their regenerate.py)."""
     import yaml
 
-    root = two_row_probe_warehouse(spark, frames, tmp_path)
+    root = fixture_warehouse(spark, tmp_path)
     out = tmp_path / "task"
-    assert (
-        cli.main(
-            [
-                "export",
-                "lm-eval-task",
-                "--warehouse",
-                root,
-                "--out",
-                str(out),
-                "--variant",
-                "without-demographics",
-                "--set",
-                "storage.writer=offline",
-            ]
-        )
-        == 0
-    )
-    assert "wrote 2 documents" in capsys.readouterr().out
-    docs = [json.loads(line) for line in (out / "wvb_probe.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [(d["question_id"], d["d_interview"], d["choices"]) for d in docs] == [
-        ("Q1", 484070001, ["1", "2", "3", "4"]),
-        ("Q94", 36070002, ["0", "1", "2"]),
-    ]
-    assert docs[0]["custom_id"] == "wvb-Q1-484070001-nd-lp"
-    assert docs[0]["prompt"].endswith("Answer with the number of one option only.\nAnswer:")
+    offline = ["--set", "storage.writer=offline"]
+    export = ["export", "lm-eval-task", "--warehouse", root, "--out", str(out), "--variant", "without-demographics"]
+    assert cli.main(export + offline) == 0
+    assert "wrote 6 documents" in capsys.readouterr().out
+    written = (out / "wvb_probe.jsonl").read_bytes()
+    docs = {d["custom_id"]: d for d in map(json.loads, written.decode("utf-8").splitlines())}
+    scales = {"Q1": ["1", "2", "3", "4"], "Q106": [str(k) for k in range(1, 11)], "Q94": ["0", "1", "2"]}
+    assert {custom_id: (d["question_id"], d["d_interview"], d["choices"]) for custom_id, d in docs.items()} == {
+        f"wvb-{q}-{person}-nd-lp": (q, person, choices)
+        for q, choices in scales.items()
+        for person in (484070001, 36070002)
+    }
+    assert docs["wvb-Q1-484070001-nd-lp"]["prompt"].endswith("Answer with the number of one option only.\nAnswer:")
     task = yaml.safe_load((out / "wvb_probe.yaml").read_text(encoding="utf-8"))
     assert task["task"] == "wvb_probe" and task["output_type"] == "multiple_choice"
     assert task["dataset_kwargs"]["data_files"]["test"] == str(out / "wvb_probe.jsonl")
     assert (task["doc_to_text"], task["doc_to_choice"]) == ("{{prompt}}", "choices")
+    with open(os.path.join(LM_EVAL, "wvb_probe.jsonl"), "rb") as committed:
+        assert written == committed.read()
+    # the inspect tasks, exported as tests/fixtures/inspect/regenerate.py does
+    for elicit in ("free-text", "logprobs"):
+        target = tmp_path / f"inspect-{elicit}"
+        export = ["export", "inspect-task", "--warehouse", root, "--out", str(target), "--elicit", elicit]
+        assert cli.main(export + offline) == 0
+        with open(os.path.join(INSPECT, f"{elicit}_samples.jsonl"), "rb") as committed:
+            assert (target / "wvb_probe.jsonl").read_bytes() == committed.read(), elicit
 
 
 INSPECT = os.path.join(os.path.dirname(__file__), "fixtures", "inspect")

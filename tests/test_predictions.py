@@ -175,20 +175,7 @@ MESSY = [
     (
         {
             "custom_id": "wvb-Q1-484070001-wd",
-            "response": {
-                "status_code": 200,
-                "body": {
-                    "choices": [
-                        {
-                            "message": {
-                                "role": "assistant",
-                                "content": '```json\n{"thoughtful explanation": "Family first.", '
-                                '"answer as a score": "1"}\n```',
-                            }
-                        }
-                    ]
-                },
-            },
+            "content": '```json\n{"thoughtful explanation": "Family first.", "answer as a score": "1"}\n```',
         },
         "valid",
         1.0,

@@ -247,8 +247,53 @@ def test_elicitation_from_parse_methods():
     assert elicitation({"chat_logprobs": 900, "none": 3}) == "option log-probs"
     assert elicitation({"json": 50, "json_repaired": 30, "number_in_text": 25, "none": 5}) == "free text"
     assert elicitation({"none": 7}) == "none"
+    # free text from a batch service names the service; rows where nothing was read do not count
+    assert elicitation({"anthropic_json": 5, "anthropic_number_in_text": 4, "anthropic_none": 9}) == (
+        "free text (Anthropic batch)"
+    )
+    assert elicitation({"openai_json": 3, "bedrock_json_repaired": 4}) == (
+        "free text (Bedrock batch) + free text (OpenAI-format batch)"
+    )
+    assert elicitation({"openai_none": 2}) == "free text (OpenAI-format batch)"
     assert elicitation({"samples": 10, "score_column": 40}) == "point scores + sampled answers"
     assert elicitation({"baseline": 1}) == "baseline" and elicitation({"lm_eval": 2}) == "lm-eval log-likelihoods"
+
+
+def test_printed_headline_stays_aligned_with_long_model_names():
+    """The headline wvb report prints: the model column as wide as the longest name, every
+    other column right-aligned under its header, so a long name does not shift the rest."""
+    from wvb_spark.stages.report import headline_cells, headline_header, text_table
+
+    def row(model, elicited, pct, n_questions):
+        return {
+            "model": model,
+            "kind": "model",
+            "elicited": elicited,
+            "pct_questions_below": pct,
+            "ci_low": 38.9,
+            "ci_high": 47.2,
+            "mean_w1": 0.236,
+            "invalid_rate": 0.029,
+            "n_questions": n_questions,
+            "mean_noise_floor": 0.1,
+            "pct_noise_floor_below": 50.0,
+        }
+
+    long_name = "meta-llama--Llama-3.1-70B-Instruct-logprobs-wd"
+    table = pd.DataFrame([row("a", "free text", 41.7, 36), row(long_name, "free text (OpenAI-format batch)", 5.0, 4)])
+    header = headline_header(0.2, 0.95)
+    cells = headline_cells(table)
+    lines = text_table(header, cells).splitlines()
+    assert len(lines) == 3 and len({len(line) for line in lines}) == 1  # every line as wide
+    widths = [max(len(value) for value in column) for column in zip(header, *cells)]
+    assert widths[0] == len(long_name)
+    assert len(lines[0]) == sum(widths) + 2 * (len(widths) - 1)  # two spaces between columns
+    for line, values in zip(lines, [header, *cells]):
+        assert line[: widths[0]] == values[0].ljust(widths[0])
+        end = widths[0]
+        for width, value in zip(widths[1:], values[1:]):
+            end += 2 + width
+            assert line[end - width : end] == value.rjust(width), (line, value)
 
 
 def test_headline_csv_has_the_summary_values_at_full_precision(report):

@@ -90,12 +90,50 @@ KIND_NAMES = {
 }
 
 
+# The envelope a line came in (LineRecord.shape) -> the format it belongs to. A file holds
+# one format: an Anthropic line among OpenAI lines is refused like a text among
+# log-probabilities. An error-file line (`error`, no response) and a line that is not
+# JSON belong to none and fit any file.
+ENVELOPES = {
+    "openai_chat": "openai",
+    "openai_completion": "openai",
+    "openai_responses": "openai",
+    "anthropic": "anthropic",
+    "bedrock": "bedrock",
+    "lm_eval": "lm_eval",
+    "inspect": "inspect",
+    "plain": "plain",
+}
+
+# Human names of the formats, for messages.
+ENVELOPE_NAMES = {
+    "openai": "OpenAI / vLLM / Together batch output",
+    "anthropic": "an Anthropic Message Batches result",
+    "bedrock": "Bedrock batch output",
+    "lm_eval": "an lm-evaluation-harness sample",
+    "inspect": "an inspect_ai sample",
+    "plain": "a plain line (key and answer as fields)",
+}
+
+# Formats whose model texts get the format before the way the score was found in
+# parse_method (anthropic_json, bedrock_number_in_text, openai_none). Plain lines keep
+# json / number_in_text / none; inspect texts are inspect_text.
+TEXT_ENVELOPES = ("openai", "anthropic", "bedrock")
+
+
+def text_method(envelope: str | None, how: str) -> str:
+    """parse_method of a model text: `how` (json, number_in_text, none...) after the batch
+    format it came in, so a model's rows say which service answered."""
+    return f"{envelope}_{how}" if envelope in TEXT_ENVELOPES else how
+
+
 @dataclass(frozen=True)
 class LineRecord:
     """One JSONL line, read.
 
     kind: see ANSWER_KINDS / FITS_ANY. shape: the envelope (openai_chat, openai_completion,
-    openai_responses, anthropic, bedrock, lm_eval, plain). question_id / participant_id: the
+    openai_responses, anthropic, bedrock, lm_eval, inspect, plain; error_line for a line of
+    an error file, none for a line that is not JSON; see ENVELOPES). question_id / participant_id: the
     key as text (None when the line carries none). elicit: the code of the custom_id.
     payload: what to interpret (the text, or JSON). payload_kind: how (text, samples,
     top_logprobs, probabilities, logprobs, loglikelihoods). method: parse_method for
@@ -408,7 +446,7 @@ def _envelope_answer(obj: dict, shape: str, want: str | None, answer, key: dict)
         method = error_methods.get(want)
         return LineRecord(
             "failed",
-            "openai_chat",
+            "error_line",
             payload_kind=_payload_kind(want),
             method=method,
             raw=f"request failed: {_error_text(obj.get('error'))}",

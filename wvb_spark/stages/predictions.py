@@ -48,7 +48,18 @@ from wvb_spark.transforms.columns import (  # the same point rule as the baselin
 FORMATS = ("auto", "tsv", "csv", "jsonl", "distribution", "logprobs", "samples", "verbalised", "lm-eval", "inspect")
 STATUSES = schemas.PREDICTION_STATUSES
 PARTICIPANT_ALIASES = ("PARTICIPANT_ID", "D_INTERVIEW")
-RAW_COLUMNS = ("record", "source", "question_id", "participant_id", "raw_score", "payload", "payload_kind", "method")
+# envelope: the batch format a model text came in (output_formats.ENVELOPES), for its parse_method
+RAW_COLUMNS = (
+    "record",
+    "source",
+    "question_id",
+    "participant_id",
+    "raw_score",
+    "payload",
+    "payload_kind",
+    "method",
+    "envelope",
+)
 PAYLOAD_KINDS = (
     "score",
     "text",
@@ -172,6 +183,7 @@ def records_from_delimited(table: DataFrame, source_name: str, distribution: boo
         payload.alias("payload"),
         kind.alias("payload_kind"),
         F.lit(None).cast("string").alias("method"),
+        F.lit(None).cast("string").alias("envelope"),
     ).select(*RAW_COLUMNS)
 
 
@@ -236,34 +248,97 @@ def read_jsonl_lines(
     return lines.select("record", "source", read.alias("read")).select("record", "source", "read.*")
 
 
+# How a model text was asked for, from its custom_id, for the one-format check: a file of
+# free-text answers must not hold a verbalised distribution or one sample of several.
+ASKED_NAMES = {
+    "free": "a free-text answer",
+    "verbalised": "a verbalised distribution (custom_id ending -vd)",
+    "sampled": "one sampled answer (custom_id ending -s<k>)",
+}
+
+
+def _envelope(shape: Column, kind: Column) -> Column:
+    """The format of a line (output_formats.ENVELOPES), null for a line that fits any file:
+    not JSON, an error-file line, or a plain line without an answer."""
+    envelopes = F.create_map(*[F.lit(x) for pair in output_formats.ENVELOPES.items() for x in pair])
+    return F.when(~((kind == "empty") & (shape == "plain")), envelopes[shape])
+
+
+def _asked(kind: Column, elicit: Column) -> Column:
+    """ASKED_NAMES key of a model text, null for other lines."""
+    return F.when(
+        kind == "text",
+        F.when(elicit == "vd", F.lit("verbalised")).when(elicit == "s", F.lit("sampled")).otherwise(F.lit("free")),
+    )
+
+
+def _first_lines(rows, field: str) -> list:
+    """(value, first row) per value of `field`, in the order the values first appear."""
+    firsts: dict = {}
+    for row in rows:
+        value = row[field]
+        if value is not None and (value not in firsts or row["line"] < firsts[value]["line"]):
+            firsts[value] = row
+    return sorted(firsts.items(), key=lambda item: item[1]["line"])
+
+
+def _one_format_error(line, holds: str, first_line, first_holds: str) -> InputError:
+    """The one-line error of a file mixing formats: `line` holds another than `first_line`."""
+    return InputError(
+        f"{line['first']['source']} holds {holds}, but {first_line['first']['source']} holds {first_holds}: "
+        f"a file must hold one format (split it)"
+    )
+
+
 def file_kind(read: DataFrame, fmt: str) -> dict:
-    """What the file holds: {"kind", "method", "samples"} from the first answered line (or
-    the forced --format), checking every answered line holds the same kind of answer; a
-    line that does not is a one-line error naming it and the first line."""
+    """What the file holds: {"kind", "method", "samples", "envelope"} from the first answered
+    line (or the forced --format). Every answered line must hold the same kind of answer,
+    every line come in the same envelope (Anthropic, OpenAI...) and every model text be
+    asked for the same way (free text, verbalised, sampled); a line that does not is a
+    one-line error naming it, the first line and both formats."""
     firsts = (
-        read.groupBy("kind")
+        read.groupBy(
+            "kind",
+            _envelope(F.col("shape"), F.col("kind")).alias("envelope"),
+            _asked(F.col("kind"), F.col("elicit")).alias("asked"),
+        )
         .agg(
-            F.min_by(F.struct("source", "method", "elicit"), F.col("record")).alias("first"),
+            F.min_by(F.struct("source", "method"), F.col("record")).alias("first"),
             F.min("record").alias("line"),
             F.sum(F.when(F.col("elicit") == "s", 1).otherwise(0)).alias("sampled"),
         )
         .collect()
     )
-    kinds = sorted((r for r in firsts if r["kind"] not in output_formats.FITS_ANY), key=lambda r: r["line"])
+    answered = [r for r in firsts if r["kind"] not in output_formats.FITS_ANY]
+    kinds = _first_lines(answered, "kind")
     forced = output_formats.FORMAT_KINDS.get(fmt)
-    first = forced or (kinds[0]["kind"] if kinds else None)
-    first_source = f"--format {fmt}" if forced else (kinds[0]["first"]["source"] if kinds else "")
-    for row in kinds:
-        if first is not None and not output_formats.compatible(first, row["kind"]):
+    first = forced or (kinds[0][0] if kinds else None)
+    first_source = f"--format {fmt}" if forced else (kinds[0][1]["first"]["source"] if kinds else "")
+    for kind, row in kinds:
+        if first is not None and not output_formats.compatible(first, kind):
             raise InputError(
-                f"{row['first']['source']} holds {output_formats.KIND_NAMES[row['kind']]}, but "
+                f"{row['first']['source']} holds {output_formats.KIND_NAMES[kind]}, but "
                 f"{first_source} {'reads' if forced else 'holds'} "
                 f"{output_formats.KIND_NAMES[first]}: a file must hold one format "
                 f"(split it, or force one with --format)"
             )
-    method = next((r["first"]["method"] for r in kinds if r["kind"] == first), None)
+    envelopes = _first_lines(firsts, "envelope")
+    if len(envelopes) > 1:
+        (first_envelope, first_line), (envelope, line) = envelopes[:2]
+        names = output_formats.ENVELOPE_NAMES
+        raise _one_format_error(line, names[envelope], first_line, names[first_envelope])
+    asked = _first_lines(answered, "asked") if fmt not in ("verbalised", "samples") else []
+    if len(asked) > 1:
+        (first_how, first_line), (how, line) = asked[:2]
+        raise _one_format_error(line, ASKED_NAMES[how], first_line, ASKED_NAMES[first_how])
+    method = next((row["first"]["method"] for kind, row in kinds if kind == first), None)
     sampled = sum(r["sampled"] or 0 for r in firsts) > 0
-    return {"kind": first, "method": method, "samples": first == "samples" or fmt == "samples" or sampled}
+    return {
+        "kind": first,
+        "method": method,
+        "samples": first == "samples" or fmt == "samples" or sampled,
+        "envelope": envelopes[0][0] if envelopes else None,
+    }
 
 
 def records_from_jsonl_read(read: DataFrame, layout: dict, fmt: str = "auto") -> DataFrame:
@@ -281,6 +356,10 @@ def records_from_jsonl_read(read: DataFrame, layout: dict, fmt: str = "auto") ->
         .otherwise(F.coalesce(F.col("payload_kind"), F.lit("text")))
     )
     raw = F.when(kind == "not_json", F.col("raw")).otherwise(F.coalesce(F.col("raw"), F.col("payload")))
+    # an error-file line (--errors) belongs to the file it reports on
+    envelope = F.when(F.col("shape") == "error_line", F.lit(layout.get("envelope"))).otherwise(
+        _envelope(F.col("shape"), kind)
+    )
     records = read.select(
         "record",
         "source",
@@ -291,6 +370,7 @@ def records_from_jsonl_read(read: DataFrame, layout: dict, fmt: str = "auto") ->
         F.when(kind.isin("failed", "not_json"), F.lit(None)).otherwise(F.col("payload")).alias("payload"),
         payload_kind.alias("payload_kind"),
         F.when(verbalised, F.lit("verbalised")).otherwise(method).alias("method"),
+        envelope.alias("envelope"),
     )
     if not layout.get("samples"):
         return records.select(*RAW_COLUMNS)
@@ -319,6 +399,7 @@ def records_from_jsonl_read(read: DataFrame, layout: dict, fmt: str = "auto") ->
                         "payload",
                         "payload_kind",
                         "kind",
+                        "envelope",
                     )
                 )
             ).alias("lines")
@@ -342,6 +423,7 @@ def records_from_jsonl_read(read: DataFrame, layout: dict, fmt: str = "auto") ->
         F.when(is_set, F.to_json(all_texts)).otherwise(first["payload"]).alias("payload"),
         F.when(is_set, F.lit("samples")).otherwise(first["payload_kind"]).alias("payload_kind"),
         F.when(is_set, F.lit("samples")).otherwise(F.lit(None)).alias("method"),
+        first["envelope"].alias("envelope"),
     ).select(*RAW_COLUMNS)
 
 
@@ -387,21 +469,29 @@ def _loads(payload):
 
 @F.pandas_udf(INTERPRETED)  # type: ignore[call-overload]  # pyspark stubs: no overload for a type-hinted struct UDF
 def interpret_payloads(
-    payload: pd.Series, kind: pd.Series, method: pd.Series, scale_min: pd.Series, scale_max: pd.Series
+    payload: pd.Series,
+    kind: pd.Series,
+    method: pd.Series,
+    envelope: pd.Series,
+    scale_min: pd.Series,
+    scale_max: pd.Series,
 ) -> pd.DataFrame:
-    """Model text -> (score text, parse method); a distribution of any origin -> (normalised
-    list, status, off-scale mass, samples); a failed request -> missing."""
+    """Model text -> (score text, parse method, the batch format before how the number was
+    found); a distribution of any origin -> (normalised list, status, off-scale mass,
+    samples); a failed request -> missing."""
     rows: list[tuple[Any, ...]] = []
-    for text, what, named, low, high in zip(payload, kind, method, scale_min, scale_max):
+    for text, what, named, shape, low, high in zip(payload, kind, method, envelope, scale_min, scale_max):
         low = None if pd.isna(low) else int(low)
         high = None if pd.isna(high) else int(high)
         text = None if text is None or (isinstance(text, float) and pd.isna(text)) else text
         named = None if named is None or (isinstance(named, float) and pd.isna(named)) else named
-        if what == "text":  # the reader's method (the format, e.g. inspect_text) or how the number was found
+        shape = shape if isinstance(shape, str) else None
+        if what == "text":  # the reader's method (e.g. inspect_text) or format + how the number was found
             answer = parse_answer(text, low, high)
-            rows.append((answer.score_text, named or answer.parse_method, None, None, None, None, None))
+            found = named or output_formats.text_method(shape, answer.parse_method)
+            rows.append((answer.score_text, found, None, None, None, None, None))
         elif what == "failed":
-            rows.append((None, named or "none", None, "missing", None, None, None))
+            rows.append((None, named or output_formats.text_method(shape, "none"), None, "missing", None, None, None))
         else:
             default, reader = _DISTRIBUTION_READERS[what]
             parsed = (
@@ -484,7 +574,12 @@ def score_predictions(
 
     if parse_payloads:
         interpreted = interpret_payloads(
-            F.col("payload"), F.col("payload_kind"), F.col("method"), F.col("scale_min"), F.col("scale_max")
+            F.col("payload"),
+            F.col("payload_kind"),
+            F.col("method"),
+            F.col("envelope"),
+            F.col("scale_min"),
+            F.col("scale_max"),
         )
         keyed = (
             keyed.withColumn("interpreted", interpreted)

@@ -78,6 +78,21 @@ ELICITATION_LABELS = {
     "inspect_text": "free text (inspect)",
     "inspect_logprobs": "option log-probs (inspect)",
 }
+# Free text from a batch service: parse_method is the format, then how the number was
+# found (anthropic_json, openai_number_in_text); <format>_none is a row where nothing was read.
+BATCH_TEXT_LABELS = {
+    "openai": "free text (OpenAI-format batch)",
+    "anthropic": "free text (Anthropic batch)",
+    "bedrock": "free text (Bedrock batch)",
+}
+ELICITATION_LABELS.update(
+    {
+        f"{batch}_{how}": label
+        for batch, label in BATCH_TEXT_LABELS.items()
+        for how in ("json", "json_repaired", "number_in_text", "none")
+    }
+)
+NOTHING_READ = {"none"} | {f"{batch}_none" for batch in BATCH_TEXT_LABELS}
 
 
 def elicitation(method_counts: dict) -> str:
@@ -86,7 +101,7 @@ def elicitation(method_counts: dict) -> str:
     about the way unless there is nothing else."""
     labels: dict[str, int] = {}
     for method, count in method_counts.items():
-        if method == "none" and len(method_counts) > 1:
+        if method in NOTHING_READ and len(method_counts) > 1:
             continue
         label = ELICITATION_LABELS.get(method, str(method) if method else "unknown")
         labels[label] = labels.get(label, 0) + int(count)

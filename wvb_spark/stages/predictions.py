@@ -374,7 +374,13 @@ def records_from_jsonl_read(read: DataFrame, layout: dict, fmt: str = "auto") ->
     )
     if not layout.get("samples"):
         return records.select(*RAW_COLUMNS)
+    return _sample_sets(records)
 
+
+def _sample_sets(records: DataFrame) -> DataFrame:
+    """The records of one (question, respondent) -> one record whose payload is the list of
+    their texts; a record without both keys stays alone."""
+    kind = F.col("kind")
     texts = F.when(kind == "samples", F.from_json("payload", "array<string>")).when(
         kind.isin("text", "failed", "empty"), F.array(F.col("payload").cast("string"))
     )
@@ -572,32 +578,7 @@ def score_predictions(
         .join(F.broadcast(people), on="d_interview", how="left")
     )
 
-    if parse_payloads:
-        interpreted = interpret_payloads(
-            F.col("payload"),
-            F.col("payload_kind"),
-            F.col("method"),
-            F.col("envelope"),
-            F.col("scale_min"),
-            F.col("scale_max"),
-        )
-        keyed = (
-            keyed.withColumn("interpreted", interpreted)
-            .select("*", *[F.col("interpreted")[f.name].alias(f.name) for f in INTERPRETED.fields])
-            .drop("interpreted")
-        )
-    else:
-        keyed = keyed.select(
-            "*",
-            F.col("payload").alias("score_text"),
-            F.lit("score_column").alias("parse_method"),
-            F.lit(None).cast("array<double>").alias("distribution"),
-            F.lit(None).cast("string").alias("distribution_status"),
-            F.lit(None).cast("double").alias("off_scale_mass"),
-            F.lit(None).cast("int").alias("n_samples"),
-            F.lit(None).cast("int").alias("n_unusable"),
-        )
-
+    keyed = _interpreted(keyed, parse_payloads)
     number = _number(F.col("score_text"))
     is_distribution = F.col("distribution_status").isNotNull()
     own_status = F.when(is_distribution, F.col("distribution_status")).otherwise(
@@ -629,6 +610,35 @@ def score_predictions(
         F.col("n_samples"),
         F.col("n_unusable"),
     ).select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schemas.PREDICTIONS.fields])
+
+
+def _interpreted(keyed: DataFrame, parse_payloads: bool) -> DataFrame:
+    """Add score_text, parse_method and the distribution columns: a point-score file's
+    payload is the score itself; any other payload is interpreted by its kind."""
+    if not parse_payloads:
+        return keyed.select(
+            "*",
+            F.col("payload").alias("score_text"),
+            F.lit("score_column").alias("parse_method"),
+            F.lit(None).cast("array<double>").alias("distribution"),
+            F.lit(None).cast("string").alias("distribution_status"),
+            F.lit(None).cast("double").alias("off_scale_mass"),
+            F.lit(None).cast("int").alias("n_samples"),
+            F.lit(None).cast("int").alias("n_unusable"),
+        )
+    interpreted = interpret_payloads(
+        F.col("payload"),
+        F.col("payload_kind"),
+        F.col("method"),
+        F.col("envelope"),
+        F.col("scale_min"),
+        F.col("scale_max"),
+    )
+    return (
+        keyed.withColumn("interpreted", interpreted)
+        .select("*", *[F.col("interpreted")[f.name].alias(f.name) for f in INTERPRETED.fields])
+        .drop("interpreted")
+    )
 
 
 # --------------------------------------------------------------------------- reading (edge)

@@ -221,6 +221,44 @@ def test_tables_are_delta_with_partitions_stats_and_versions(spark, warehouse, c
     assert DeltaTable(path, version=first_version).to_pyarrow_table().num_rows == report.examples
 
 
+def test_examples_files_are_sorted_and_hold_disjoint_ranges(warehouse):
+    """The layout evaluate relies on: within a split, each file is sorted by (question_id,
+    d_interview) and the files hold disjoint ranges of it (checked on the files, in pandas)."""
+    location, _ = warehouse
+    table = DeltaTable(os.path.join(location, "examples"))
+    adds = pa.table(table.get_add_actions(flatten=True)).to_pandas()
+    for split, files in adds.groupby("partition.split"):
+        ranges = []
+        for path in files["path"]:
+            rows = pd.read_parquet(os.path.join(location, "examples", path.replace("%3D", "=")))
+            keys = list(zip(rows["question_id"], rows["d_interview"]))
+            assert keys == sorted(keys), (split, path)
+            ranges.append((keys[0], keys[-1]))
+        ranges.sort()
+        assert all(earlier[1] < later[0] for earlier, later in zip(ranges, ranges[1:])), split
+    assert len(adds) > 3  # the train split spans several files, so the ranges are tested
+
+
+def test_the_one_long_order_key_sorts_as_split_question_and_id(spark):
+    """Ids from 1 to 10^18 - 1 and every split: sorting the keyed rows on their one long
+    gives pandas' order of (split, question_id, d_interview), and decoding restores them."""
+    ids = [10**18 - 1, 5, 484070001, 36070002, 2**40 + 3, 7]
+    splits_of = ["valid", "train", "test", "train", "test", "valid"]
+    questions = metadata.value_question_ids()
+    rng = random.Random(3)
+    answers = [[rng.choice([None, 1, 2]) for _ in questions] for _ in ids]
+    respondents = spark.createDataFrame(
+        list(zip(ids, splits_of, answers)), "d_interview long, split string, answers array<int>"
+    )
+    keyed = build.keyed_examples(respondents).repartition(3)
+    got = build.decoded_examples(keyed.coalesce(1).sortWithinPartitions("order")).toPandas()
+    expected = pd.DataFrame(
+        [(d, q, a, s) for d, s, row in zip(ids, splits_of, answers) for q, a in zip(questions, row) if a is not None],
+        columns=["d_interview", "question_id", "answer", "split"],
+    ).sort_values(["split", "question_id", "d_interview"], ignore_index=True)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
 def test_missing_required_column_exits_2_and_writes_nothing(tmp_path, raw_file, capsys):
     broken = tmp_path / "broken.csv"
     with open(raw_file, encoding="utf-8") as source:

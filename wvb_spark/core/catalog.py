@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from wvb_spark import __version__
 from wvb_spark.core import storage, tables
 from wvb_spark.core.errors import ConflictError, InputError, RunError
+from wvb_spark.core.session import temporary_settings
 from wvb_spark.core.warehouse import Vacuumed, Warehouse
 
 SCHEME = "uc://"
@@ -139,6 +140,7 @@ class CatalogWarehouse(Warehouse):
         sort_within: tuple | None = None,
         range_files: int | None = None,
         run_id: str | None = None,
+        laid_out: bool = False,
     ) -> int:
         """`saveAsTable` as the table's next version (or replaceWhere of `replace`'s
         partitions), laid out and annotated like `Warehouse.write`; return the version."""
@@ -158,8 +160,9 @@ class CatalogWarehouse(Warehouse):
         }
         if replaced is not None:
             metadata["replaced"] = replaced
-        laid_out = storage._lay_out(df, partition_by, list(sort_within or declared.sort_within), range_files)
-        self._save(laid_out, name, partition_by, replace, metadata)
+        arranged = storage._lay_out(df, partition_by, list(sort_within or declared.sort_within), range_files, laid_out)
+        with temporary_settings(self._spark(), storage.LAID_OUT_SETTINGS if laid_out else {}):
+            self._save(arranged, name, partition_by, replace, metadata)
         version = self._version_of_run(name, metadata["run_id"])
         if expected_rows is not None:
             written = self._rows_written(name, version)

@@ -67,6 +67,7 @@ class Layout:
     partition_by: tuple = ()
     sort_within: tuple = ()
     range_files: int | None = None
+    laid_out: bool = False  # the caller spread and sorted the rows already (see `_lay_out`)
 
 
 def new_run_id() -> str:
@@ -307,11 +308,12 @@ def write(
     replace = _as_value_lists(replace)
     _check_write_arguments(df, partition_by, list(layout.sort_within), replace)
     metadata = {**(metadata or {}), "run_id": (metadata or {}).get("run_id") or new_run_id()}
-    laid_out = _lay_out(df, partition_by, list(layout.sort_within), layout.range_files)
-    if native:
-        version = _write_native(spark, laid_out, location, partition_by, replace, metadata)
-    else:
-        version = _write_offline(spark, laid_out, location, partition_by, replace, metadata, expected_rows)
+    laid_out = _lay_out(df, partition_by, list(layout.sort_within), layout.range_files, layout.laid_out)
+    with temporary_settings(spark, LAID_OUT_SETTINGS if layout.laid_out else {}):
+        if native:
+            version = _write_native(spark, laid_out, location, partition_by, replace, metadata)
+        else:
+            version = _write_offline(spark, laid_out, location, partition_by, replace, metadata, expected_rows)
     if expected_rows is not None:
         written = committed_rows(location, version)
         if written != expected_rows:
@@ -383,11 +385,17 @@ def _check_write_arguments(df, partition_by, sort_within, replace):
             raise InputError("replace values cannot be null or empty")
 
 
-def _lay_out(df: DataFrame, partition_by: list, sort_within: list, range_files: int | None = None) -> DataFrame:
+def _lay_out(
+    df: DataFrame, partition_by: list, sort_within: list, range_files: int | None = None, laid_out: bool = False
+) -> DataFrame:
     """Few, large files: all rows of one partition value go to one task (one file), or
     with `range_files` to that many tasks by ranges of (partition_by, sort_within);
     sorted by the partition columns first - the order Spark's partitioned writer needs,
-    so it keeps ours instead of re-sorting - then by `sort_within`."""
+    so it keeps ours instead of re-sorting - then by `sort_within`. `laid_out`: the
+    caller did this its own way (the build sorts `examples` on one long key); Spark's
+    writer still sorts by the partition columns, which keeps an order already by them."""
+    if laid_out:
+        return df
     if range_files:
         df = df.repartitionByRange(int(range_files), *partition_by, *sort_within)
     elif partition_by:
@@ -480,7 +488,7 @@ def _write_offline(spark, df, location, partition_by, replace, metadata, expecte
     run_root = posixpath.join(root, run_directory)
     base = latest_version(location)
     try:
-        with temporary_settings(spark, MICROS_TIMESTAMPS):
+        with temporary_settings(spark, OFFLINE_WRITE_SETTINGS):
             df.write.mode("errorifexists").partitionBy(*partition_by).parquet(
                 location.rstrip("/") + "/" + run_directory
             )
@@ -795,8 +803,19 @@ def _partition_string(value) -> str:
     return str(value)
 
 
-# Parquet INT96 timestamps would need a newer Delta protocol; micros keep 1/2.
-MICROS_TIMESTAMPS = {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
+# Parquet INT96 timestamps would need a newer Delta protocol; micros keep 1/2. Planned
+# writes off: the optimizer would otherwise add a sort by the partition columns to a
+# laid-out write and drop the caller's sort beneath it (Delta's writer plans as Spark did
+# before planned writes, so the native path needs nothing).
+OFFLINE_WRITE_SETTINGS = {
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.optimizer.plannedWrite.enabled": "false",
+}
+# A laid-out write (rows spread and sorted by the caller, on a key the partition columns do
+# not show) keeps its order: each task writes the few partition values it holds through
+# one open file each, as the rows come, instead of Spark sorting them by partition first -
+# a second sort of every row, which may also reorder rows when it spills.
+LAID_OUT_SETTINGS = {"spark.sql.maxConcurrentOutputFileWriters": "16"}
 
 
 def _footer_stats(filesystem, path: str, partition_columns: set) -> dict:

@@ -184,16 +184,19 @@ class Warehouse:
         sort_within: tuple | None = None,
         range_files: int | None = None,
         run_id: str | None = None,
+        laid_out: bool = False,
     ) -> int:
         """Write `df` as the table's next version (or replace the partition `replace`);
         return the version. The commit info is the standard one; `expected_rows` is
-        checked against what the commit holds."""
+        checked against what the commit holds. `laid_out`: `df` is already spread and
+        sorted as the table declares (storage.Layout)."""
         declared = tables.table(name)
         tables.check_columns(name, df.schema)
         layout = storage.Layout(
             partition_by=declared.partition_by,
             sort_within=tuple(sort_within or declared.sort_within),
             range_files=range_files,
+            laid_out=laid_out,
         )
         metadata = {
             "stage": stage,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.window import Window
 
 from wvb_spark import __version__
 from wvb_spark.core import metadata, schemas
@@ -123,16 +124,64 @@ def _question_ids():
     return F.array(*[F.lit(q) for q in metadata.value_question_ids()])
 
 
-def examples_table(respondents: DataFrame) -> DataFrame:
-    """Explode respondents x value questions into one row per answered cell (the recode
-    left a null in `answers` for every other cell)."""
-    exploded = respondents.select("d_interview", "split", F.posexplode("answers").alias("position", "answer"))
+# `examples` is laid out by (split, question_id, d_interview). Sorting 21 million rows by
+# two strings and a long is the build's costliest step, so the rows are shuffled and
+# sorted by one long that has the same order - (rank of split, rank of question_id) in the
+# high bits, the rank of d_interview in the low ID_BITS - and decoded back after the sort.
+ID_BITS = 40
+SPLIT_ORDER = tuple(sorted(splits.SPLITS))
+
+
+def _question_order() -> list[str]:
+    return sorted(metadata.value_question_ids())
+
+
+def keyed_examples(respondents: DataFrame) -> DataFrame:
+    """One row per answered cell (the recode left a null in `answers` for every other
+    cell): d_interview, answer and `order`, the long whose order is the table's."""
+    ids, ordered = metadata.value_question_ids(), _question_order()
+    id_ranks = respondents.select(
+        "d_interview", (F.row_number().over(Window.orderBy("d_interview")) - 1).cast("long").alias("id_rank")
+    )
+    exploded = respondents.join(F.broadcast(id_ranks), "d_interview").select(
+        "d_interview", "id_rank", "split", F.posexplode("answers").alias("position", "answer")
+    )
+    split_rank = F.array_position(F.array(*[F.lit(s) for s in SPLIT_ORDER]), F.col("split")) - 1
+    question_rank = F.element_at(F.array(*[F.lit(ordered.index(q)) for q in ids]), F.col("position") + 1)
+    group = (split_rank * len(ids) + question_rank).cast("long")
     return exploded.where(F.col("answer").isNotNull()).select(
         "d_interview",
-        F.try_element_at(_question_ids(), F.col("position") + 1).alias("question_id"),
         F.col("answer").cast("int").alias("answer"),
-        "split",
+        (F.shiftleft(group, ID_BITS) + F.col("id_rank")).alias("order"),
     )
+
+
+def decoded_examples(keyed: DataFrame) -> DataFrame:
+    """The `examples` contract from keyed rows, keeping their order."""
+    ordered = _question_order()
+    group = F.shiftright(F.col("order"), ID_BITS)
+    return keyed.select(
+        "d_interview",
+        F.element_at(F.array(*[F.lit(q) for q in ordered]), (group % len(ordered) + 1).cast("int")).alias(
+            "question_id"
+        ),
+        "answer",
+        F.element_at(F.array(*[F.lit(s) for s in SPLIT_ORDER]), (F.floor(group / len(ordered)) + 1).cast("int")).alias(
+            "split"
+        ),
+    )
+
+
+def examples_table(respondents: DataFrame) -> DataFrame:
+    """Explode respondents x value questions into one row per answered cell."""
+    return decoded_examples(keyed_examples(respondents))
+
+
+def laid_out_examples(respondents: DataFrame, files: int) -> DataFrame:
+    """`examples_table` in `files` tasks by ranges of (split, question_id, d_interview),
+    sorted so within each: the layout the table declares, shuffled and sorted on one long."""
+    keyed = keyed_examples(respondents).repartitionByRange(files, "order").sortWithinPartitions("order")
+    return decoded_examples(keyed)
 
 
 def out_of_range_cells(respondents: DataFrame) -> DataFrame:
@@ -341,11 +390,9 @@ def run_build(spark: SparkSession, config: dict, raw_path: str, warehouse: str) 
     report.table_versions["participants"] = write(
         participants_table(respondents, label_maps_frame(spark), groupings), "participants", report.participants
     )
+    files = int(build_conf["examples_files"]) or 2 * default_parallelism(spark)
     report.table_versions["examples"] = write(
-        examples_table(respondents),
-        "examples",
-        report.examples,
-        range_files=int(build_conf["examples_files"]) or 2 * default_parallelism(spark),
+        laid_out_examples(respondents, files), "examples", report.examples, laid_out=True
     )
     report.table_versions["quarantine"] = write(
         quarantine.select(*schemas.columns(schemas.QUARANTINE)),

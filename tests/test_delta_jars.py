@@ -83,3 +83,38 @@ def test_without_jars_auto_falls_back_in_one_line_and_native_is_refused(tmp_path
     assert not list(tmp_path.glob("*.tmp-*"))
     with pytest.raises(WvbError, match="storage.writer=native but Delta's jars cannot be had"):
         _with_delta(builder, {"storage": {"writer": "native", "jars_dir": str(tmp_path)}})
+
+
+def test_without_delta_spark_auto_falls_back_with_the_same_line_and_native_is_refused(tmp_path, capsys, monkeypatch):
+    """A plain `pip install` without the `local` extra has no delta-spark to name the jar by:
+    `auto` writes offline, as when the jars cannot be fetched, instead of failing."""
+    from pyspark.sql import SparkSession
+
+    from wvb_spark.core import logs
+    from wvb_spark.core.session import _with_delta
+
+    logs.setup("build")
+    version = importlib.metadata.version
+
+    def without_delta_spark(name):
+        if name == "delta-spark":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return version(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", without_delta_spark)
+
+    def no_fetch(target, cache):
+        raise AssertionError("nothing to fetch without delta-spark")
+
+    monkeypatch.setattr(delta_jars, "_retrieve_with_ivy", no_fetch)
+    settings = {"storage": {"writer": "auto", "jars_dir": str(tmp_path)}}
+    builder = SparkSession.builder
+    assert _with_delta(builder, settings) is builder
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "wvb build: Delta's jars are not available; tables are written with the offline commit "
+        "(`wvb delta-jars` fetches them)"
+    ]
+    assert not list(tmp_path.iterdir())  # no cache folder, no failed-fetch marker
+    with pytest.raises(WvbError, match=r"Delta's jars cannot be had here \(delta-spark is not installed"):
+        _with_delta(builder, {"storage": {"writer": "native", "jars_dir": str(tmp_path)}})

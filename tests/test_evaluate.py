@@ -477,6 +477,66 @@ def test_wvb_evaluate_writes_three_tables_with_settings_and_prints_the_headline(
     assert cli.main(["evaluate", "--warehouse", warehouse, "--protocol", "paper", "--weights"]) == 2
 
 
+def _rows_by_model(spark, warehouse: str, config: dict, name: str) -> dict[str, list]:
+    """The table's rows per model, each row a comparable tuple of (column, value) pairs
+    (arrays and maps made tuples), sorted."""
+
+    def plain(value):
+        if isinstance(value, dict):
+            return tuple(sorted(value.items()))
+        return tuple(value) if isinstance(value, list) else value
+
+    rows: dict[str, list] = {}
+    for row in Warehouse(spark, warehouse, config).read(name).collect():
+        rows.setdefault(row["model"], []).append(tuple((k, plain(v)) for k, v in row.asDict().items()))
+    return {model: sorted(found, key=repr) for model, found in rows.items()}
+
+
+def test_evaluate_of_one_model_replaces_only_its_partitions(spark, tables, tmp_path, writer):
+    """`--models beta` after a run of every model: beta's rows of histograms, distances and
+    summary are the new run's, once; alpha's and broken's stay as they were (a rewrite of
+    the whole tables would drop them)."""
+    from pyspark.sql import functions as F
+    from warehouse_helpers import settings, write_build
+
+    from wvb_spark import cli
+
+    config = settings(writer)
+    warehouse = str(tmp_path / "warehouse")
+    write_build(spark, warehouse, config, **{n: f for n, f in tables.items() if n != "predictions"})
+    Warehouse(spark, warehouse, config).write("predictions", tables["predictions"], stage="test")
+    command = ["evaluate", "--warehouse", warehouse, "--bootstrap", "20", "--group-by", "overall,continent"]
+    assert cli.main([*command, "--set", f"storage.writer={writer}"]) == 0
+    names = ("histograms", "distances", "summary")
+    before = {name: _rows_by_model(spark, warehouse, config, name) for name in names}
+    assert all(set(rows) == {"alpha", "beta", "broken"} for rows in before.values())
+
+    # beta now answers 1 to every Q2 question
+    beta = tables["predictions"].where(F.col("model") == "beta")
+    q2 = F.col("question_id") == "Q2"
+    beta = beta.withColumn("score", F.when(q2, F.lit(1.0)).otherwise(F.col("score")))
+    beta = beta.withColumn("raw_score", F.when(q2, F.lit("1")).otherwise(F.col("raw_score")))
+    Warehouse(spark, warehouse, config).write("predictions", beta, stage="test", replace={"model": ["beta"]})
+    assert cli.main([*command, "--models", "beta", "--set", f"storage.writer={writer}"]) == 0
+    after = {name: _rows_by_model(spark, warehouse, config, name) for name in names}
+
+    for name in names:
+        assert set(after[name]) == {"alpha", "beta", "broken"}, name
+        for model in ("alpha", "broken"):
+            assert after[name][model] == before[name][model], (name, model)
+        # beta once: as many rows as before (same questions and groups), none twice
+        assert len(after[name]["beta"]) == len(before[name]["beta"]) == len(set(after[name]["beta"])), name
+
+    def beta_q2_all_ones(rows) -> bool:
+        model_side = [dict(r) for r in rows]
+        model_side = [r for r in model_side if r["side"] == "model" and r["question_id"] == "Q2"]
+        assert model_side
+        return all(r["counts"][r["points"].index(1.0)] == sum(r["counts"]) > 0 for r in model_side)
+
+    assert not beta_q2_all_ones(before["histograms"]["beta"])
+    assert beta_q2_all_ones(after["histograms"]["beta"])
+
+
 def test_join_strategy_follows_the_row_counts_and_the_setting():
     settings = {"join": "auto", "broadcast_prediction_rows": 100, "broadcast_answer_rows": 1000}
     assert ev.choose_join(settings, 100, 10_000) == "broadcast-predictions"

@@ -14,9 +14,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from wvb_spark import cli
 from wvb_spark.core import config as wvb_config
 from wvb_spark.core.warehouse import Warehouse
 from wvb_spark.stages import build
@@ -62,6 +64,9 @@ def settings(writer: str) -> dict:
 
 def contents(warehouse: str, name: str, writer: str, spark) -> pd.DataFrame:
     frame = Warehouse(spark, warehouse, settings(writer)).read(name).toPandas()
+    for column in frame.columns:  # arrays (histograms' points and counts) compared as tuples
+        if frame[column].map(lambda v: isinstance(v, np.ndarray)).any():
+            frame[column] = frame[column].map(lambda v: tuple(v.tolist()) if isinstance(v, np.ndarray) else v)
     frame = frame.drop(
         columns=[
             c
@@ -132,6 +137,14 @@ def _kill_after_a_task_finished(process: subprocess.Popen, table: Path, writer: 
     process.wait()
 
 
+def _one_run_id(warehouse: str, writer: str, spark) -> str:
+    """The run id on the latest commits of histograms, distances and summary, which must be one."""
+    tables = Warehouse(spark, warehouse, settings(writer))
+    run_ids = {(tables.commit_info(name) or {}).get("run_id") for name in ("histograms", "distances", "summary")}
+    assert len(run_ids) == 1 and None not in run_ids, run_ids
+    return run_ids.pop()
+
+
 def test_four_imports_of_different_models_at_once_keep_every_row(spark, built, writer, tmp_path):
     if writer not in built:
         pytest.skip("native Delta is not available")
@@ -198,10 +211,7 @@ def test_two_evaluates_at_once_both_succeed_or_one_is_refused_in_one_line(spark,
             lines = [line for line in err.splitlines() if line.startswith("wvb evaluate")]
             assert len(lines) == 1 and "changed by another writer" in lines[0], err
             assert "nothing was committed" in lines[0] or "stopped before writing" in lines[0], err
-    # the three tables come from one run, never from two
-    tables = Warehouse(spark, warehouse, settings(writer))
-    run_ids = {(tables.commit_info(name) or {}).get("run_id") for name in ("histograms", "distances", "summary")}
-    assert len(run_ids) == 1, run_ids
+    _one_run_id(warehouse, writer, spark)  # the three tables come from one run, never from two
     raced = contents(warehouse, "distances", writer, spark)
     assert not raced.duplicated(["model", "question_id", "group_by", "group_value"]).any()
     assert run(command).returncode == 0
@@ -257,6 +267,16 @@ def test_an_import_killed_after_a_write_task_changes_nothing_and_a_rerun_imports
     assert rerun.returncode == 0, rerun.stderr
     assert Warehouse(spark, warehouse, settings(writer)).partition_rows("predictions", "model") == {"m": second_rows}
     assert len(before) == first_rows
+    after = contents(warehouse, "predictions", writer, spark)
+    # what the file says, read with pandas: every line once, the killed run's rows not added
+    lines = pd.read_csv(second, sep="\t", dtype=str)
+    from_file = sorted(zip(lines["QUESTION_ID"], lines["PARTICIPANT_ID"].astype(int), lines["SCORE"]))
+    assert sorted(zip(after["question_id"], after["d_interview"], after["raw_score"])) == from_file
+    # and the whole rows equal an uninterrupted import of the same file into a copy of the same warehouse
+    fresh = _copy(built[writer], tmp_path / "fresh")
+    once = ["predictions", "import", "--warehouse", fresh, "--model", "m", "--file", str(second)]
+    assert cli.main([*once, "--set", f"storage.writer={writer}"]) == 0  # in this process: no second JVM
+    pd.testing.assert_frame_equal(after, contents(fresh, "predictions", writer, spark))
 
 
 def test_an_evaluate_killed_after_a_write_task_changes_nothing_and_a_rerun_equals_an_uninterrupted_run(
@@ -271,14 +291,20 @@ def test_an_evaluate_killed_after_a_write_task_changes_nothing_and_a_rerun_equal
     )
     command = wvb("evaluate", "--warehouse", warehouse, "--bootstrap", "20", writer=writer)
     assert run(command).returncode == 0
-    baseline = {name: contents(warehouse, name, writer, spark) for name in ("distances", "summary")}
+    baseline = {name: contents(warehouse, name, writer, spark) for name in ("histograms", "distances", "summary")}
+    first_run = _one_run_id(warehouse, writer, spark)
 
     process = start(command)
     _kill_after_a_task_finished(process, Path(warehouse) / "distances", writer)
 
     for name, frame in baseline.items():
         pd.testing.assert_frame_equal(contents(warehouse, name, writer, spark), frame)
+    # killed while writing distances: distances and summary are still the first run's
+    # (histograms, committed first, may be the killed run's, with the same rows)
+    tables = Warehouse(spark, warehouse, settings(writer))
+    assert {tables.commit_info(name)["run_id"] for name in ("distances", "summary")} == {first_run}
     rerun = run(command)
     assert rerun.returncode == 0, rerun.stderr
     for name, frame in baseline.items():
         pd.testing.assert_frame_equal(contents(warehouse, name, writer, spark), frame)
+    assert _one_run_id(warehouse, writer, spark) != first_run  # the rerun committed all three

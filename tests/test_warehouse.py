@@ -234,6 +234,46 @@ def test_vacuum_deletes_what_no_kept_version_needs_and_counts_it(spark, tmp_path
     assert all(r.files == 0 for r in warehouse.vacuum(retain_hours=168))
 
 
+def _printed_size(count: int) -> str:
+    return f"{count} B" if count < 1024 else f"{count / 1024:.1f} KB"
+
+
+def test_wvb_vacuum_refuses_a_short_retention_without_force_and_prints_what_left_the_disk(
+    spark, tmp_path, writer, capsys
+):
+    """The command: below 7 days only with --force; a dry run deletes nothing; the counts
+    and sizes printed are those of the files that left the disk."""
+    from wvb_spark import cli
+
+    root = str(tmp_path)
+    warehouse = Warehouse(spark, root, settings(writer))
+    for count in (3, 4, 5):
+        warehouse.write("predictions", predictions(spark, "m", count), stage="t")
+    location = storage.table_path(root, "predictions")
+    before = _files_on_disk(location)
+    command = ["vacuum", "--warehouse", root, "--retain-hours", "0", "--set", f"storage.writer={writer}"]
+
+    assert cli.main(command) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("wvb vacuum: error: --retain-hours 0 is below") and "--force" in err[0]
+    assert _files_on_disk(location) == before
+
+    assert cli.main([*command, "--dry-run", "--force"]) == 0
+    dry = capsys.readouterr().out.splitlines()
+    assert _files_on_disk(location) == before
+
+    assert cli.main([*command, "--force"]) == 0
+    done = capsys.readouterr().out.splitlines()
+    gone = {path: size for path, size in before.items() if path not in _files_on_disk(location)}
+    assert len(gone) >= 2  # the files of versions 0 and 1
+    expected = f"{len(gone)} files {_printed_size(sum(gone.values()))}"
+    for verb, lines in (("would delete", dry), ("deleted", done)):
+        said = [" ".join(line.split()) for line in lines if line.startswith(("predictions ", "all tables "))]
+        assert len(said) == 2 and said[0] == f"predictions {verb} {expected}", lines
+        assert said[1].startswith(f"all tables {verb} {expected} (kept"), lines
+    assert warehouse.read("predictions").count() == 5
+
+
 def test_vacuum_keeps_the_last_completed_build(spark, tmp_path):
     root, config = str(tmp_path), settings("offline")
     people = spark.createDataFrame([(1, "train", 4)], "d_interview long, split string, country_code int")

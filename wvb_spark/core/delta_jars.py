@@ -203,9 +203,28 @@ def _without_spark_jars(folder: Path) -> list[str]:
     return kept
 
 
+def delta_spark_installed() -> bool:
+    """Without delta-spark (it comes with the `local` extra) there is no version to name the jar by."""
+    try:
+        coordinates()
+    except InputError:
+        return False
+    return True
+
+
+def why_unavailable(settings: dict) -> str:
+    """Why `resolve` found no jars, for a one-line message."""
+    if not delta_spark_installed():
+        return "delta-spark is not installed: pip install delta-spark"
+    return "not fetched, and the last fetch failed" if recently_failed(settings) else "no jars"
+
+
 def resolve(settings: dict, *, may_fetch: bool = True) -> list[str] | None:
     """The jars to add to a local session, fetching them once if allowed; None if they
-    cannot be had (the caller then falls back to the offline commit)."""
+    cannot be had, delta-spark not installed included (the caller then falls back to
+    the offline commit)."""
+    if not delta_spark_installed():
+        return None
     jars = cached(settings)
     if jars is not None or not may_fetch or recently_failed(settings):
         return jars

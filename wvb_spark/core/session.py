@@ -101,7 +101,8 @@ def check_executors(spark: SparkSession) -> None:
 
 def _with_delta(builder, config: dict):
     """Add Delta's jars and extension unless the offline commit was asked for; `auto` falls
-    back to it with one line on stderr when the jars cannot be had."""
+    back to it with one line on stderr when the jars cannot be had (no network, no Maven,
+    or no delta-spark to name them by)."""
     from wvb_spark.core import delta_jars
 
     writer = (config.get("storage") or {}).get("writer", "auto")
@@ -109,9 +110,8 @@ def _with_delta(builder, config: dict):
         return builder
     jars = delta_jars.resolve(config, may_fetch=True)
     if jars is None:
-        why = "not fetched, and the last fetch failed" if delta_jars.recently_failed(config) else "no jars"
         if writer == "native":
-            raise InputError(NATIVE_UNAVAILABLE.format(why=why))
+            raise InputError(NATIVE_UNAVAILABLE.format(why=delta_jars.why_unavailable(config)))
         log.warning(
             "Delta's jars are not available; tables are written with the offline commit (`wvb delta-jars` fetches them)"
         )

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -101,10 +101,28 @@ def _ensure_raw(args, workdir: Path) -> Path:
     return raw
 
 
-def bench_build(args, workdir: Path) -> list[str]:
+def bench_build(args, workdir: Path) -> Iterator[str]:
+    """One line per (writer, scale) as each is measured; then the fitted exponent per writer."""
+    for writer in args.writers:
+        sizes, medians = [], []
+        for scale in args.scales:
+            scaled = argparse.Namespace(**{**vars(args), "respondents": max(1, round(args.respondents * scale))})
+            runs, lines = _bench_one_build(scaled, workdir, _writer_args(writer))
+            if len(args.scales) > 1 or len(args.writers) > 1:
+                lines[0] = lines[0].replace("build ", f"build {_label(writer, scale)}", 1)
+            yield from lines
+            examples = _examples(runs[-1])
+            if examples:
+                sizes.append(examples)
+                medians.append(statistics.median(r.seconds for r in runs))
+        if len(sizes) > 1:
+            yield _exponent_line(f"build{' ' + writer if writer else ''}", sizes, medians, "examples")
+
+
+def _bench_one_build(args, workdir: Path, writer_args: list[str]) -> tuple[list[Run], list[str]]:
     raw = _ensure_raw(args, workdir)
     warehouse = workdir / "warehouse-build"
-    build = _wvb("build", "--raw", str(raw), "--warehouse", str(warehouse), *args.spark_args)
+    build = _wvb("build", "--raw", str(raw), "--warehouse", str(warehouse), *args.spark_args, *writer_args)
     yardstick = [
         sys.executable,
         "-m",
@@ -121,17 +139,57 @@ def bench_build(args, workdir: Path) -> list[str]:
             try:
                 compared.append(_run(yardstick))
             except RunError as error:
-                return [*_build_lines(args, runs), f"duckdb explode: not measured ({error})"]
-    return _build_lines(args, runs) + (_comparison_lines(runs, compared) if compared else [])
+                return runs, [*_build_lines(args, runs), f"duckdb explode: not measured ({error})"]
+    return runs, _build_lines(args, runs) + (_comparison_lines(runs, compared) if compared else [])
+
+
+def _writer_args(writer: str) -> list[str]:
+    return ["--set", f"storage.writer={writer}"] if writer else []
+
+
+def _label(writer: str, scale: float) -> str:
+    return f"{writer + ', ' if writer else ''}{scale:g}x, "
+
+
+def _examples(run: Run) -> int:
+    """The examples count the build printed (0 when it printed none)."""
+    for line in run.stdout.splitlines():
+        if line.startswith("examples ") and line.split()[-1].replace(",", "").isdigit():
+            return int(line.split()[-1].replace(",", ""))
+    return 0
+
+
+def fitted_exponent(sizes: Sequence[float], seconds: Sequence[float]) -> float:
+    """b in seconds ~ a * size**b: the least-squares slope of log(seconds) on log(size).
+    b = 1 is linear; below 1, fixed costs (start-up) still weigh."""
+    import numpy as np
+
+    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+
+
+def _exponent_line(name: str, sizes: list[int], seconds: list[float], unit: str) -> str:
+    """The exponent over all sizes, and over the sizes from the smallest at or above the
+    middle one (where start-up no longer dominates)."""
+    order = sorted(range(len(sizes)), key=lambda i: sizes[i])
+    sizes, seconds = [sizes[i] for i in order], [seconds[i] for i in order]
+    line = (
+        f"{name} scaling: seconds ~ {unit}^b, b = {fitted_exponent(sizes, seconds):.2f} "
+        f"over {sizes[0]:,}-{sizes[-1]:,} {unit}"
+    )
+    upper = len(sizes) // 2
+    if len(sizes) - upper >= 2 and upper > 0:
+        line += f"; b = {fitted_exponent(sizes[upper:], seconds[upper:]):.2f} from {sizes[upper]:,} up"
+    return line
 
 
 def _build_lines(args, runs: list[Run]) -> list[str]:
-    examples = next((line.split()[-1] for line in runs[-1].stdout.splitlines() if line.startswith("examples ")), "?")
+    examples = _examples(runs[-1])
+    rate = f", {examples / statistics.median(r.seconds for r in runs):,.0f} examples/s" if examples else ""
     return [
         _report(
             f"build {args.respondents:,} respondents",
             [r.seconds for r in runs],
-            f"{examples} examples; peak memory (driver JVM + Python) {max(r.peak_mb for r in runs):,.0f} MB",
+            f"{examples:,} examples{rate}; peak memory (driver JVM + Python) {max(r.peak_mb for r in runs):,.0f} MB",
         )
     ]
 
@@ -187,31 +245,55 @@ def _ensure_evaluate_warehouse(args, workdir: Path) -> Path:
 
 
 def bench_evaluate(args, workdir: Path) -> Iterator[str]:
-    """One line per case, as each is measured (the cases take minutes)."""
+    """One line per (writer, case), as each is measured (the cases take minutes); then the
+    fitted exponent of time against predictions over the test-split cases."""
     warehouse = _ensure_evaluate_warehouse(args, workdir)
     rows = _prediction_rows(warehouse)
     cases = [("8 models x probe", [f"probe-{i:02d}" for i in range(8)])]
     cases += [(f"{k} x test split", [f"full-{i:02d}" for i in range(k)]) for k in args.evaluate_full_models]
-    for name, models in cases:
-        missing = [m for m in models if m not in rows]
-        if missing:
-            raise InputError(
-                f"bench warehouse {warehouse} lacks model(s) {', '.join(missing)}; delete it to regenerate"
+    for writer in args.writers:
+        sizes, medians = [], []
+        for name, models in cases:
+            missing = [m for m in models if m not in rows]
+            if missing:
+                raise InputError(
+                    f"bench warehouse {warehouse} lacks model(s) {', '.join(missing)}; delete it to regenerate"
+                )
+            n = sum(rows[m] for m in models)
+            command = _wvb("evaluate", "--warehouse", str(warehouse), "--models", ",".join(models), *args.spark_args)
+            runs = [_run([*command, *_writer_args(writer)]) for _ in range(args.repeats)]
+            times = [r.seconds for r in runs]
+            if "test split" in name:
+                sizes.append(n)
+                medians.append(statistics.median(times))
+            yield (
+                _report(
+                    f"evaluate {writer + ', ' if writer else ''}{name}",
+                    times,
+                    f"{n:,} predictions, {n / statistics.median(times):,.0f} rows/s (incl. Spark start-up); "
+                    f"peak memory {max(r.peak_mb for r in runs):,.0f} MB",
+                )
             )
-        n = sum(rows[m] for m in models)
-        runs = [
-            _run(_wvb("evaluate", "--warehouse", str(warehouse), "--models", ",".join(models), *args.spark_args))
-            for _ in range(args.repeats)
-        ]
-        times = [r.seconds for r in runs]
-        yield (
-            _report(
-                f"evaluate {name}",
-                times,
-                f"{n:,} predictions, {n / statistics.median(times):,.0f} rows/s (incl. Spark start-up); "
-                f"peak memory {max(r.peak_mb for r in runs):,.0f} MB",
-            )
-        )
+        if len(sizes) > 1:
+            yield _exponent_line(f"evaluate{' ' + writer if writer else ''}", sizes, medians, "predictions")
+
+
+def _scales(value: str) -> list[float]:
+    try:
+        scales = [float(x) for x in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated multiples like 0.5,1,2, got {value!r}") from None
+    if any(not scale > 0 for scale in scales):
+        raise argparse.ArgumentTypeError("scales must be positive")
+    return scales
+
+
+def _writers(value: str) -> list[str]:
+    writers = [w.strip() for w in value.split(",") if w.strip()]
+    unknown = [w for w in writers if w not in ("native", "offline")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown writer(s) {', '.join(unknown)}: choose from native, offline")
+    return writers or [""]
 
 
 def _model_counts(value: str) -> list[int]:
@@ -264,6 +346,20 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
         default="none",
         help="build stage: also time DuckDB's explode of the same CSV to Parquet, run by run "
         "after each build, and print the ratio (needs the `bench` extra: duckdb)",
+    )
+    parser.add_argument(
+        "--scales",
+        default="1",
+        type=_scales,
+        help="build stage: sizes to time, as multiples of --respondents (e.g. 0.25,0.5,1,2,4,10), "
+        "then the fitted exponent of time against examples (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--writers",
+        default="",
+        type=_writers,
+        help="build and evaluate stages: time each case under these storage writers, side by side "
+        "(e.g. native,offline; default: the configured writer)",
     )
     parser.add_argument(
         "--evaluate-full-models",

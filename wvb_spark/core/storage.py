@@ -787,11 +787,26 @@ def _check_same_layout(current, spark_schema, partition_by, location):
         )
     table_fields = [(f["name"], f["type"]) for f in json.loads(current.schema().to_json())["fields"]]
     new_fields = [(f["name"], f["type"]) for f in json.loads(spark_schema.json())["fields"]]
-    if table_fields != new_fields:
+    if _without_nullability(table_fields) != _without_nullability(new_fields):
         raise InputError(
             f"replacing partitions: the new rows' columns {new_fields} differ from "
             f"the table's {table_fields} at {location} (rewrite the whole table)"
         )
+
+
+def _without_nullability(value):
+    """A schema's JSON without the nullability flags of nested types: Delta's Spark writer
+    declares arrays and maps as holding nulls where Spark's DataFrame says they do not, so
+    a table written natively and rows from the same code differ only there."""
+    if isinstance(value, dict):
+        return {
+            key: _without_nullability(item)
+            for key, item in value.items()
+            if key not in ("containsNull", "valueContainsNull", "nullable")
+        }
+    if isinstance(value, (list, tuple)):
+        return [_without_nullability(item) for item in value]
+    return value
 
 
 def _partition_string(value) -> str:
